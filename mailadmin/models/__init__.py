@@ -1,0 +1,35 @@
+"""The domain model (see DESIGN.md). Import models from here."""
+
+from .base import Base, UTCDateTime, utcnow
+from .mail import (
+    Autoresponder,
+    CatchAllAction,
+    Domain,
+    Forwarder,
+    ForwarderDestination,
+    Mailbox,
+)
+from .system import ApiToken, AuditEvent, ConfigRevision, Job, LoginThrottle, ServerSettings
+from .users import PanelUser, Package, ResellerAllocation, Role
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Autoresponder",
+    "Base",
+    "CatchAllAction",
+    "ConfigRevision",
+    "Domain",
+    "Forwarder",
+    "ForwarderDestination",
+    "Job",
+    "LoginThrottle",
+    "Mailbox",
+    "Package",
+    "PanelUser",
+    "ResellerAllocation",
+    "Role",
+    "ServerSettings",
+    "UTCDateTime",
+    "utcnow",
+]

@@ -1,0 +1,163 @@
+"""Mail objects: domains, mailboxes, forwarders and autoresponders.
+
+Names stored here have passed `mailadmin.names` validation: local parts are RFC 5321 dot-atoms
+without any character that means something to a passwd-file, a Postfix map, Sieve or a shell,
+and domains are IDNA ASCII. Renderers check again and refuse rather than escape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, utcnow
+from .users import PanelUser
+
+DOMAIN_MAX = 253
+LOCAL_PART_MAX = 64
+ADDRESS_MAX = 320
+
+
+class CatchAllAction(enum.StrEnum):
+    REJECT = "reject"
+    DISCARD = "discard"
+    DELIVER = "deliver"
+
+
+class Domain(Base):
+    __tablename__ = "domains"
+    __table_args__ = (
+        CheckConstraint(
+            "catchall_action IN ('reject', 'discard', 'deliver')", name="catchall_action_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: IDNA ASCII form ("xn--bcher-kva.example"); shown in Unicode by the panel.
+    name: Mapped[str] = mapped_column(String(DOMAIN_MAX), unique=True)
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("panel_users.id", ondelete="RESTRICT"), index=True
+    )
+    default_quota: Mapped[int | None] = mapped_column(BigInteger)
+    default_imap: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_pop3: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_smtp: Mapped[bool] = mapped_column(Boolean, default=True)
+    catchall_action: Mapped[str] = mapped_column(String(16), default=CatchAllAction.REJECT.value)
+    #: Text given to the sender when the default address rejects (one line, validated).
+    catchall_reject_reason: Mapped[str | None] = mapped_column(String(200))
+    #: Where the default address delivers when its action is "deliver".
+    catchall_target: Mapped[str | None] = mapped_column(String(ADDRESS_MAX))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[PanelUser] = relationship()
+
+
+class Mailbox(Base):
+    __tablename__ = "mailboxes"
+    __table_args__ = (
+        UniqueConstraint("domain_id", "local_part"),
+        CheckConstraint("quota >= 0", name="quota_not_negative"),
+        # The list page sorts and searches within a domain; these keep it an index range scan.
+        Index("ix_mailboxes_domain_quota", "domain_id", "quota"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="RESTRICT"))
+    local_part: Mapped[str] = mapped_column(String(LOCAL_PART_MAX))
+    #: Dovecot format with the scheme prefix, e.g. "{SHA512-CRYPT}$6$...".
+    password_hash: Mapped[str] = mapped_column(String(255))
+    #: Bytes; 0 means unlimited and is only allowed where the package allows it.
+    quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    imap: Mapped[bool] = mapped_column(Boolean, default=True)
+    pop3: Mapped[bool] = mapped_column(Boolean, default=True)
+    smtp: Mapped[bool] = mapped_column(Boolean, default=True)
+    suspend_login: Mapped[bool] = mapped_column(Boolean, default=False)
+    suspend_incoming: Mapped[bool] = mapped_column(Boolean, default=False)
+    suspend_outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
+    usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    usage_messages: Mapped[int | None] = mapped_column(Integer)
+    usage_read_at: Mapped[dt.datetime | None]
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    password_changed_at: Mapped[dt.datetime | None]
+    last_login_at: Mapped[dt.datetime | None]
+
+    domain: Mapped[Domain] = relationship()
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"
+
+
+class Forwarder(Base):
+    """An address that hands mail on to one or more destinations.
+
+    When a mailbox with the same address exists, this is that mailbox's forwarding and
+    `keep_copy` says whether the mailbox also keeps the message.
+    """
+
+    __tablename__ = "forwarders"
+    __table_args__ = (UniqueConstraint("domain_id", "local_part"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="RESTRICT"))
+    local_part: Mapped[str] = mapped_column(String(LOCAL_PART_MAX))
+    keep_copy: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    domain: Mapped[Domain] = relationship()
+    destinations: Mapped[list[ForwarderDestination]] = relationship(
+        back_populates="forwarder",
+        cascade="all, delete-orphan",
+        order_by="ForwarderDestination.position",
+    )
+
+
+class ForwarderDestination(Base):
+    __tablename__ = "forwarder_destinations"
+    __table_args__ = (UniqueConstraint("forwarder_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    forwarder_id: Mapped[int] = mapped_column(ForeignKey("forwarders.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(ADDRESS_MAX), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    forwarder: Mapped[Forwarder] = relationship(back_populates="destinations")
+
+
+class Autoresponder(Base):
+    """An out-of-office reply, rendered as a Sieve vacation script for its mailbox."""
+
+    __tablename__ = "autoresponders"
+    __table_args__ = (
+        CheckConstraint("interval_days >= 1", name="interval_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="CASCADE"), unique=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[dt.datetime | None]
+    ends_at: Mapped[dt.datetime | None]
+    #: How many days pass before the same sender is answered again.
+    interval_days: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    mailbox: Mapped[Mailbox] = relationship()
