@@ -111,7 +111,7 @@ class ServerSettings(Base):
         CheckConstraint("stack_mode IN ('files', 'sql')", name="stack_mode_known"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
     #: Host names mail clients are told to use.
     imap_host: Mapped[str] = mapped_column(String(253), default="mail.example.net")
     pop3_host: Mapped[str] = mapped_column(String(253), default="mail.example.net")

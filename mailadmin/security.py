@@ -1,0 +1,54 @@
+"""Panel account passwords and API token secrets. (Mailbox passwords: `mailadmin.hashing`.)"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from passlib.context import CryptContext
+
+# Argon2id at OWASP's baseline (19 MiB, 2 passes); bcrypt hashes from an import still verify
+# and are upgraded on the next successful sign-in because of deprecated="auto".
+_panel_context = CryptContext(
+    schemes=["argon2", "bcrypt"],
+    deprecated="auto",
+    argon2__type="ID",
+    argon2__memory_cost=19456,
+    argon2__time_cost=2,
+    argon2__parallelism=1,
+)
+
+# Verified against when the account does not exist, so a missing user takes as long to refuse
+# as a wrong password and sign-in timing does not reveal which user names exist.
+_DUMMY_HASH = _panel_context.hash(secrets.token_urlsafe(16))
+
+
+def hash_panel_password(password: str) -> str:
+    return _panel_context.hash(password)
+
+
+def verify_panel_password(password: str, stored_hash: str | None) -> tuple[bool, str | None]:
+    """Check a password; the second value is a replacement hash when the stored one is outdated."""
+    if stored_hash is None:
+        _panel_context.verify(password, _DUMMY_HASH)
+        return False, None
+    try:
+        return _panel_context.verify_and_update(password, stored_hash)
+    except ValueError:
+        return False, None
+
+
+def generate_password(length: int = 20) -> str:
+    """A password for a person to copy: letters and digits without look-alikes."""
+    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def hash_token_secret(secret: str) -> str:
+    # API secrets are 256 random bits, so a plain SHA-256 is enough and keeps every API call fast.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_token_secret(secret), stored_hash)
