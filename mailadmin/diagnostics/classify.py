@@ -1,0 +1,199 @@
+"""Decide, per failed recipient, which catalogue family and Sisimai reason apply."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from .catalogue import Catalogue, Rule, load_catalogue
+from .parse import Block, Parsed, parse
+
+log = logging.getLogger(__name__)
+
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_REPLY = re.compile(r"(?<![\w.:/=-])([245][0-5]\d)(?=[ -](?!\d{1,3}[.:]\d)|$)", re.MULTILINE)
+_REMOTE = (
+    re.compile(r"(?i)\bhost\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*\[[0-9a-fA-F.:]+\]"),
+    re.compile(r"(?i)\brelay=([A-Za-z0-9.-]+\.[A-Za-z]{2,})\["),
+    re.compile(r"(?i)\b([A-Za-z0-9.-]+\.[A-Za-z]{2,}) \[[0-9a-fA-F.:]+\] did not like"),
+    re.compile(r"(?i)remote (?:system|server|mta|host):\s*(?:dns;\s*)?([A-Za-z0-9.-]+\.[A-Za-z]{2,})"),
+)
+# The SMTP command a reply answered decides between Sisimai's userunknown (at
+# RCPT), rejected (at MAIL: the sender was refused) and filtered (after DATA).
+_COMMAND = (
+    (re.compile(r"(?i)(in reply to|after|did not like our|answered|failed|reply to)\s+(the )?"
+                r"(RCPT( TO)?|recipient)\b|does not like recipient|RCPT TO:<"), "RCPT"),
+    (re.compile(r"(?i)(in reply to|after|did not like our|reply to)\s+(the )?MAIL( FROM)?\b"), "MAIL"),
+    (re.compile(r"(?i)(in reply to|after|did not like our)\s+(the )?(end of |final )?DATA\b|"
+                r"failed after I sent the message|after end of data"), "DATA"),
+)
+_SOFT_REASONS = frozenset({"expired", "greylisted", "toomanyconn", "speeding", "systemfull"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What went wrong for one recipient (or for the whole text when none is named)."""
+
+    family: str
+    reason: str
+    line: str
+    replycode: str
+    status: str
+    recipient: str | None
+    remote_host: str | None
+    hard: bool | None
+    confidence: float
+    rule: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "family": self.family,
+            "reason": self.reason,
+            "line": self.line,
+            "replycode": self.replycode,
+            "status": self.status,
+            "recipient": self.recipient,
+            "remote_host": self.remote_host,
+            "hard": self.hard,
+            "confidence": self.confidence,
+            "rule": self.rule,
+        }
+
+
+def _line_at(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return " ".join(text[start : len(text) if end < 0 else end].split())[:300]
+
+
+def _first_match(rules: tuple[Rule, ...], text: str, anywhere_only: bool) -> tuple[Rule, int] | None:
+    for rule in rules:
+        if anywhere_only and not rule.anywhere:
+            continue
+        match = rule.pattern.search(text)
+        if match:
+            return rule, match.start()
+    return None
+
+
+def _status_in(text: str) -> str:
+    match = _STATUS.search(text)
+    return match.group(0) if match else ""
+
+
+def _reply_in(text: str) -> str:
+    match = _REPLY.search(text)
+    return match.group(1) if match else ""
+
+
+def _command(text: str) -> str | None:
+    found = [(m.start(), name) for pattern, name in _COMMAND if (m := pattern.search(text))]
+    return min(found)[1] if found else None
+
+
+def _remote_host(block: Block, whole: str) -> str | None:
+    if block.remote_host:
+        return block.remote_host.split()[0].strip("[];")
+    for pattern in _REMOTE:
+        match = pattern.search(block.text) or pattern.search(whole)
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def _code_lookup(cat: Catalogue, status: str, reply: str) -> tuple[str, str, str] | None:
+    if status in cat.status:
+        family, reason = cat.status[status]
+        return family, reason, f"status:{status}"
+    if reply in cat.replycode:
+        family, reason = cat.replycode[reply]
+        return family, reason, f"reply:{reply}"
+    return None
+
+
+def _not_a_bounce(parsed: Parsed, block: Block, reason: str) -> Finding:
+    line = _line_at(block.text, 0) if block.text else ""
+    return Finding("not_a_bounce", reason, line, "", block.status or "", block.recipient,
+                   block.remote_host, None, 0.9, parsed.kind)
+
+
+def _decide(cat: Catalogue, parsed: Parsed, block: Block) -> Finding:
+    if parsed.kind in {"feedback", "vacation", "delivered"}:
+        return _not_a_bounce(parsed, block, parsed.kind)
+    if block.action in {"delivered", "relayed", "expanded"}:
+        return _not_a_bounce(parsed, block, "delivered")
+    text = block.text
+    hit = _first_match(cat.rules, text, anywhere_only=False) if text.strip() else None
+    confidence = 0.9 if block.diagnostic else 0.8
+    source = text
+    if hit is None:
+        hit = _first_match(cat.rules, parsed.text, anywhere_only=False)
+        confidence, source = 0.6, parsed.text
+    status = block.status or ""
+    line = ""
+    if hit is not None:
+        line = _line_at(source, hit[1])
+    reply = _reply_in(block.diagnostic or "") or _reply_in(line) or _reply_in(text)
+    status = status or _status_in(line) or _status_in(text)
+    if hit is None:
+        coded = _code_lookup(cat, status, reply)
+        if coded is None:
+            return Finding("other", "undefined", _line_at(text, 0) if text else "", reply, status,
+                           block.recipient, _remote_host(block, parsed.text), _hard(status, reply, ""),
+                           0.1, "none")
+        family, reason, rule_id = coded
+        line = _line_at(text, max(text.find(status or reply), 0))
+        return Finding(family, reason, line, reply, status, block.recipient,
+                       _remote_host(block, parsed.text), _hard(status, reply, reason), 0.5, rule_id)
+    rule, _ = hit
+    family, reason = rule.family, rule.reason
+    soft = (status or reply).startswith("4")
+    if rule.soft_family and soft:
+        family = rule.soft_family
+    if rule.userunknown:
+        reason = _userunknown_stage(status, _command(text) or _command(parsed.text))
+    return Finding(family, reason, line, reply, status, block.recipient,
+                   _remote_host(block, parsed.text), _hard(status, reply, reason), confidence, rule.id)
+
+
+def _userunknown_stage(status: str, command: str | None) -> str:
+    # A 5.1.x status says the address itself was refused. Without one, Sisimai
+    # names a "no such user" answered to MAIL FROM "rejected" (the sender was
+    # refused) and one answered after DATA "filtered" (a content-stage filter).
+    if status[2:4] == "1." or command == "RCPT":
+        return "userunknown"
+    if command == "MAIL":
+        return "rejected"
+    if command == "DATA":
+        return "filtered"
+    return "userunknown"
+
+
+def _hard(status: str, reply: str, reason: str) -> bool | None:
+    code = status or reply
+    if code[:1] == "5":
+        return True
+    if code[:1] == "4":
+        return False
+    if reason in _SOFT_REASONS:
+        return False
+    return True if reason else None
+
+
+def classify(data: str | bytes) -> list[Finding]:
+    """Diagnose a bounce, transcript, log line, client error or reply line.
+
+    Returns one :class:`Finding` per failed recipient, or an empty list when
+    nothing in the input is recognised. Never raises: any input, however
+    malformed, is parsed within fixed size limits.
+    """
+    try:
+        cat = load_catalogue()
+        parsed = parse(data)
+        findings = [_decide(cat, parsed, block) for block in parsed.blocks]
+        # An unrecognised text with no recipient is "nothing found", not a finding.
+        return [f for f in findings if f.reason != "undefined" or f.recipient]
+    except Exception:  # a diagnosis tool must answer "not recognised", not crash
+        log.exception("diagnostics: classifier failed on input of %d bytes", len(data or ""))
+        return []
