@@ -216,3 +216,33 @@ def authenticate_panel_user(
     throttle.clear_failures(session, throttle.ACCOUNT, account_key)
     session.flush()
     return user
+
+
+def change_own_password(
+    session: Session, actor: Actor, current_password: str, new_password: str
+) -> PanelUser:
+    """A signed-in panel user replaces its own password; the current one is required."""
+    if actor.user_id is None:
+        raise PermissionDenied("Only a panel user has a panel password.")
+    user = session.get(PanelUser, actor.user_id)
+    if user is None:
+        raise NotFound("Your account no longer exists.")
+    ok, _ = verify_panel_password(current_password[:MAX_PASSWORD_LENGTH], user.password_hash)
+    if not ok:
+        raise AuthenticationFailed("The current password is wrong.", field="current_password")
+    if new_password == current_password:
+        raise WeakPassword("The new password must differ from the current one.", field="password")
+    check_panel_password(new_password, user.username)
+    user.password_hash = hash_panel_password(new_password)
+    user.password_changed_at = actor.now()
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "panel_user.password",
+        object_type="panel_user",
+        object_id=user.id,
+        object_label=user.username,
+        customer_id=user.id if user.role == Role.CUSTOMER else None,
+    )
+    return user

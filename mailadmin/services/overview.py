@@ -1,0 +1,61 @@
+"""What a dashboard shows: counts scoped to what the actor may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..models import Domain, Forwarder, Mailbox, PanelUser, Role
+from .context import Actor
+
+
+@dataclass(frozen=True)
+class DashboardSummary:
+    role: Role
+    resellers: int | None = None
+    customers: int | None = None
+    domains: int = 0
+    mailboxes: int = 0
+    forwarders: int = 0
+
+
+def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
+    domain_filter = select(Domain.id)
+    if actor.role is Role.CUSTOMER:
+        domain_filter = domain_filter.where(Domain.owner_id == actor.customer_id)
+    elif actor.role is Role.RESELLER:
+        domain_filter = domain_filter.join(PanelUser, PanelUser.id == Domain.owner_id).where(
+            PanelUser.parent_id == actor.user_id
+        )
+    domain_ids = domain_filter.scalar_subquery()
+    domains = session.scalar(
+        select(func.count()).select_from(Domain).where(Domain.id.in_(domain_ids))
+    ) or 0
+    mailboxes = session.scalar(
+        select(func.count()).select_from(Mailbox).where(Mailbox.domain_id.in_(domain_ids))
+    ) or 0
+    forwarders = session.scalar(
+        select(func.count()).select_from(Forwarder).where(Forwarder.domain_id.in_(domain_ids))
+    ) or 0
+    resellers = customers = None
+    if actor.role is Role.ADMIN:
+        resellers = session.scalar(
+            select(func.count()).select_from(PanelUser).where(PanelUser.role == Role.RESELLER.value)
+        )
+        customers = session.scalar(
+            select(func.count()).select_from(PanelUser).where(PanelUser.role == Role.CUSTOMER.value)
+        )
+    elif actor.role is Role.RESELLER:
+        customers = session.scalar(
+            select(func.count()).select_from(PanelUser).where(PanelUser.parent_id == actor.user_id)
+        )
+    return DashboardSummary(
+        role=actor.role,
+        resellers=resellers,
+        customers=customers,
+        domains=domains,
+        mailboxes=mailboxes,
+        forwarders=forwarders,
+    )

@@ -1,0 +1,204 @@
+"""The Flask web layer of mailadmin: pages, the JSON API and public client-setup endpoints.
+
+Views parse input, call one `mailadmin.services` function and render or redirect; every rule
+lives in the services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, Request, render_template
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from mailadmin.db import make_engine, make_session_factory
+from mailadmin.services.throttle import ThrottlePolicy
+from mailadmin.settings import load_config
+
+from . import db as request_db
+from .auth import login_manager
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+
+
+@dataclass
+class PanelState:
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    throttle_policy: ThrottlePolicy
+
+
+class AutoSecureSessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request arrived over HTTPS.
+
+    The panel binds to 127.0.0.1:2082 over plain HTTP for local use and sits behind a TLS
+    proxy in production; a fixed Secure flag would break the first and a fixed non-Secure
+    flag would weaken the second.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        setting = app.config.get("SESSION_COOKIE_SECURE_MODE", "auto")
+        if setting == "auto":
+            from flask import request
+
+            return bool(request) and request.is_secure
+        return bool(setting)
+
+
+def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
+    """Create the panel. `overrides` win over the instance file and the environment."""
+    instance_path = None
+    if overrides and "INSTANCE_PATH" in overrides:
+        instance_path = Path(overrides["INSTANCE_PATH"])
+    config = load_config(instance_path, overrides)
+    app = Flask(
+        __name__,
+        instance_path=config["INSTANCE_PATH"],
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder="static",
+    )
+    secure_mode = config.pop("SESSION_COOKIE_SECURE", "auto")
+    app.config.update(config)
+    app.config.update(
+        SESSION_COOKIE_SECURE_MODE=secure_mode if isinstance(secure_mode, bool) else "auto",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="mailadmin_session",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=int(config["SESSION_LIFETIME_SECONDS"])),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+    )
+    app.session_interface = AutoSecureSessionInterface()
+    if int(config["TRUSTED_PROXY_COUNT"]) > 0:
+        hops = int(config["TRUSTED_PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    engine = make_engine(config["DATABASE_URL"])
+    app.extensions["mailadmin"] = PanelState(
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        throttle_policy=ThrottlePolicy(
+            max_failures_per_account=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
+            max_failures_per_address=int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+            window=dt.timedelta(seconds=int(config["LOGIN_FAILURE_WINDOW_SECONDS"])),
+            lock=dt.timedelta(seconds=int(config["LOGIN_LOCK_SECONDS"])),
+        ),
+    )
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    request_db.init_app(app)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_template_helpers(app)
+    _register_security_headers(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .account import bp as account_bp
+    from .auth import bp as auth_bp
+    from .home import bp as home_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    app.register_blueprint(account_bp)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        return (
+            render_template(
+                "error.html",
+                title="The form expired",
+                message="The form was missing its security token or it had expired. "
+                "Nothing was changed. Go back, reload the page and try again.",
+            ),
+            400,
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        code = error.code or 500
+        return (
+            render_template("error.html", title=f"{code} {error.name}", message=error.description),
+            code,
+        )
+
+
+NAVIGATION: dict[str, list[tuple[str, str]]] = {
+    # (endpoint, label); an entry shows only once its endpoint exists.
+    "admin": [
+        ("home.dashboard", "Dashboard"),
+        ("resellers.index", "Resellers"),
+        ("customers.index", "Customers"),
+        ("packages.index", "Packages"),
+        ("admin.settings", "Server settings"),
+        ("admin.revisions", "Mail server config"),
+        ("audit.index", "Audit log"),
+    ],
+    "reseller": [
+        ("home.dashboard", "Dashboard"),
+        ("customers.index", "Customers"),
+        ("packages.index", "Packages"),
+        ("audit.index", "Audit log"),
+    ],
+    "customer": [
+        ("home.dashboard", "Dashboard"),
+        ("domains.index", "Domains"),
+        ("mail.mailboxes", "Mailboxes"),
+        ("mail.forwarders", "Forwarders"),
+        ("diagnostics.index", "Diagnose a problem"),
+        ("audit.index", "Audit log"),
+    ],
+}
+
+
+def _register_template_helpers(app: Flask) -> None:
+    @app.context_processor
+    def navigation() -> dict[str, t.Any]:
+        from flask_login import current_user
+
+        items: list[tuple[str, str]] = []
+        if current_user.is_authenticated:
+            items = [
+                (endpoint, label)
+                for endpoint, label in NAVIGATION.get(current_user.role, [])
+                if endpoint in app.view_functions
+            ]
+        return {"navigation": items}
+
+    @app.template_filter("datetime")
+    def format_datetime(value: dt.datetime | None) -> str:
+        if value is None:
+            return "never"
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response: t.Any) -> t.Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+        )
+        return response
+
+
+def client_address(request: Request) -> str:
+    return request.remote_addr or "unknown"

@@ -1,0 +1,50 @@
+"""The signed-in panel user's own account."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required, login_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from mailadmin.errors import MailadminError
+from mailadmin.services import accounts
+
+from . import db
+from .auth import PanelPrincipal, current_actor
+from .forms import attach_error
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    password = PasswordField(
+        "New password", validators=[DataRequired(), Length(max=1024)]
+    )
+    confirm = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def password() -> ResponseReturnValue:
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.change_own_password(
+                db.session(), current_actor(), form.current_password.data, form.password.data
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            # The session id carries the password fingerprint; renew this session so it stays valid.
+            login_user(PanelPrincipal(user))
+            flash("Your password has been changed. Other sessions were signed out.", "success")
+            return redirect(url_for("home.dashboard"))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("account/password.html", form=form), status

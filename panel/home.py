@@ -1,0 +1,28 @@
+"""The dashboard each role lands on after signing in."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from mailadmin.services import overview
+
+from . import db
+from .auth import current_actor
+
+bp = Blueprint("home", __name__)
+
+
+@bp.route("/")
+def index() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        return redirect(url_for("home.dashboard"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/dashboard")
+@login_required  # type: ignore[misc]
+def dashboard() -> ResponseReturnValue:
+    summary = overview.dashboard_summary(db.session(), current_actor())
+    return render_template("dashboard.html", summary=summary)
