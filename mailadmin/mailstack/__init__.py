@@ -1,0 +1,58 @@
+"""Generate, validate and apply the Dovecot + Postfix configuration.
+
+The flow is snapshot (plain frozen data from the database) -> renderers (pure functions
+returning ``{relative path: text}``) -> apply (stage, validate with the real tools, switch
+atomically, reload). `sandbox` runs a private Dovecot + Postfix from a rendered release.
+"""
+
+from __future__ import annotations
+
+from .apply import (
+    ApplyError,
+    ApplyResult,
+    ReleaseInfo,
+    apply_files,
+    apply_snapshot,
+    current_release,
+    diff_releases,
+    list_releases,
+    rollback,
+)
+from .names import UnsafeName
+from .render import RENDERERS, render, render_release
+from .snapshot import (
+    AutoresponderSnap,
+    DomainSnap,
+    ForwarderSnap,
+    MailboxSnap,
+    StackPorts,
+    StackSettings,
+    StackSnapshot,
+    build_snapshot,
+    settings_from_server_settings,
+)
+
+__all__ = [
+    "RENDERERS",
+    "ApplyError",
+    "ApplyResult",
+    "AutoresponderSnap",
+    "DomainSnap",
+    "ForwarderSnap",
+    "MailboxSnap",
+    "ReleaseInfo",
+    "StackPorts",
+    "StackSettings",
+    "StackSnapshot",
+    "UnsafeName",
+    "apply_files",
+    "apply_snapshot",
+    "build_snapshot",
+    "current_release",
+    "diff_releases",
+    "list_releases",
+    "render",
+    "render_release",
+    "rollback",
+    "settings_from_server_settings",
+]

@@ -1,0 +1,452 @@
+"""Stage, validate, switch and reload a rendered configuration.
+
+Layout under ``config_dir``::
+
+    releases/<checksum>/dovecot/...   one complete, validated file set per release
+    releases/<checksum>/postfix/...   (with postmap's .db files and compiled Sieve)
+    current -> releases/<checksum>    what the servers run (``dovecot -c current/...``)
+
+A release folder only ever appears complete: it is written and compiled under a staging
+name, fsynced, then renamed. The servers only see a release once ``current`` is flipped with
+``os.replace`` of a fresh symlink, which is atomic; a crash at any earlier point leaves the
+old link, hence the old configuration, in force. Files of an existing release are never
+rewritten, so the running configuration stays byte-for-byte what it was when a later apply
+fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import grp
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..errors import MailadminError
+from .render import POSTFIX_HASH_MAPS, render_release
+from .snapshot import StackSnapshot
+
+#: Files only the servers read; everything else in a release is generated from them.
+_ARTEFACT_SUFFIXES = (".db", ".svbin")
+_TOOL_TIMEOUT = 300
+
+
+class ApplyError(MailadminError):
+    """Apply failed; the configuration in force is unchanged.
+
+    `stage` is one of "write", "validate", "switch", "reload", "rollback"; `output` is what
+    the failing tool printed (Postfix writes most errors to its log, which is included).
+    """
+
+    code = "apply_failed"
+
+    def __init__(self, stage: str, message: str, output: str = "") -> None:
+        super().__init__(f"{stage} failed: {message}" + (f"\n{output}" if output else ""))
+        self.stage = stage
+        self.output = output
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyResult:
+    checksum: str
+    release_dir: Path
+    #: {relative path: text} exactly as written (store it to re-create the release later).
+    files: Mapping[str, str]
+    validation_output: str
+    #: False when this release was already current (nothing switched).
+    changed: bool
+    previous: str | None
+    reloaded: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseInfo:
+    checksum: str
+    path: Path
+    mtime: float
+    current: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Tools:
+    """Commands used for validation and reload (overridable for odd installations)."""
+
+    doveconf: str = "doveconf"
+    doveadm: str = "doveadm"
+    postfix: str = "postfix"
+    postmap: str = "postmap"
+    postconf: str = "postconf"
+    sievec: str = "sievec"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run(cmd: list[str], *, log: Path | None = None) -> tuple[int, str]:
+    """Run a tool; return (rc, stdout+stderr+new log lines).
+
+    Postfix's commands write their errors to maillog_file rather than stderr when stderr is
+    not a terminal, so the lines they append to the log are part of their output.
+    """
+    offset = log.stat().st_size if log is not None and log.exists() else 0
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=_TOOL_TIMEOUT, check=False
+        )
+    except FileNotFoundError as exc:
+        return 127, f"{cmd[0]}: not installed ({exc})"
+    except subprocess.TimeoutExpired:
+        return 124, f"{' '.join(cmd)}: timed out after {_TOOL_TIMEOUT}s"
+    out = (proc.stdout + proc.stderr).strip()
+    if log is not None and log.exists():
+        with log.open("rb") as fh:
+            fh.seek(offset)
+            added = fh.read().decode(errors="replace").strip()
+        if added:
+            out = f"{out}\n{added}".strip()
+    return proc.returncode, out
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _postfix_log(release: Path) -> Path | None:
+    main_cf = (release / "postfix" / "main.cf").read_text()
+    m = re.search(r"^maillog_file = (\S+)$", main_cf, re.M)
+    return Path(m.group(1)) if m else None
+
+
+def _dovecot_gid() -> int | None:
+    try:
+        return grp.getgrnam("dovecot").gr_gid
+    except KeyError:
+        return None
+
+
+def _write_tree(staging: Path, files: Mapping[str, str]) -> None:
+    dirs = {staging}
+    secret_gid = _dovecot_gid()
+    for rel, text in files.items():
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            raise ApplyError("write", f"refusing file path {rel!r}")
+        path = staging / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dirs.update(p for p in path.parents if staging in p.parents or p == staging)
+        with path.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if rel == "dovecot/users":
+            # password hashes: readable by root and Dovecot's group only
+            if secret_gid is not None and os.geteuid() == 0:
+                os.chown(path, 0, secret_gid)
+                path.chmod(0o640)
+            else:
+                path.chmod(0o600)
+        else:
+            path.chmod(0o644)
+    for d in dirs:
+        d.chmod(0o755)
+
+
+def _compile(staging: Path, files: Mapping[str, str], tools: Tools) -> list[str]:
+    """postmap every hash map and sievec every script inside the staging folder."""
+    outputs = []
+    log = _postfix_log(staging)
+    pf = staging / "postfix"
+    for rel in POSTFIX_HASH_MAPS:
+        rc, out = _run([tools.postmap, "-c", str(pf), f"hash:{staging / rel}"], log=log)
+        if rc != 0:
+            raise ApplyError("validate", f"postmap {rel} exited {rc}", out)
+        if out:
+            outputs.append(f"postmap {rel}: {out}")
+    sieve_dir = staging / "dovecot" / "sieve"
+    # sievec compiles every script of one folder per run; scripts live in one per domain.
+    # LMTP runs as the vmail user and cannot write next to them, so they must be compiled.
+    sieve_domains = sorted({Path(rel).parent for rel in files if rel.endswith(".sieve")})
+    for rel_dir in sieve_domains:
+        rc, out = _run([tools.sievec, "-c", str(staging / "dovecot" / "dovecot.conf"),
+                        str(staging / rel_dir)])
+        if rc != 0:
+            raise ApplyError("validate", f"sievec {rel_dir} exited {rc}", out)
+        if out:
+            outputs.append(f"sievec {rel_dir}: {out}")
+    if sieve_domains:
+        missing = [rel for rel in files if rel.endswith(".sieve")
+                   and not (staging / rel).with_suffix(".svbin").exists()]
+        if missing:
+            raise ApplyError("validate", "sievec left scripts uncompiled", "\n".join(missing))
+        outputs.append(f"sievec: {len(sieve_domains)} folder(s) compiled")
+        for svbin in sieve_dir.rglob("*.svbin"):
+            svbin.chmod(0o644)
+    for p in staging.rglob("*"):
+        if p.is_file() and p.suffix in _ARTEFACT_SUFFIXES:
+            _fsync_path(p)
+    return outputs
+
+
+def validate_release(release: Path, tools: Tools | None = None) -> str:
+    """Run the servers' own checkers on a release folder; return their output.
+
+    Raises ApplyError(stage="validate") with the tool's message when one refuses it.
+    """
+    tools = tools or Tools()
+    outputs = []
+    rc, out = _run([tools.doveconf, "-n", "-c", str(release / "dovecot" / "dovecot.conf")])
+    if rc != 0:
+        raise ApplyError("validate", f"doveconf -n exited {rc}", out)
+    outputs.append(f"doveconf -n: ok ({len(out.splitlines())} lines)")
+    pf = release / "postfix"
+    log = _postfix_log(release)
+    rc, out = _run([tools.postconf, "-c", str(pf), "-n"], log=log)
+    warnings = [line for line in out.splitlines() if "warning:" in line or "fatal:" in line]
+    if rc != 0 or warnings:
+        raise ApplyError("validate", f"postconf -n exited {rc}", "\n".join(warnings) or out)
+    outputs.append(f"postconf -n: ok ({len(out.splitlines())} lines)")
+    rc, out = _run([tools.postfix, "-c", str(pf), "check"], log=log)
+    if rc != 0 or "fatal:" in out or "error:" in out:
+        raise ApplyError("validate", f"postfix check exited {rc}", out)
+    outputs.append("postfix check: ok" + (f"\n{out}" if out else ""))
+    return "\n".join(outputs)
+
+
+def _releases_dir(config_dir: Path) -> Path:
+    return config_dir / "releases"
+
+
+def current_release(config_dir: str | Path) -> str | None:
+    """Checksum of the release in force, or None before the first apply."""
+    link = Path(config_dir) / "current"
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        return None
+    return Path(target).name
+
+
+def _switch(config_dir: Path, checksum: str) -> None:
+    """Point ``current`` at a release atomically (a crash leaves the old or the new link)."""
+    tmp = config_dir / f".current.{secrets.token_hex(6)}"
+    os.symlink(f"releases/{checksum}", tmp)
+    try:
+        os.replace(tmp, config_dir / "current")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_path(config_dir)
+
+
+def _reload(config_dir: Path, tools: Tools) -> str:
+    current = config_dir / "current"
+    outputs = []
+    rc, out = _run([tools.doveadm, "-c", str(current / "dovecot" / "dovecot.conf"), "reload"])
+    if rc != 0:
+        raise ApplyError("reload", f"doveadm reload exited {rc}", out)
+    outputs.append("doveadm reload: ok")
+    # Also after a Dovecot-only change: Postfix's smtpd processes keep their connection to
+    # the old Dovecot auth process (old passdbs) until they are restarted (lab, section 10).
+    rc, out = _run([tools.postfix, "-c", str(current / "postfix"), "reload"],
+                   log=_postfix_log(current))
+    if rc != 0:
+        raise ApplyError("reload", f"postfix reload exited {rc}", out)
+    outputs.append("postfix reload: ok")
+    return "\n".join(outputs)
+
+
+def _activate(
+    config_dir: Path,
+    checksum: str,
+    *,
+    reload: bool,
+    tools: Tools,
+    validation: list[str],
+    before_switch: Callable[[Path], None] | None,
+) -> tuple[str | None, bool]:
+    previous = current_release(config_dir)
+    release = _releases_dir(config_dir) / checksum
+    if previous == checksum:
+        return previous, False
+    if before_switch is not None:
+        before_switch(release)
+    _switch(config_dir, checksum)
+    if reload:
+        try:
+            validation.append(_reload(config_dir, tools))
+        except ApplyError as exc:
+            if previous is not None:
+                # put the old release back in force before reporting
+                _switch(config_dir, previous)
+                try:
+                    _reload(config_dir, tools)
+                except ApplyError as again:
+                    raise ApplyError(
+                        "reload",
+                        f"{exc}; and reloading the previous release failed too",
+                        again.output,
+                    ) from exc
+            raise
+    return previous, True
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def apply_files(
+    config_dir: str | Path,
+    checksum: str,
+    files: Mapping[str, str],
+    *,
+    reload: bool = True,
+    tools: Tools | None = None,
+    before_switch: Callable[[Path], None] | None = None,
+) -> ApplyResult:
+    """Write (if new), validate, switch to and reload the release `checksum`.
+
+    `files` must be the render for ``<config_dir>/releases/<checksum>`` (as `render_release`
+    returns, or as stored in a ConfigRevision). `before_switch` is called with the validated
+    release folder just before ``current`` flips (tests use it to simulate a crash).
+    Raises ApplyError; on any failure ``current`` and every file it points to are unchanged.
+    """
+    tools = tools or Tools()
+    config_dir = Path(config_dir)
+    if not re.fullmatch(r"[0-9a-f]{64}", checksum):
+        raise ApplyError("write", f"not a checksum: {checksum!r}")
+    releases = _releases_dir(config_dir)
+    releases.mkdir(parents=True, exist_ok=True)
+    release = releases / checksum
+    validation: list[str] = []
+    if current_release(config_dir) == checksum:
+        return ApplyResult(checksum, release, files, "already current", False, checksum, False)
+    if not release.exists():
+        staging = releases / f".staging-{checksum[:12]}-{secrets.token_hex(4)}"
+        try:
+            _write_tree(staging, files)
+            validation += _compile(staging, files, tools)
+            _fsync_path(staging)
+            os.rename(staging, release)
+            _fsync_path(releases)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        fresh = True
+    else:
+        fresh = False
+    try:
+        validation.append(validate_release(release, tools))
+    except ApplyError:
+        if fresh:
+            shutil.rmtree(release, ignore_errors=True)
+        raise
+    previous, changed = _activate(
+        config_dir, checksum, reload=reload, tools=tools, validation=validation,
+        before_switch=before_switch,
+    )
+    return ApplyResult(
+        checksum, release, files, "\n".join(validation), changed, previous, reload and changed
+    )
+
+
+def apply_snapshot(
+    snapshot: StackSnapshot,
+    *,
+    reload: bool = True,
+    tools: Tools | None = None,
+    before_switch: Callable[[Path], None] | None = None,
+) -> ApplyResult:
+    """Render `snapshot` and apply it to ``snapshot.settings.config_dir`` (see apply_files)."""
+    checksum, files = render_release(snapshot)
+    return apply_files(
+        snapshot.settings.config_dir, checksum, files,
+        reload=reload, tools=tools, before_switch=before_switch,
+    )
+
+
+def rollback(
+    config_dir: str | Path,
+    checksum: str,
+    *,
+    files: Mapping[str, str] | None = None,
+    reload: bool = True,
+    tools: Tools | None = None,
+) -> ApplyResult:
+    """Put an earlier release back in force (re-validated first).
+
+    When its folder has been pruned, pass the `files` recorded for it to re-create it.
+    """
+    config_dir = Path(config_dir)
+    release = _releases_dir(config_dir) / checksum
+    if files is None:
+        if not release.is_dir():
+            raise ApplyError("rollback", f"no release {checksum} under {config_dir}")
+        files = read_release(config_dir, checksum)
+    return apply_files(config_dir, checksum, files, reload=reload, tools=tools)
+
+
+def read_release(config_dir: str | Path, checksum: str) -> dict[str, str]:
+    """The source files of a release (without the compiled .db / .svbin artefacts)."""
+    release = _releases_dir(Path(config_dir)) / checksum
+    return {
+        p.relative_to(release).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(release.rglob("*"))
+        if p.is_file() and p.suffix not in _ARTEFACT_SUFFIXES
+    }
+
+
+def list_releases(config_dir: str | Path) -> list[ReleaseInfo]:
+    """Releases on disk, newest first."""
+    config_dir = Path(config_dir)
+    cur = current_release(config_dir)
+    releases = _releases_dir(config_dir)
+    if not releases.is_dir():
+        return []
+    found = [
+        ReleaseInfo(p.name, p, p.stat().st_mtime, p.name == cur)
+        for p in releases.iterdir()
+        if p.is_dir() and re.fullmatch(r"[0-9a-f]{64}", p.name)
+    ]
+    return sorted(found, key=lambda r: r.mtime, reverse=True)
+
+
+def prune_releases(config_dir: str | Path, keep: int = 10) -> list[str]:
+    """Delete all but the `keep` newest releases (never the current one); return removed."""
+    removed = []
+    for info in list_releases(config_dir)[keep:]:
+        if not info.current:
+            shutil.rmtree(info.path)
+            removed.append(info.checksum)
+    return removed
+
+
+def diff_releases(config_dir: str | Path, old: str, new: str) -> str:
+    """Unified diff of two releases' source files.
+
+    Each release names its own folder in its files; that path is shown as ``<release>`` so
+    the diff shows only real changes.
+    """
+    config_dir = Path(config_dir)
+    out: list[str] = []
+    a, b = read_release(config_dir, old), read_release(config_dir, new)
+    root = str(_releases_dir(config_dir))
+    for rel in sorted(set(a) | set(b)):
+        old_text = a.get(rel, "").replace(f"{root}/{old}", "<release>")
+        new_text = b.get(rel, "").replace(f"{root}/{new}", "<release>")
+        if old_text != new_text:
+            out.extend(
+                difflib.unified_diff(
+                    old_text.splitlines(keepends=True),
+                    new_text.splitlines(keepends=True),
+                    fromfile=f"{old[:12]}/{rel}" if rel in a else "/dev/null",
+                    tofile=f"{new[:12]}/{rel}" if rel in b else "/dev/null",
+                )
+            )
+    return "".join(out)

@@ -1,0 +1,253 @@
+"""Frozen, plain data the renderers work from, read from the database in a few bulk queries.
+
+A snapshot holds no ORM objects, so rendering cannot trigger lazy loads (N+1 queries at
+100,000 mailboxes) and two renders of the same snapshot are byte-identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import Autoresponder, Domain, Forwarder, ForwarderDestination, Mailbox, ServerSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class StackPorts:
+    """TCP ports the generated config listens on (standard ports in production)."""
+
+    imap: int = 143
+    pop3: int = 110
+    submission: int = 587
+    smtp: int = 25
+    lmtp: int = 24
+    #: Loopback-only Postfix listener through which Dovecot sends Sieve vacation replies.
+    reinject: int = 10026
+
+    @classmethod
+    def from_base(cls, base: int) -> StackPorts:
+        """Standard port + `base`, e.g. base 10000 gives IMAP 10143 and submission 10587."""
+        return cls(
+            imap=base + 143,
+            pop3=base + 110,
+            submission=base + 587,
+            smtp=base + 25,
+            lmtp=base + 24,
+            reinject=base + 26,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackSettings:
+    """Every host name, path, port and id the generated config uses.
+
+    The caller fills it (from ServerSettings in production, from a scratch folder in the
+    sandbox), so the same renderer makes both configs.
+    """
+
+    hostname: str
+    postmaster_address: str
+    #: Folder holding ``releases/<checksum>/`` and the ``current`` link.
+    config_dir: str
+    #: Dovecot base_dir lives at ``<run_dir>/dovecot`` (unix sockets: keep it short).
+    run_dir: str
+    #: Dovecot state_dir and Postfix data_directory live below it.
+    state_dir: str
+    queue_dir: str
+    mail_root: str
+    #: Log files for both servers; None means syslog.
+    log_dir: str | None
+    vmail_uid: int = 5000
+    vmail_gid: int = 5000
+    listen_address: str = "0.0.0.0"  # noqa: S104 - a mail server listens publicly by default
+    ports: StackPorts = dataclasses.field(default_factory=StackPorts)
+    message_size_limit: int = 50 * 1024 * 1024
+    mode: str = "files"
+    dovecot_version: str = "2.3"
+    instance_name: str = "mailadmin"
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    #: Dovecot's auth_failure_delay in seconds; None keeps Dovecot's default (2 s).
+    auth_failure_delay: int | None = None
+    #: False sends every non-local message to Postfix's discard transport (sandbox/tests).
+    deliver_outbound: bool = True
+    #: Tell a client *why* a protocol login is refused. The deny lists do not check the
+    #: password, so this reveals to anyone that the account exists; off by default.
+    reveal_deny_reason: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainSnap:
+    name: str
+    catchall_action: str
+    catchall_reject_reason: str | None
+    catchall_target: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MailboxSnap:
+    local_part: str
+    domain: str
+    password_hash: str
+    quota: int
+    imap: bool
+    pop3: bool
+    smtp: bool
+    suspend_login: bool
+    suspend_incoming: bool
+    suspend_outgoing: bool
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwarderSnap:
+    local_part: str
+    domain: str
+    keep_copy: bool
+    destinations: tuple[str, ...]
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoresponderSnap:
+    address: str
+    subject: str
+    body: str
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    interval_days: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StackSnapshot:
+    settings: StackSettings
+    domains: tuple[DomainSnap, ...]
+    mailboxes: tuple[MailboxSnap, ...]
+    forwarders: tuple[ForwarderSnap, ...]
+    autoresponders: tuple[AutoresponderSnap, ...]
+
+
+def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
+    """Read everything the mail servers need in four queries, ordered for stable output.
+
+    Only enabled autoresponders are included; their dates are enforced by the Sieve script
+    itself so that a script does not need re-rendering when its period starts or ends.
+    """
+    domains = tuple(
+        DomainSnap(name, action, reason, target)
+        for name, action, reason, target in session.execute(
+            select(
+                Domain.name,
+                Domain.catchall_action,
+                Domain.catchall_reject_reason,
+                Domain.catchall_target,
+            ).order_by(Domain.name)
+        )
+    )
+    mailboxes = tuple(
+        MailboxSnap(
+            local_part=row.local_part,
+            domain=row.name,
+            password_hash=row.password_hash,
+            quota=row.quota,
+            imap=row.imap,
+            pop3=row.pop3,
+            smtp=row.smtp,
+            suspend_login=row.suspend_login,
+            suspend_incoming=row.suspend_incoming,
+            suspend_outgoing=row.suspend_outgoing,
+        )
+        for row in session.execute(
+            select(
+                Mailbox.local_part,
+                Domain.name,
+                Mailbox.password_hash,
+                Mailbox.quota,
+                Mailbox.imap,
+                Mailbox.pop3,
+                Mailbox.smtp,
+                Mailbox.suspend_login,
+                Mailbox.suspend_incoming,
+                Mailbox.suspend_outgoing,
+            )
+            .join(Domain, Mailbox.domain_id == Domain.id)
+            .order_by(Domain.name, Mailbox.local_part)
+        )
+    )
+    # One query for all destinations, grouped in Python: a join per forwarder would be N+1.
+    destinations: dict[int, list[str]] = defaultdict(list)
+    for fwd_id, dest in session.execute(
+        select(ForwarderDestination.forwarder_id, ForwarderDestination.address).order_by(
+            ForwarderDestination.forwarder_id,
+            ForwarderDestination.position,
+            ForwarderDestination.id,
+        )
+    ):
+        destinations[fwd_id].append(dest)
+    forwarders = tuple(
+        ForwarderSnap(local, dom, keep, tuple(destinations.get(fid, ())))
+        for fid, local, dom, keep in session.execute(
+            select(Forwarder.id, Forwarder.local_part, Domain.name, Forwarder.keep_copy)
+            .join(Domain, Forwarder.domain_id == Domain.id)
+            .order_by(Domain.name, Forwarder.local_part)
+        )
+    )
+    autoresponders = tuple(
+        AutoresponderSnap(
+            address=f"{local}@{dom}",
+            subject=subject,
+            body=body,
+            starts_at=starts,
+            ends_at=ends,
+            interval_days=interval,
+        )
+        for local, dom, subject, body, starts, ends, interval in session.execute(
+            select(
+                Mailbox.local_part,
+                Domain.name,
+                Autoresponder.subject,
+                Autoresponder.body,
+                Autoresponder.starts_at,
+                Autoresponder.ends_at,
+                Autoresponder.interval_days,
+            )
+            .join(Mailbox, Autoresponder.mailbox_id == Mailbox.id)
+            .join(Domain, Mailbox.domain_id == Domain.id)
+            .where(Autoresponder.enabled.is_(True))
+            .order_by(Domain.name, Mailbox.local_part)
+        )
+    )
+    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders)
+
+
+def settings_from_server_settings(row: ServerSettings, **overrides: object) -> StackSettings:
+    """Defaults taken from the ServerSettings row; `overrides` fill or replace any field.
+
+    ServerSettings does not (yet) hold every path, so the caller passes the missing ones
+    (hostname, run_dir, ...) as overrides; a missing one raises TypeError.
+    """
+    values: dict[str, object] = {
+        "config_dir": row.config_output_dir,
+        "mail_root": row.mail_root,
+        "vmail_uid": row.vmail_uid,
+        "vmail_gid": row.vmail_gid,
+        "mode": row.stack_mode,
+        "dovecot_version": row.dovecot_version,
+        "hostname": row.smtp_host,
+        "postmaster_address": f"postmaster@{row.smtp_host}",
+    }
+    values.update(overrides)
+    return StackSettings(**values)  # type: ignore[arg-type]
