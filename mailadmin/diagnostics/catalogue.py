@@ -37,7 +37,6 @@ class Rule:
     family: str
     reason: str
     pattern: re.Pattern[str]
-    anywhere: bool
     soft_family: str | None
     userunknown: bool
 
@@ -48,6 +47,7 @@ class Catalogue:
     rules: tuple[Rule, ...]
     status: Mapping[str, tuple[str, str]]
     replycode: Mapping[str, tuple[str, str]]
+    decisive: frozenset[str]
 
 
 def _pair(value: Any) -> tuple[str, str]:
@@ -55,9 +55,20 @@ def _pair(value: Any) -> tuple[str, str]:
     return str(family), str(reason)
 
 
+_SPACE_OUTSIDE_CLASS = re.compile(r"(\[[^\]]*\])|( \?)| ")
+
+
+def _flexible_spaces(pattern: str) -> str:
+    # Bounces wrap long replies anywhere, so a space in a phrase matches any run
+    # of whitespace, line breaks included (but not inside a [character class]).
+    return _SPACE_OUTSIDE_CLASS.sub(
+        lambda m: m.group(1) or (r"\s*" if m.group(2) else r"\s+"), pattern
+    )
+
+
 def _compile(patterns: list[str]) -> re.Pattern[str]:
     # One alternation per rule: a single scan finds the earliest phrase of the rule.
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    return re.compile("|".join(f"(?:{_flexible_spaces(p)})" for p in patterns), re.IGNORECASE)
 
 
 def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
@@ -85,7 +96,6 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
             family=r["family"],
             reason=r["reason"],
             pattern=_compile(r["patterns"]),
-            anywhere=r.get("where", "diag") == "any",
             soft_family=r.get("soft_family"),
             userunknown=bool(r.get("userunknown", False)),
         )
@@ -103,6 +113,7 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         rules=rules,
         status=MappingProxyType(status),
         replycode=MappingProxyType(replycode),
+        decisive=frozenset(data.get("decisive", {}).get("codes", ())),
     )
 
 

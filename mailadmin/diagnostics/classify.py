@@ -23,7 +23,7 @@ _REMOTE = (
 # RCPT), rejected (at MAIL: the sender was refused) and filtered (after DATA).
 _COMMAND = (
     (re.compile(r"(?i)(in reply to|after|did not like our|answered|failed|reply to)\s+(the )?"
-                r"(RCPT( TO)?|recipient)\b|does not like recipient|RCPT TO:<"), "RCPT"),
+                r"(RCPT( TO)?|recipient)\b|does not like recipient|RCPT TO:<|RCPT TO response"), "RCPT"),
     (re.compile(r"(?i)(in reply to|after|did not like our|reply to)\s+(the )?MAIL( FROM)?\b"), "MAIL"),
     (re.compile(r"(?i)(in reply to|after|did not like our)\s+(the )?(end of |final )?DATA\b|"
                 r"failed after I sent the message|after end of data"), "DATA"),
@@ -67,14 +67,56 @@ def _line_at(text: str, pos: int) -> str:
     return " ".join(text[start : len(text) if end < 0 else end].split())[:300]
 
 
-def _first_match(rules: tuple[Rule, ...], text: str, anywhere_only: bool) -> tuple[Rule, int] | None:
+def _first_match(rules: tuple[Rule, ...], text: str) -> tuple[Rule, int] | None:
     for rule in rules:
-        if anywhere_only and not rule.anywhere:
-            continue
         match = rule.pattern.search(text)
         if match:
             return rule, match.start()
     return None
+
+
+# Multi-line SMTP replies repeat the code on every line ("550-5.7.1 ..."), which
+# splits phrases; logs often flatten them onto one line. Joining them lets one
+# pattern see "unusual rate of unsolicited mail" however it was wrapped.
+_REPLY_LINE = re.compile(r"^[ \t]*([245]\d\d)([ -])(?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?(.*)$")
+_INLINE_CONTINUED = re.compile(r"(?<=[\w,.;]) [245]\d\d-(?:[245]\.\d{1,3}\.\d{1,3} +)?")
+
+
+def _unwrap(text: str) -> str:
+    lines: list[str] = []
+    continued: str | None = None
+    for line in text.split("\n"):
+        match = _REPLY_LINE.match(line)
+        if match and continued == match.group(1) and lines:
+            lines[-1] = f"{lines[-1].rstrip()} {match.group(3)}"
+        else:
+            lines.append(line)
+        if match:
+            continued = match.group(1) if match.group(2) == "-" else None
+        elif continued is None or not line.strip():
+            continued = None
+    return _INLINE_CONTINUED.sub(" ", "\n".join(lines))
+
+
+def _search(cat: Catalogue, parsed: Parsed, block: Block) -> tuple[tuple[Rule, int] | None, str, float]:
+    """Find the deciding rule: in the recipient's diagnostic, its block, then everything."""
+    tiers = (
+        (_unwrap(block.diagnostic or ""), 0.9),
+        (_unwrap(block.text), 0.8),
+        (_unwrap(parsed.text), 0.6),
+    )
+    # In a bounce the per-recipient reply that caused a 503 is the answer; a
+    # pasted session or log keeps the 503 as what the customer must fix.
+    rule_sets = [cat.rules]
+    if parsed.kind == "bounce":
+        rule_sets = [tuple(r for r in cat.rules if r.family != "rcpt_before_data"), cat.rules]
+    for rules in rule_sets:
+        for text, confidence in tiers:
+            if text.strip():
+                hit = _first_match(rules, text)
+                if hit is not None:
+                    return hit, text, confidence
+    return None, "", 0.0
 
 
 def _status_in(text: str) -> str:
@@ -124,18 +166,15 @@ def _decide(cat: Catalogue, parsed: Parsed, block: Block) -> Finding:
     if block.action in {"delivered", "relayed", "expanded"}:
         return _not_a_bounce(parsed, block, "delivered")
     text = block.text
-    hit = _first_match(cat.rules, text, anywhere_only=False) if text.strip() else None
-    confidence = 0.9 if block.diagnostic else 0.8
-    source = text
-    if hit is None:
-        hit = _first_match(cat.rules, parsed.text, anywhere_only=False)
-        confidence, source = 0.6, parsed.text
+    hit, source, confidence = _search(cat, parsed, block)
     status = block.status or ""
     line = ""
     if hit is not None:
         line = _line_at(source, hit[1])
     reply = _reply_in(block.diagnostic or "") or _reply_in(line) or _reply_in(text)
     status = status or _status_in(line) or _status_in(text)
+    if hit is not None and status in cat.decisive:
+        hit = None
     if hit is None:
         coded = _code_lookup(cat, status, reply)
         if coded is None:
@@ -158,16 +197,16 @@ def _decide(cat: Catalogue, parsed: Parsed, block: Block) -> Finding:
 
 
 def _userunknown_stage(status: str, command: str | None) -> str:
-    # A 5.1.x status says the address itself was refused. Without one, Sisimai
-    # names a "no such user" answered to MAIL FROM "rejected" (the sender was
-    # refused) and one answered after DATA "filtered" (a content-stage filter).
-    if status[2:4] == "1." or command == "RCPT":
+    # A 5.1.x status, or the reply to RCPT TO, says the address itself was
+    # refused. Otherwise Sisimai names a "no such user" answered to MAIL FROM
+    # "rejected" (the sender was refused), and one answered after DATA or at an
+    # unknown stage "filtered" (a filter speaking for the recipient).
+    # Sendmail reports a bare 550 to RCPT TO as X.5.0 (protocol status).
+    if status[2:4] in {"1.", "5."} or command == "RCPT":
         return "userunknown"
     if command == "MAIL":
         return "rejected"
-    if command == "DATA":
-        return "filtered"
-    return "userunknown"
+    return "filtered"
 
 
 def _hard(status: str, reply: str, reason: str) -> bool | None:

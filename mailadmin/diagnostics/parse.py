@@ -10,6 +10,7 @@ expressions is capped, so a 10 MB or binary paste costs the same as a small one.
 from __future__ import annotations
 
 import email
+import email.header
 import email.message
 import json
 import re
@@ -82,8 +83,8 @@ class Parsed:
 
 def to_text(data: str | bytes) -> str:
     if isinstance(data, bytes):
-        return data[:MAX_INPUT].decode("utf-8", "replace")
-    return data[:MAX_INPUT]
+        data = data[:MAX_INPUT].decode("utf-8", "replace")
+    return data[:MAX_INPUT].replace("\r\n", "\n")
 
 
 def looks_like_mail(text: str) -> bool:
@@ -100,13 +101,13 @@ def _part_text(part: Message) -> str:
         payload = None
     if not isinstance(payload, bytes):
         raw = part.get_payload()
-        return raw[:MAX_PART_TEXT] if isinstance(raw, str) else ""
+        return raw[:MAX_PART_TEXT].replace("\r\n", "\n") if isinstance(raw, str) else ""
     charset = part.get_content_charset() or "utf-8"
     try:
         text = payload[: MAX_PART_TEXT * 4].decode(charset, "replace")
     except (LookupError, ValueError):
         text = payload[: MAX_PART_TEXT * 4].decode("utf-8", "replace")
-    return text[:MAX_PART_TEXT]
+    return text[:MAX_PART_TEXT].replace("\r\n", "\n")
 
 
 def _strip_html(html: str) -> str:
@@ -256,6 +257,8 @@ def _split_by_recipient(body: str, exclude: set[str]) -> list[Block]:
         if address in exclude or address in seen or local in {"mailer-daemon", "mailer_daemon"}:
             continue
         line_start = body.rfind("\n", 0, match.start()) + 1
+        if _NOT_RECIPIENT_LINE.match(body, line_start):
+            continue
         seen.add(address)
         found.append((line_start, address))
         if len(found) >= MAX_RECIPIENTS:
@@ -281,6 +284,24 @@ def _is_autoreply(msg: Message, subject: str, sender: str, has_dsn: bool) -> boo
     return bool(_AUTOREPLY_SUBJECT.search(subject))
 
 
+_FEEDBACK_SUBJECT = re.compile(r"(?i)^\s*(complaint about message from|(e-?mail )?abuse report\b)")
+# Header lines quoted in a bounce name the sender, the message or a relay, not
+# a failed recipient.
+_NOT_RECIPIENT_LINE = re.compile(
+    r"(?im)^[ \t>]*(message-id|in-reply-to|references|from|reply-to|return-path|sender|received|"
+    r"x-[a-z0-9-]+|list-[a-z-]+|dkim-signature|content-id|envelope-from|errors-to|resent-[a-z-]+)\s*:"
+)
+
+
+def _decoded_subject(msg: Message) -> str:
+    raw = msg.get("Subject", "")
+    try:
+        text = str(email.header.make_header(email.header.decode_header(str(raw))))
+    except Exception:  # undecodable encoded-words: keep the raw header
+        text = str(raw)
+    return " ".join(text.split())
+
+
 def _header_addresses(msg: Message) -> set[str]:
     out: set[str] = set()
     for name in ("To", "From", "Return-Path", "Sender", "Reply-To", "Cc"):
@@ -294,13 +315,13 @@ def parse_mail(raw: str | bytes) -> Parsed:
         msg = email.message_from_bytes(raw[:MAX_INPUT])
     else:
         msg = email.message_from_string(raw[:MAX_INPUT])
-    subject = " ".join(str(msg.get("Subject", "")).split())
+    subject = _decoded_subject(msg)
     sender = str(msg.get("From", ""))
     report_type = str(msg.get_param("report-type", "", header="content-type") or "").lower()
     texts: list[str] = []
     htmls: list[str] = []
     dsn_blocks: list[Block] = []
-    feedback = report_type == "feedback-report"
+    feedback = report_type == "feedback-report" or bool(_FEEDBACK_SUBJECT.search(subject))
     for part in _walk(msg):
         ctype = part.get_content_type()
         if ctype == "message/delivery-status" or ctype == "message/global-delivery-status":
@@ -312,7 +333,11 @@ def parse_mail(raw: str | bytes) -> Parsed:
         elif ctype.startswith("text/") or ctype == "message/partial" or not ctype.startswith(
             ("image/", "audio/", "video/", "application/")
         ):
-            texts.append(_part_text(part))
+            text = _part_text(part)
+            # A later part that is only a header dump is the returned original.
+            if texts and looks_like_mail(text.lstrip()):
+                continue
+            texts.append(cut_original(text))
     body = "\n".join(texts) if any(t.strip() for t in texts) else "\n".join(map(_strip_html, htmls))
     body = cut_original(body)[:MAX_TEXT]
     whole = f"Subject: {subject}\n{body}"
