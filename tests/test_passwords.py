@@ -94,12 +94,12 @@ def test_common_passwords(password: str) -> None:
     "password",
     [
         "Password2024!",
-        "p@ssw0rd",
+        "Pa55w0rd",
         "P@ssw0rd123",
         "!!sunshine!!",
         "123456789012",
         "2024-dragon",
-        "qwerty123456",
+        "qwertyuiop2024",
     ],
 )
 def test_common_passwords_with_small_changes(password: str) -> None:
