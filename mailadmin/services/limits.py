@@ -1,0 +1,197 @@
+"""Package limits. Every service that adds or grows something asks here first.
+
+Messages name the limit and the current use ("Package allows 10 mailboxes; you have 10"), so
+the customer knows what to remove or which package to ask for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..errors import LimitReached
+from ..models import Domain, Forwarder, Mailbox, Package, PanelUser
+from ..sizes import format_size
+
+PROTOCOL_LABELS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP (sending)"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a customer's package allows; None means unlimited."""
+
+    package_name: str | None
+    max_domains: int | None
+    max_mailboxes: int | None
+    max_forwarders: int | None
+    max_quota_per_mailbox: int | None
+    max_total_quota: int | None
+    allow_unlimited_quota: bool
+    protocols: frozenset[str]
+    default_quota: int
+    default_protocols: frozenset[str]
+
+    @classmethod
+    def unlimited(cls) -> Limits:
+        return cls(
+            package_name=None,
+            max_domains=None,
+            max_mailboxes=None,
+            max_forwarders=None,
+            max_quota_per_mailbox=None,
+            max_total_quota=None,
+            allow_unlimited_quota=True,
+            protocols=frozenset(PROTOCOL_LABELS),
+            default_quota=1024**3,
+            default_protocols=frozenset(PROTOCOL_LABELS),
+        )
+
+    @classmethod
+    def of_package(cls, package: Package) -> Limits:
+        allowed = {
+            name for name, on in
+            (("imap", package.allow_imap), ("pop3", package.allow_pop3), ("smtp", package.allow_smtp))
+            if on
+        }
+        defaults = {
+            name for name, on in
+            (("imap", package.default_imap), ("pop3", package.default_pop3),
+             ("smtp", package.default_smtp))
+            if on
+        }
+        return cls(
+            package_name=package.name,
+            max_domains=package.max_domains,
+            max_mailboxes=package.max_mailboxes,
+            max_forwarders=package.max_forwarders,
+            max_quota_per_mailbox=package.max_quota_per_mailbox,
+            max_total_quota=package.max_total_quota,
+            allow_unlimited_quota=package.allow_unlimited_quota,
+            protocols=frozenset(allowed),
+            default_quota=package.default_quota,
+            default_protocols=frozenset(defaults & allowed),
+        )
+
+
+def limits_for(session: Session, customer: PanelUser) -> Limits:
+    """A customer without a package is bounded only by its reseller's checks (server admin's)."""
+    if customer.package_id is None:
+        return Limits.unlimited()
+    package = session.get(Package, customer.package_id)
+    return Limits.of_package(package) if package else Limits.unlimited()
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {plural or word + 's'}"
+
+
+def _customer_domains(customer_id: int) -> select:  # type: ignore[type-arg]
+    return select(Domain.id).where(Domain.owner_id == customer_id).scalar_subquery()
+
+
+def count_domains(session: Session, customer_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Domain).where(Domain.owner_id == customer_id)
+    ) or 0
+
+
+def count_mailboxes(session: Session, customer_id: int) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Mailbox)
+        .where(Mailbox.domain_id.in_(_customer_domains(customer_id)))
+    ) or 0
+
+
+def count_forwarders(session: Session, customer_id: int) -> int:
+    """Forwarders that are addresses of their own (a mailbox's forwarding does not count)."""
+    mailbox_at_same_address = (
+        select(Mailbox.id)
+        .where(Mailbox.domain_id == Forwarder.domain_id, Mailbox.local_part == Forwarder.local_part)
+        .exists()
+    )
+    return session.scalar(
+        select(func.count()).select_from(Forwarder)
+        .where(Forwarder.domain_id.in_(_customer_domains(customer_id)), ~mailbox_at_same_address)
+    ) or 0
+
+
+def total_quota(session: Session, customer_id: int, *, excluding_mailbox: int | None = None) -> int:
+    query = select(func.coalesce(func.sum(Mailbox.quota), 0)).where(
+        Mailbox.domain_id.in_(_customer_domains(customer_id))
+    )
+    if excluding_mailbox is not None:
+        query = query.where(Mailbox.id != excluding_mailbox)
+    return int(session.scalar(query) or 0)
+
+
+def check_new_domain(session: Session, customer: PanelUser, limits: Limits) -> None:
+    if limits.max_domains is not None:
+        used = count_domains(session, customer.id)
+        if used >= limits.max_domains:
+            raise LimitReached(
+                f"Package allows {_plural(limits.max_domains, 'domain')}; you have {used}."
+            )
+
+
+def check_new_mailbox(session: Session, customer: PanelUser, limits: Limits) -> None:
+    if limits.max_mailboxes is not None:
+        used = count_mailboxes(session, customer.id)
+        if used >= limits.max_mailboxes:
+            raise LimitReached(
+                f"Package allows {_plural(limits.max_mailboxes, 'mailbox', 'mailboxes')}; "
+                f"you have {used}."
+            )
+
+
+def check_new_forwarder(session: Session, customer: PanelUser, limits: Limits) -> None:
+    if limits.max_forwarders is not None:
+        used = count_forwarders(session, customer.id)
+        if used >= limits.max_forwarders:
+            raise LimitReached(
+                f"Package allows {_plural(limits.max_forwarders, 'forwarder')}; you have {used}."
+            )
+
+
+def check_quota(
+    session: Session,
+    customer: PanelUser,
+    limits: Limits,
+    quota: int,
+    *,
+    mailbox_id: int | None = None,
+) -> None:
+    """A mailbox quota (0 = unlimited) must fit the per-mailbox and the total limit."""
+    if quota == 0:
+        if not limits.allow_unlimited_quota or limits.max_total_quota is not None:
+            raise LimitReached(
+                "Your package does not allow mailboxes without a quota; set a size.", field="quota"
+            )
+        return
+    if limits.max_quota_per_mailbox is not None and quota > limits.max_quota_per_mailbox:
+        raise LimitReached(
+            f"Package allows at most {format_size(limits.max_quota_per_mailbox)} per mailbox; "
+            f"you asked for {format_size(quota)}.",
+            field="quota",
+        )
+    if limits.max_total_quota is not None:
+        others = total_quota(session, customer.id, excluding_mailbox=mailbox_id)
+        if others + quota > limits.max_total_quota:
+            free = max(0, limits.max_total_quota - others)
+            raise LimitReached(
+                f"Package allows {format_size(limits.max_total_quota)} of quota in total; your "
+                f"other mailboxes use {format_size(others) if others else '0 B'}, so "
+                f"{format_size(free) if free else 'nothing'} is left for this one.",
+                field="quota",
+            )
+
+
+def check_protocols(limits: Limits, requested: dict[str, bool]) -> None:
+    refused = [PROTOCOL_LABELS[p] for p, on in requested.items() if on and p not in limits.protocols]
+    if refused:
+        raise LimitReached(
+            f"Your package does not include {', '.join(refused)}.", field=next(
+                p for p, on in requested.items() if on and p not in limits.protocols
+            )
+        )

@@ -1,0 +1,330 @@
+"""Mailboxes: create, password, quota, protocols, suspensions, delete, list."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import Conflict, NotFound, ValidationError
+from ..hashing import hash_mailbox_password
+from ..models import Domain, Forwarder, Mailbox, PanelUser
+from ..names import domain_to_unicode, normalize_domain, split_address
+from ..passwords import check_password_policy
+from . import limits as package_limits
+from .audit import record_event
+from .context import Actor
+from .pagination import Page, clamp, paginate
+from .scope import customer_ids_query, get_domain
+from .server import get_server_settings
+
+SORTS = {"address", "quota", "created"}
+
+
+@dataclass(frozen=True)
+class MailboxRow:
+    id: int
+    address: str
+    unicode_address: str
+    quota: int
+    imap: bool
+    pop3: bool
+    smtp: bool
+    suspend_login: bool
+    suspend_incoming: bool
+    suspend_outgoing: bool
+    usage_bytes: int | None
+    usage_read_at: dt.datetime | None
+
+    @property
+    def usage_percent(self) -> int | None:
+        if self.usage_bytes is None or not self.quota:
+            return None
+        return min(100, round(100 * self.usage_bytes / self.quota))
+
+
+def _state(mailbox: Mailbox) -> dict[str, object]:
+    return {
+        "quota": mailbox.quota,
+        "imap": mailbox.imap,
+        "pop3": mailbox.pop3,
+        "smtp": mailbox.smtp,
+        "suspend_login": mailbox.suspend_login,
+        "suspend_incoming": mailbox.suspend_incoming,
+        "suspend_outgoing": mailbox.suspend_outgoing,
+    }
+
+
+def _owner(session: Session, domain: Domain) -> PanelUser:
+    owner = session.get(PanelUser, domain.owner_id)
+    assert owner is not None
+    return owner
+
+
+def _audit(session: Session, actor: Actor, action: str, mailbox: Mailbox, domain: Domain,
+           before: dict[str, object] | None, after: dict[str, object] | None) -> None:
+    owner = _owner(session, domain)
+    record_event(
+        session, actor, action,
+        object_type="mailbox", object_id=mailbox.id,
+        object_label=f"{mailbox.local_part}@{domain.name}",
+        customer_id=owner.id, reseller_id=owner.parent_id, before=before, after=after,
+    )
+
+
+def get_mailbox(session: Session, actor: Actor, address: str, *, field: str = "address") -> Mailbox:
+    """A mailbox the actor may manage. Raises InvalidName or NotFound."""
+    local, domain_name = split_address(address, hosted=True, field=field)
+    domain = get_domain(session, actor, domain_name, field=field)
+    mailbox = session.scalars(
+        select(Mailbox).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
+    ).one_or_none()
+    if mailbox is None:
+        raise NotFound(f"There is no mailbox {address!r} in your account.", field=field)
+    return mailbox
+
+
+def create_mailbox(
+    session: Session,
+    actor: Actor,
+    address: str,
+    password: str,
+    *,
+    quota: int | None = None,
+    imap: bool | None = None,
+    pop3: bool | None = None,
+    smtp: bool | None = None,
+    display_name: str | None = None,
+) -> Mailbox:
+    """Create a mailbox. Unset quota and protocols come from the domain, then the package.
+
+    Raises InvalidName, WeakPassword, Conflict (address in use), LimitReached, NotFound.
+    """
+    local, domain_name = split_address(address, hosted=True)
+    domain = get_domain(session, actor, domain_name)
+    owner = _owner(session, domain)
+    limits = package_limits.limits_for(session, owner)
+    taken = session.scalars(
+        select(Mailbox.id).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
+    ).first()
+    if taken is not None:
+        raise Conflict(f"The mailbox {local}@{domain_to_unicode(domain.name)} exists already.",
+                       field="address")
+    if session.scalars(
+        select(Forwarder.id).where(Forwarder.domain_id == domain.id, Forwarder.local_part == local)
+    ).first() is not None:
+        raise Conflict(
+            f"{local}@{domain_to_unicode(domain.name)} is a forwarder; remove the forwarder first.",
+            field="address",
+        )
+    settings = get_server_settings(session)
+    full_address = f"{local}@{domain.name}"
+    check_password_policy(password, min_length=settings.min_password_length, address=full_address)
+    package_limits.check_new_mailbox(session, owner, limits)
+    protocols = {
+        "imap": domain.default_imap if imap is None else imap,
+        "pop3": domain.default_pop3 if pop3 is None else pop3,
+        "smtp": domain.default_smtp if smtp is None else smtp,
+    }
+    # Defaults never grant what the package does not include; explicit requests are refused.
+    for name, explicit in (("imap", imap), ("pop3", pop3), ("smtp", smtp)):
+        if explicit is None and name not in limits.protocols:
+            protocols[name] = False
+    package_limits.check_protocols(limits, protocols)
+    if quota is None:
+        quota = domain.default_quota if domain.default_quota is not None else limits.default_quota
+        if limits.max_quota_per_mailbox is not None:
+            quota = min(quota, limits.max_quota_per_mailbox) if quota else limits.max_quota_per_mailbox
+    package_limits.check_quota(session, owner, limits, quota)
+    now = actor.now()
+    mailbox = Mailbox(
+        domain_id=domain.id,
+        local_part=local,
+        password_hash=hash_mailbox_password(password, settings.password_scheme),  # type: ignore[arg-type]
+        quota=quota,
+        imap=protocols["imap"],
+        pop3=protocols["pop3"],
+        smtp=protocols["smtp"],
+        suspend_login=False,
+        suspend_incoming=False,
+        suspend_outgoing=False,
+        display_name=display_name,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+    )
+    session.add(mailbox)
+    session.flush()
+    _audit(session, actor, "mailbox.create", mailbox, domain, None, _state(mailbox))
+    return mailbox
+
+
+def set_mailbox_password(session: Session, actor: Actor, address: str, password: str) -> Mailbox:
+    mailbox = get_mailbox(session, actor, address)
+    domain = mailbox.domain
+    settings = get_server_settings(session)
+    check_password_policy(
+        password, min_length=settings.min_password_length,
+        address=f"{mailbox.local_part}@{domain.name}",
+    )
+    mailbox.password_hash = hash_mailbox_password(password, settings.password_scheme)  # type: ignore[arg-type]
+    mailbox.password_changed_at = actor.now()
+    mailbox.updated_at = actor.now()
+    session.flush()
+    _audit(session, actor, "mailbox.password", mailbox, domain, None, None)
+    return mailbox
+
+
+def update_mailbox(
+    session: Session,
+    actor: Actor,
+    address: str,
+    *,
+    quota: int | None = None,
+    imap: bool | None = None,
+    pop3: bool | None = None,
+    smtp: bool | None = None,
+) -> Mailbox:
+    """Change the quota and turn protocols on or off; None leaves a value as it is."""
+    mailbox = get_mailbox(session, actor, address)
+    domain = mailbox.domain
+    owner = _owner(session, domain)
+    limits = package_limits.limits_for(session, owner)
+    before = _state(mailbox)
+    # Only protocols being switched on need the package's permission: switching off is always
+    # allowed, even when the package has since dropped the protocol.
+    turning_on = {
+        name: True for name, new, old in
+        (("imap", imap, mailbox.imap), ("pop3", pop3, mailbox.pop3), ("smtp", smtp, mailbox.smtp))
+        if new and not old
+    }
+    package_limits.check_protocols(limits, turning_on)
+    if quota is not None and quota != mailbox.quota:
+        package_limits.check_quota(session, owner, limits, quota, mailbox_id=mailbox.id)
+        mailbox.quota = quota
+    if imap is not None:
+        mailbox.imap = imap
+    if pop3 is not None:
+        mailbox.pop3 = pop3
+    if smtp is not None:
+        mailbox.smtp = smtp
+    after = _state(mailbox)
+    if after != before:
+        mailbox.updated_at = actor.now()
+        session.flush()
+        _audit(session, actor, "mailbox.update", mailbox, domain, before, after)
+    return mailbox
+
+
+def set_suspensions(
+    session: Session,
+    actor: Actor,
+    address: str,
+    *,
+    login: bool | None = None,
+    incoming: bool | None = None,
+    outgoing: bool | None = None,
+) -> Mailbox:
+    """Suspend (True) or resume (False) login, receiving and sending, each on its own."""
+    mailbox = get_mailbox(session, actor, address)
+    before = _state(mailbox)
+    if login is not None:
+        mailbox.suspend_login = login
+    if incoming is not None:
+        mailbox.suspend_incoming = incoming
+    if outgoing is not None:
+        mailbox.suspend_outgoing = outgoing
+    after = _state(mailbox)
+    if after != before:
+        mailbox.updated_at = actor.now()
+        session.flush()
+        _audit(session, actor, "mailbox.suspension", mailbox, mailbox.domain, before, after)
+    return mailbox
+
+
+def delete_mailbox(session: Session, actor: Actor, address: str, *, confirm: str) -> None:
+    """Delete a mailbox from the panel. `confirm` must repeat the address.
+
+    The mail on disk is not touched: the server admin archives or removes it.
+    """
+    mailbox = get_mailbox(session, actor, address)
+    domain = mailbox.domain
+    stored = f"{mailbox.local_part}@{domain.name}"
+    try:
+        confirmed = "@".join(split_address(confirm, hosted=True, field="confirm"))
+    except ValidationError:
+        confirmed = ""
+    if confirmed != stored:
+        raise ValidationError(
+            f"Type the address {mailbox.local_part}@{domain_to_unicode(domain.name)} to confirm.",
+            field="confirm",
+        )
+    before = _state(mailbox)
+    _audit(session, actor, "mailbox.delete", mailbox, domain, before, None)
+    # Its forwarding (a forwarder at the same address) goes with it.
+    forwarding = session.scalars(
+        select(Forwarder).where(Forwarder.domain_id == domain.id,
+                                Forwarder.local_part == mailbox.local_part)
+    ).one_or_none()
+    if forwarding is not None:
+        session.delete(forwarding)
+    session.delete(mailbox)
+    session.flush()
+
+
+def list_mailboxes(
+    session: Session,
+    actor: Actor,
+    *,
+    domain: str | None = None,
+    search: str | None = None,
+    sort: str = "address",
+    descending: bool = False,
+    page: int = 1,
+    per_page: int = 50,
+) -> Page[MailboxRow]:
+    """One page of the actor's mailboxes, filtered, searched and sorted in the database.
+
+    `search` matches the start of the local part (or of the address, with an '@'), which the
+    (domain, local part) index answers without scanning.
+    """
+    if sort not in SORTS:
+        raise ValidationError(f"Sort by one of: {', '.join(sorted(SORTS))}.", field="sort")
+    query = select(Mailbox, Domain.name).join(Domain, Domain.id == Mailbox.domain_id)
+    if domain:
+        query = query.where(Mailbox.domain_id == get_domain(session, actor, domain).id)
+    else:
+        query = query.where(Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery()))
+    if search:
+        text = search.strip().lower()
+        local_prefix, _, domain_prefix = text.partition("@")
+        if local_prefix:
+            query = query.where(Mailbox.local_part.startswith(local_prefix, autoescape=True))
+        if domain_prefix:
+            try:
+                domain_prefix = normalize_domain(domain_prefix) if "." in domain_prefix else domain_prefix
+            except ValidationError:
+                pass
+            query = query.where(Domain.name.startswith(domain_prefix, autoescape=True))
+    order = {
+        "address": [Domain.name, Mailbox.local_part],
+        "quota": [Mailbox.quota, Mailbox.local_part],
+        "created": [Mailbox.created_at, Mailbox.id],
+    }[sort]
+    query = query.order_by(*[c.desc() if descending else c.asc() for c in order])
+    page_ = paginate(session, query, *clamp(page, per_page))
+    rows = [
+        MailboxRow(
+            id=m.id, address=f"{m.local_part}@{name}",
+            unicode_address=f"{m.local_part}@{domain_to_unicode(name)}",
+            quota=m.quota, imap=m.imap, pop3=m.pop3, smtp=m.smtp,
+            suspend_login=m.suspend_login, suspend_incoming=m.suspend_incoming,
+            suspend_outgoing=m.suspend_outgoing, usage_bytes=m.usage_bytes,
+            usage_read_at=m.usage_read_at,
+        )
+        for m, name in page_.items
+    ]
+    return Page(items=rows, page=page_.page, per_page=page_.per_page, total=page_.total)
+
