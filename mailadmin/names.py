@@ -153,6 +153,12 @@ def normalize_local_part(value: str, *, field: str = "local_part") -> str:
     return _check_local_part(value.strip(_TRIM), remote=False, field=field, what="local part")
 
 
+_LABEL_LENGTH_MESSAGE = (
+    f"Each part of the domain between dots must have 1 to {MAX_LABEL_LENGTH} characters."
+)
+_LABEL_HYPHEN_MESSAGE = "A part of the domain may not start or end with '-'."
+
+
 def _looks_like_ip(value: str) -> bool:
     if value.startswith("[") or value.endswith("]"):
         return True
@@ -193,9 +199,19 @@ def normalize_domain(value: str, *, field: str = "domain") -> str:
     if len(value) > 4 * MAX_DOMAIN_LENGTH:
         # Cheap guard before handing megabytes to the IDNA codec.
         raise InvalidName(f"The domain is longer than {MAX_DOMAIN_LENGTH} characters.", field=field)
+    if value.isascii() and len(value) > MAX_DOMAIN_LENGTH:
+        raise InvalidName(
+            f"The domain has {len(value)} characters; at most {MAX_DOMAIN_LENGTH} are allowed.",
+            field=field,
+        )
     for label in value.split("."):
+        # Checked before IDNA only so that the message can be clearer than the codec's.
         if not label:
             raise InvalidName("The domain may not contain an empty label ('..').", field=field)
+        if label.isascii() and len(label) > MAX_LABEL_LENGTH:
+            raise InvalidName(_LABEL_LENGTH_MESSAGE, field=field)
+        if label.startswith("-") or label.endswith("-"):
+            raise InvalidName(_LABEL_HYPHEN_MESSAGE, field=field)
     try:
         ascii_form = idna.encode(value, uts46=True, transitional=False).decode("ascii")
         # Re-encoding the decoded form refuses A-labels that are not the canonical encoding of
@@ -226,15 +242,11 @@ def _check_ascii_domain(name: str, *, field: str) -> str:
         )
     for label in labels:
         if not label or len(label) > MAX_LABEL_LENGTH:
-            raise InvalidName(
-                f"Each part of the domain between dots must have 1 to {MAX_LABEL_LENGTH} "
-                "characters.",
-                field=field,
-            )
+            raise InvalidName(_LABEL_LENGTH_MESSAGE, field=field)
         if not set(label) <= _DOMAIN_CHARS - {"."}:
             raise InvalidName("The domain contains a character that is not allowed.", field=field)
         if label[0] == "-" or label[-1] == "-":
-            raise InvalidName("A part of the domain may not start or end with '-'.", field=field)
+            raise InvalidName(_LABEL_HYPHEN_MESSAGE, field=field)
     if labels[-1].isdigit():
         # RFC 3696: top-level domains are never all-numeric; such a name is an IP address typo.
         raise InvalidName(
