@@ -87,7 +87,9 @@ class Tools:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run(cmd: list[str], *, log: Path | None = None) -> tuple[int, str]:
+def _run(
+    cmd: list[str], *, log: Path | None = None, keep_stdout: bool = True
+) -> tuple[int, str]:
     """Run a tool; return (rc, stdout+stderr+new log lines).
 
     Postfix's commands write their errors to maillog_file rather than stderr when stderr is
@@ -96,13 +98,14 @@ def _run(cmd: list[str], *, log: Path | None = None) -> tuple[int, str]:
     offset = log.stat().st_size if log is not None and log.exists() else 0
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=_TOOL_TIMEOUT, check=False
+            cmd, stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, timeout=_TOOL_TIMEOUT, check=False,
         )
     except FileNotFoundError as exc:
         return 127, f"{cmd[0]}: not installed ({exc})"
     except subprocess.TimeoutExpired:
         return 124, f"{' '.join(cmd)}: timed out after {_TOOL_TIMEOUT}s"
-    out = (proc.stdout + proc.stderr).strip()
+    out = ((proc.stdout or "") + proc.stderr).strip()
     if log is not None and log.exists():
         with log.open("rb") as fh:
             fh.seek(offset)
@@ -206,6 +209,12 @@ def validate_release(release: Path, tools: Tools | None = None) -> str:
     if rc != 0:
         raise ApplyError("validate", f"doveconf -n exited {rc}", out)
     outputs.append(f"doveconf -n: ok ({len(out.splitlines())} lines)")
+    # -n does not open "<file" values (TLS certificate and key); -x expands them. Its stdout
+    # would contain the private key, so only its errors are kept.
+    rc, out = _run([tools.doveconf, "-x", "-c", str(release / "dovecot" / "dovecot.conf")],
+                   keep_stdout=False)
+    if rc != 0:
+        raise ApplyError("validate", f"doveconf -x exited {rc}", out)
     pf = release / "postfix"
     log = _postfix_log(release)
     rc, out = _run([tools.postconf, "-c", str(pf), "-n"], log=log)
