@@ -39,7 +39,9 @@ class Outcome:
         return self.expected == self.got
 
 
-def match_findings(findings: Sequence[Finding], labels: Sequence[dict[str, object]]) -> list[Finding | None]:
+def match_findings(
+    findings: Sequence[Finding], labels: Sequence[dict[str, object]]
+) -> list[Finding | None]:
     """Pair each label of one file with a finding: by recipient, else by position."""
     paired: list[Finding | None] = []
     for index, label in enumerate(labels):
@@ -66,7 +68,8 @@ def score_bounces(corpus: Path) -> tuple[list[Outcome], int, float]:
         elapsed += time.perf_counter() - start
         for label, finding in zip(items, match_findings(findings, items), strict=True):
             got = finding.reason if finding else "undefined"
-            outcomes.append(Outcome(str(label["reason"]), got, name, finding.line if finding else ""))
+            line = finding.line if finding else ""
+            outcomes.append(Outcome(str(label["reason"]), got, name, line))
     return outcomes, len(labels), elapsed
 
 
@@ -113,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     messages = n_bounce_msgs + n_error_msgs
     seconds = t_bounce + t_errors
     print(f"\nOverall: bounce reason {reason_acc:.1%}, error family {family_acc:.1%}")
-    print(f"Speed: {messages} messages in {seconds:.3f}s = {messages / max(seconds, 1e-9):.0f} msg/s")
+    rate = messages / max(seconds, 1e-9)
+    print(f"Speed: {messages} messages in {seconds:.3f}s = {rate:.0f} msg/s")
     return 0
 
 

@@ -12,19 +12,23 @@ from .parse import Block, Parsed, parse
 log = logging.getLogger(__name__)
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY = re.compile(r"(?<![\w.:/=-])([245][0-5]\d)(?=[ -](?!\d{1,3}[.:]\d)|$)", re.MULTILINE)
+_REPLY = re.compile(r"(?<![\w.:/=#-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
 _REMOTE = (
     re.compile(r"(?i)\bhost\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*\[[0-9a-fA-F.:]+\]"),
     re.compile(r"(?i)\brelay=([A-Za-z0-9.-]+\.[A-Za-z]{2,})\["),
     re.compile(r"(?i)\b([A-Za-z0-9.-]+\.[A-Za-z]{2,}) \[[0-9a-fA-F.:]+\] did not like"),
-    re.compile(r"(?i)remote (?:system|server|mta|host):\s*(?:dns;\s*)?([A-Za-z0-9.-]+\.[A-Za-z]{2,})"),
+    re.compile(
+        r"(?i)remote (?:system|server|mta|host):\s*(?:dns;\s*)?([A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+    ),
 )
 # The SMTP command a reply answered decides between Sisimai's userunknown (at
 # RCPT), rejected (at MAIL: the sender was refused) and filtered (after DATA).
 _COMMAND = (
     (re.compile(r"(?i)(in reply to|after|did not like our|answered|failed|reply to)\s+(the )?"
-                r"(RCPT( TO)?|recipient)\b|does not like recipient|RCPT TO:<|RCPT TO response"), "RCPT"),
-    (re.compile(r"(?i)(in reply to|after|did not like our|reply to)\s+(the )?MAIL( FROM)?\b"), "MAIL"),
+                r"(RCPT( TO)?|recipient)\b|does not like recipient|RCPT TO:<|RCPT TO response"),
+     "RCPT"),
+    (re.compile(r"(?i)(in reply to|after|did not like our|reply to)\s+(the )?MAIL( FROM)?\b"),
+     "MAIL"),
     (re.compile(r"(?i)(in reply to|after|did not like our)\s+(the )?(end of |final )?DATA\b|"
                 r"failed after I sent the message|after end of data"), "DATA"),
 )
@@ -98,12 +102,17 @@ def _unwrap(text: str) -> str:
     return _INLINE_CONTINUED.sub(" ", "\n".join(lines))
 
 
-def _search(cat: Catalogue, parsed: Parsed, block: Block) -> tuple[tuple[Rule, int] | None, str, float]:
+_Hit = tuple[Rule, int] | None
+_Memo = dict[tuple[int, str], _Hit]
+
+
+def _search(cat: Catalogue, parsed: Parsed, block: Block, whole: str,
+            memo: _Memo) -> tuple[_Hit, str, float]:
     """Find the deciding rule: in the recipient's diagnostic, its block, then everything."""
     tiers = (
         (_unwrap(block.diagnostic or ""), 0.9),
         (_unwrap(block.text), 0.8),
-        (_unwrap(parsed.text), 0.6),
+        (whole, 0.6),
     )
     # In a bounce the per-recipient reply that caused a 503 is the answer; a
     # pasted session or log keeps the 503 as what the customer must fix.
@@ -113,7 +122,12 @@ def _search(cat: Catalogue, parsed: Parsed, block: Block) -> tuple[tuple[Rule, i
     for rules in rule_sets:
         for text, confidence in tiers:
             if text.strip():
-                hit = _first_match(rules, text)
+                # Blocks share the whole text (and DSN blocks often the same
+                # diagnostic): scan each text once per call, not once per block.
+                key = (len(rules), text)
+                if key not in memo:
+                    memo[key] = _first_match(rules, text)
+                hit = memo[key]
                 if hit is not None:
                     return hit, text, confidence
     return None, "", 0.0
@@ -160,13 +174,13 @@ def _not_a_bounce(parsed: Parsed, block: Block, reason: str) -> Finding:
                    block.remote_host, None, 0.9, parsed.kind)
 
 
-def _decide(cat: Catalogue, parsed: Parsed, block: Block) -> Finding:
+def _decide(cat: Catalogue, parsed: Parsed, block: Block, whole: str, memo: _Memo) -> Finding:
     if parsed.kind in {"feedback", "vacation", "delivered"}:
         return _not_a_bounce(parsed, block, parsed.kind)
     if block.action in {"delivered", "relayed", "expanded"}:
         return _not_a_bounce(parsed, block, "delivered")
     text = block.text
-    hit, source, confidence = _search(cat, parsed, block)
+    hit, source, confidence = _search(cat, parsed, block, whole, memo)
     status = block.status or ""
     line = ""
     if hit is not None:
@@ -179,7 +193,8 @@ def _decide(cat: Catalogue, parsed: Parsed, block: Block) -> Finding:
         coded = _code_lookup(cat, status, reply)
         if coded is None:
             return Finding("other", "undefined", _line_at(text, 0) if text else "", reply, status,
-                           block.recipient, _remote_host(block, parsed.text), _hard(status, reply, ""),
+                           block.recipient, _remote_host(block, parsed.text),
+                           _hard(status, reply, ""),
                            0.1, "none")
         family, reason, rule_id = coded
         line = _line_at(text, max(text.find(status or reply), 0))
@@ -193,7 +208,8 @@ def _decide(cat: Catalogue, parsed: Parsed, block: Block) -> Finding:
     if rule.userunknown:
         reason = _userunknown_stage(status, _command(text) or _command(parsed.text))
     return Finding(family, reason, line, reply, status, block.recipient,
-                   _remote_host(block, parsed.text), _hard(status, reply, reason), confidence, rule.id)
+                   _remote_host(block, parsed.text), _hard(status, reply, reason), confidence,
+                   rule.id)
 
 
 def _userunknown_stage(status: str, command: str | None) -> str:
@@ -230,7 +246,9 @@ def classify(data: str | bytes) -> list[Finding]:
     try:
         cat = load_catalogue()
         parsed = parse(data)
-        findings = [_decide(cat, parsed, block) for block in parsed.blocks]
+        whole = _unwrap(parsed.text)
+        memo: _Memo = {}
+        findings = [_decide(cat, parsed, block, whole, memo) for block in parsed.blocks]
         # An unrecognised text with no recipient is "nothing found", not a finding.
         return [f for f in findings if f.reason != "undefined" or f.recipient]
     except Exception:  # a diagnosis tool must answer "not recognised", not crash

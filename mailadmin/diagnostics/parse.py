@@ -13,6 +13,7 @@ import email
 import email.header
 import email.message
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from email.message import Message
@@ -28,7 +29,9 @@ MAX_TEXT = 64_000
 MAX_BLOCK_TEXT = 8_000
 MAX_RECIPIENTS = 50
 
-ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+"
+)
 _HEADERISH = re.compile(
     r"(?im)^(?:received|return-path|from|subject|content-type|mime-version|date|message-id|"
     r"to|delivered-to|x-[a-z0-9-]+|auto-submitted|reply-to):[ \t]"
@@ -57,6 +60,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"failure notice|mail delivery|delivery has failed|non.?delivery|could not be delivered|"
     r"rejected|bounce|mail system error|warning|delayed)"
 )
+log = logging.getLogger(__name__)
 _DAEMON = re.compile(r"(?i)mailer-daemon|postmaster|mail delivery|mail-daemon|mdaemon")
 
 
@@ -129,7 +133,8 @@ def _fields_to_block(fields: dict[str, str]) -> Block | None:
     diag = value("diagnostic-code")
     if ";" in diag[:20]:
         diag_type, _, diag_text = diag.partition(";")
-        diag = diag_text.strip() if diag_type.strip().lower() in {"smtp", "x-postfix", "x-unix"} else diag
+        if diag_type.strip().lower() in {"smtp", "x-postfix", "x-unix"}:
+            diag = diag_text.strip()
     remote = value("remote-mta")
     remote = remote.partition(";")[2].strip() if ";" in remote else remote
     status = value("status")
@@ -160,7 +165,7 @@ def _dsn_blocks_from_text(text: str) -> list[Block]:
         current.setdefault(name, match.group(2))
         if len(blocks) >= MAX_RECIPIENTS:
             break
-    block = _fields_to_block(current) if current else None
+    block = _fields_to_block(current) if current and len(blocks) < MAX_RECIPIENTS else None
     if block:
         blocks.append(block)
     return blocks
@@ -377,8 +382,9 @@ def parse_text(text: str) -> Parsed:
     text = text[:MAX_TEXT]
     dsn = _dsn_blocks_from_text(text) if re.search(r"(?im)^\s*final-recipient\s*:", text) else []
     if dsn:
+        context = cut_original(text)[:MAX_BLOCK_TEXT]
         for block in dsn:
-            block.text = f"{block.text}\n{cut_original(text)}"[: MAX_BLOCK_TEXT * 2]
+            block.text = f"{block.text}\n{context}"
         return Parsed("bounce", text, dsn)
     recipient = None
     for hint in _RECIPIENT_HINTS:
@@ -397,5 +403,5 @@ def parse(data: str | bytes) -> Parsed:
         try:
             return parse_mail(data.lstrip() if isinstance(data, str) else data.lstrip(b"\r\n"))
         except Exception:  # the email package can still trip on hostile MIME
-            pass
+            log.debug("diagnostics: MIME parse failed, reading as plain text", exc_info=True)
     return parse_text(to_text(data))

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mailadmin.diagnostics.command import diagnose_command
+
+
+def test_json_lines_per_file(tmp_path: Path) -> None:
+    rcpt = tmp_path / "rcpt.txt"
+    rcpt.write_text("503 valid RCPT command must precede DATA\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(diagnose_command, ["--json", str(rcpt), str(empty)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["file"], r["family"], r["reason"]) for r in records] == [
+        (str(rcpt), "rcpt_before_data", "syntaxerror"),
+        (str(empty), "other", "undefined"),
+    ]
+    for record in records:
+        assert {"file", "family", "reason", "status", "replycode", "recipient"} <= record.keys()
+    assert records[0]["replycode"] == "503"
+
+
+def test_stdin_and_human_output() -> None:
+    result = CliRunner().invoke(diagnose_command, ["-"], input="554 5.7.1 Relay access denied\n")
+    assert result.exit_code == 0
+    assert "relay_denied" in result.output
+    assert "fix:" in result.output
+
+
+def test_no_arguments_reads_stdin_as_json() -> None:
+    result = CliRunner().invoke(diagnose_command, ["--json"], input="535 Authentication failed")
+    record = json.loads(result.output)
+    assert (record["file"], record["family"]) == ("-", "auth_failed")
+
+
+def test_unreadable_file_fails_but_others_are_diagnosed(tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("552 5.3.4 Error: message file too big")
+    result = CliRunner().invoke(diagnose_command, ["--json", str(tmp_path / "missing"), str(good)])
+    assert result.exit_code == 2
+    assert '"size_exceeded"' in result.stdout
