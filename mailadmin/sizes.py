@@ -42,3 +42,13 @@ def format_size(value: int | None) -> str:
             amount = value / factor
             return f"{amount:.0f} {unit}" if amount == int(amount) else f"{amount:.1f} {unit}"
     return f"{value} B"
+
+
+def size_for_input(value: int) -> str:
+    """An exact, editable form of a size: `2G`, `500M`, or bytes."""
+    if value == 0:
+        return "0"
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)

@@ -107,12 +107,14 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
+    from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .domains import bp as domains_bp
     from .home import bp as home_bp
+    from .mail import bp as mail_bp
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(home_bp)
-    app.register_blueprint(account_bp)
+    for blueprint in (auth_bp, home_bp, account_bp, domains_bp, mail_bp, audit_bp):
+        app.register_blueprint(blueprint)
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -157,8 +159,8 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
     "customer": [
         ("home.dashboard", "Dashboard"),
         ("domains.index", "Domains"),
-        ("mail.mailboxes", "Mailboxes"),
-        ("mail.forwarders", "Forwarders"),
+        ("mail.mailboxes_index", "Mailboxes"),
+        ("mail.forwarders_index", "Forwarders"),
         ("diagnostics.index", "Diagnose a problem"),
         ("audit.index", "Audit log"),
     ],

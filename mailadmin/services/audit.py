@@ -49,3 +49,24 @@ def record_event(
     session.add(event)
     session.flush()
     return event
+
+
+def list_audit_events(
+    session: Session, actor: Actor, *, page: int = 1, per_page: int = 50
+) -> t.Any:
+    """The audit trail the actor may read: a customer its own objects, a reseller its
+    customers', the server admin everything."""
+    from sqlalchemy import or_, select
+
+    from ..models import Role
+    from .pagination import clamp, paginate
+
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    if actor.role is Role.CUSTOMER:
+        query = query.where(AuditEvent.customer_id == actor.customer_id)
+    elif actor.role is Role.RESELLER:
+        query = query.where(or_(AuditEvent.reseller_id == actor.user_id,
+                                AuditEvent.actor == actor.name))
+    page_ = paginate(session, query, *clamp(page, per_page))
+    page_.items[:] = [row[0] for row in page_.items]
+    return page_

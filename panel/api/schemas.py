@@ -1,0 +1,236 @@
+"""Pydantic models of the JSON API: what requests may contain and what responses contain.
+
+Request bodies are strict (a JSON string is not a number, `1` is not `true`) and refuse unknown
+fields, so a typo is an error rather than a silently ignored change. They check shape only;
+names, limits and every other rule are the services'. The OpenAPI document is generated from
+these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from mailadmin.errors import ValidationError as ServiceValidationError
+from mailadmin.sizes import parse_size
+
+T = t.TypeVar("T")
+
+
+def _size(value: int | str) -> int:
+    try:
+        return parse_size(value)
+    except ServiceValidationError as exc:
+        # A ValueError becomes an ordinary pydantic error located at the field.
+        raise ValueError(exc.message) from None
+
+
+Size = t.Annotated[
+    int | str,
+    AfterValidator(_size),
+    Field(
+        description="Bytes, or a size such as \"500M\" or \"2G\" (binary units); 0 or "
+        "\"unlimited\" mean no limit where the package allows it.",
+        examples=[1073741824, "500M", "2G"],
+    ),
+]
+
+
+class Body(BaseModel):
+    """Base of request bodies: strict types, no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Query(BaseModel):
+    """Base of query strings: values arrive as text, so they are converted (not strict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- Requests -----------------------------------------------------------------------------
+
+
+class ListQuery(Query):
+    page: int = Field(1, ge=1, description="1-based page number.")
+    per_page: int = Field(50, ge=1, le=200, description="Items per page (at most 200).")
+    search: str | None = Field(None, max_length=320, description="Prefix to search for.")
+
+
+class DomainListQuery(ListQuery):
+    pass
+
+
+class MailboxListQuery(ListQuery):
+    domain: str | None = Field(None, max_length=253, description="Only this domain's mailboxes.")
+    sort: t.Literal["address", "quota", "created"] = "address"
+    descending: bool = False
+
+
+class ForwarderListQuery(ListQuery):
+    domain: str | None = Field(None, max_length=253, description="Only this domain's forwarders.")
+
+
+class DomainCreate(Body):
+    name: str = Field(description="Domain name, Unicode or IDNA ASCII.", examples=["bücher.example"])
+    customer: str | None = Field(
+        None, description="Owning customer's user name; required for resellers and the admin."
+    )
+
+
+class DomainDefaults(Body):
+    quota: Size | None = Field(
+        None, description="Default quota of new mailboxes; null uses the package's default."
+    )
+    imap: bool
+    pop3: bool
+    smtp: bool
+
+
+class CatchAll(Body):
+    action: t.Literal["reject", "discard", "deliver"]
+    reject_reason: str | None = Field(None, description="Told to the sender when rejecting.")
+    target: str | None = Field(None, description="Address that receives the mail when delivering.")
+
+
+class MailboxCreate(Body):
+    address: str = Field(examples=["info@example.org"])
+    password: str = Field(min_length=1, max_length=1024)
+    quota: Size | None = Field(None, description="Omitted: the domain's or package's default.")
+    imap: bool | None = None
+    pop3: bool | None = None
+    smtp: bool | None = None
+
+
+class MailboxUpdate(Body):
+    """Fields left out are not changed."""
+
+    quota: Size | None = None
+    imap: bool | None = None
+    pop3: bool | None = None
+    smtp: bool | None = None
+
+
+class MailboxPassword(Body):
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Suspensions(Body):
+    """Which of login, receiving and sending to suspend (or resume); false or left out: unchanged."""
+
+    login: bool = False
+    incoming: bool = False
+    outgoing: bool = False
+
+    @model_validator(mode="after")
+    def _one_chosen(self) -> Suspensions:
+        if not (self.login or self.incoming or self.outgoing):
+            raise ValueError("Choose at least one of login, incoming and outgoing.")
+        return self
+
+
+class MailboxDelete(Body):
+    confirm: str = Field(description="The mailbox's address again, to confirm.")
+
+
+class ForwarderSet(Body):
+    destinations: list[str] = Field(min_length=1, max_length=50)
+    keep_copy: bool = Field(False, description="Only for a mailbox's own address.")
+
+
+class AutoresponderSet(Body):
+    subject: str = Field(max_length=200)
+    body: str = Field(max_length=10_000)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    interval_days: int = Field(1, description="Answer the same sender at most once per this many days.")
+    enabled: bool = True
+
+
+# --- Responses ----------------------------------------------------------------------------
+
+
+class PageOut(Output, t.Generic[T]):
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class DomainSummary(Output):
+    name: str = Field(description="IDNA ASCII form.")
+    unicode_name: str
+    owner: str
+    mailboxes: int
+    forwarders: int
+    catchall_action: str
+    catchall_target: str | None
+
+
+class DomainOut(Output):
+    name: str = Field(description="IDNA ASCII form.")
+    unicode_name: str
+    owner: str
+    default_quota: int | None
+    default_imap: bool
+    default_pop3: bool
+    default_smtp: bool
+    catchall_action: str
+    catchall_reject_reason: str | None
+    catchall_target: str | None
+
+
+class MailboxOut(Output):
+    address: str = Field(description="Stored form: lower-case local part, IDNA ASCII domain.")
+    unicode_address: str
+    quota: int = Field(description="Bytes; 0 is unlimited.")
+    imap: bool
+    pop3: bool
+    smtp: bool
+    suspend_login: bool
+    suspend_incoming: bool
+    suspend_outgoing: bool
+    usage_bytes: int | None
+    usage_read_at: dt.datetime | None
+
+
+class ForwarderOut(Output):
+    address: str
+    unicode_address: str
+    destinations: list[str] = Field(description="Destinations, domains shown in Unicode.")
+    keep_copy: bool
+    is_mailbox: bool = Field(description="True when this is a mailbox's own forwarding.")
+
+
+class AutoresponderOut(Output):
+    address: str
+    subject: str
+    body: str
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    interval_days: int
+    enabled: bool
+
+
+class ErrorDetail(Output):
+    code: str = Field(description="Stable, machine-readable: invalid, invalid_name, weak_password, "
+                      "not_found, forbidden, conflict, limit_reached, authentication_failed, "
+                      "rate_limited, bad_request, method_not_allowed, internal_error, ...")
+    message: str = Field(description="For the person who asked.")
+    field: str | None = Field(description="The request field the message is about, if any.")
+
+
+class ErrorOut(Output):
+    error: ErrorDetail
+
+
+DomainPage = PageOut[DomainSummary]
+MailboxPage = PageOut[MailboxOut]
+ForwarderPage = PageOut[ForwarderOut]

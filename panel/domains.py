@@ -1,0 +1,168 @@
+"""Domains: add, remove, defaults for new mailboxes, the default (catch-all) address."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, RadioField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from mailadmin.errors import MailadminError
+from mailadmin.models import Role
+from mailadmin.names import domain_to_unicode
+from mailadmin.services import domains
+from mailadmin.services.scope import get_domain
+from mailadmin.sizes import format_size, parse_size, size_for_input
+
+from . import db
+from .auth import current_actor
+from .forms import attach_error
+from .mail import size_field_check
+
+bp = Blueprint("domains", __name__, url_prefix="/domains")
+
+
+class AddDomainForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Domain name", validators=[DataRequired(), Length(max=253)],
+                       description="e.g. example.com or bücher.de")
+    customer = StringField("Customer", validators=[Optional(), Length(max=64)])
+
+
+class DefaultsForm(FlaskForm):  # type: ignore[misc]
+    quota = StringField("Quota for new mailboxes", validators=[Optional(), Length(max=32), size_field_check],
+                        description="Empty: the package's default.")
+    imap = BooleanField("IMAP")
+    pop3 = BooleanField("POP3")
+    smtp = BooleanField("SMTP (sending)")
+
+
+class CatchAllForm(FlaskForm):  # type: ignore[misc]
+    action = RadioField(
+        "Mail to addresses that do not exist",
+        choices=[("reject", "Reject it (the sender gets a bounce)"),
+                 ("discard", "Accept and discard it silently"),
+                 ("deliver", "Deliver it to this address:")],
+        validators=[DataRequired()],
+    )
+    reject_reason = StringField("Reason given to the sender", validators=[Optional(), Length(max=200)])
+    target = StringField("Deliver to", validators=[Optional(), Length(max=320)])
+
+
+class RemoveDomainForm(FlaskForm):  # type: ignore[misc]
+    confirm = StringField("Type the domain name to confirm", validators=[DataRequired(), Length(max=253)])
+
+
+@bp.route("/", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def index() -> ResponseReturnValue:
+    actor = current_actor()
+    form = AddDomainForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            added = domains.add_domain(db.session(), actor, form.name.data,
+                                       customer=form.customer.data or None)
+        except MailadminError as exc:
+            attach_error(form, exc)
+            status = 422
+        else:
+            flash(f"Domain {domain_to_unicode(added.name)} added.", "success")
+            return redirect(url_for("domains.detail", name=added.name))
+    elif request.method == "POST":
+        status = 422
+    try:
+        page_number = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        page_number = 1
+    search = (request.args.get("q") or "").strip()[:253] or None
+    page = domains.list_domains(db.session(), actor, search=search, page=page_number)
+    return render_template(
+        "domains/index.html", form=form, page=page, search=search,
+        needs_customer=actor.role is not Role.CUSTOMER,
+    ), status
+
+
+def _render_detail(name: str, status: int = 200, **forms: FlaskForm) -> ResponseReturnValue:
+    try:
+        domain = get_domain(db.session(), current_actor(), name)
+    except MailadminError:
+        abort(404, description="There is no such domain in your account.")
+    defaults = forms.get("defaults") or DefaultsForm(
+        formdata=None,
+        quota=size_for_input(domain.default_quota) if domain.default_quota is not None else "",
+        imap=domain.default_imap, pop3=domain.default_pop3, smtp=domain.default_smtp,
+    )
+    catchall = forms.get("catchall") or CatchAllForm(
+        formdata=None, action=domain.catchall_action,
+        reject_reason=domain.catchall_reject_reason or "", target=domain.catchall_target or "",
+    )
+    return render_template(
+        "domains/detail.html", domain=domain, unicode_name=domain_to_unicode(domain.name),
+        defaults_form=defaults, catchall_form=catchall,
+        remove_form=forms.get("remove") or RemoveDomainForm(formdata=None),
+        format_size=format_size,
+    ), status
+
+
+@bp.route("/<name>")
+@login_required  # type: ignore[misc]
+def detail(name: str) -> ResponseReturnValue:
+    return _render_detail(name)
+
+
+@bp.route("/<name>/defaults", methods=["POST"])
+@login_required  # type: ignore[misc]
+def defaults(name: str) -> ResponseReturnValue:
+    form = DefaultsForm()
+    if form.validate_on_submit():
+        try:
+            domains.set_domain_defaults(
+                db.session(), current_actor(), name,
+                quota=parse_size(form.quota.data) if form.quota.data else None,
+                imap=form.imap.data, pop3=form.pop3.data, smtp=form.smtp.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Defaults for new mailboxes saved.", "success")
+            return redirect(url_for("domains.detail", name=name))
+    return _render_detail(name, 422, defaults=form)
+
+
+@bp.route("/<name>/catchall", methods=["POST"])
+@login_required  # type: ignore[misc]
+def catchall(name: str) -> ResponseReturnValue:
+    form = CatchAllForm()
+    if form.validate_on_submit():
+        try:
+            domains.set_catchall(
+                db.session(), current_actor(), name, form.action.data,
+                reject_reason=form.reject_reason.data or None, target=form.target.data or None,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Default address saved.", "success")
+            return redirect(url_for("domains.detail", name=name))
+    return _render_detail(name, 422, catchall=form)
+
+
+@bp.route("/<name>/remove", methods=["POST"])
+@login_required  # type: ignore[misc]
+def remove(name: str) -> ResponseReturnValue:
+    form = RemoveDomainForm()
+    if form.validate_on_submit():
+        typed = form.confirm.data.strip().lower().rstrip(".")
+        if typed not in {name, domain_to_unicode(name)}:
+            form.confirm.errors = [*form.confirm.errors, f"Type {domain_to_unicode(name)} to confirm."]
+        else:
+            try:
+                domains.remove_domain(db.session(), current_actor(), name)
+            except MailadminError as exc:
+                attach_error(form, exc)
+            else:
+                flash(f"Domain {domain_to_unicode(name)} removed.", "success")
+                return redirect(url_for("domains.index"))
+    return _render_detail(name, 422, remove=form)

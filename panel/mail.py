@@ -1,0 +1,396 @@
+"""Mailboxes and forwarders: the pages a hosting customer uses most."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms import ValidationError as FormValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
+
+from mailadmin.errors import MailadminError, NotFound
+from mailadmin.models import utcnow
+from mailadmin.names import address_to_unicode
+from mailadmin.services import autoresponders, domains, forwarders, mailboxes
+from mailadmin.sizes import format_size, parse_size, size_for_input
+
+from . import db
+from .auth import current_actor
+from .forms import attach_error
+
+bp = Blueprint("mail", __name__)
+
+
+def size_field_check(form: FlaskForm, field: t.Any) -> None:
+    if field.data:
+        try:
+            parse_size(field.data)
+        except MailadminError as exc:
+            raise FormValidationError(exc.message) from None
+
+
+class NewMailboxForm(FlaskForm):  # type: ignore[misc]
+    local_part = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    domain = SelectField("Domain", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField(
+        "Password again",
+        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+    quota = StringField("Quota", validators=[Optional(), Length(max=32), size_field_check],
+                        description="e.g. 500M or 2G; empty for the domain's default")
+    imap = BooleanField("IMAP", default=True)
+    pop3 = BooleanField("POP3", default=True)
+    smtp = BooleanField("SMTP (sending)", default=True)
+
+
+class MailboxSettingsForm(FlaskForm):  # type: ignore[misc]
+    quota = StringField("Quota", validators=[DataRequired(), Length(max=32), size_field_check])
+    imap = BooleanField("IMAP")
+    pop3 = BooleanField("POP3")
+    smtp = BooleanField("SMTP (sending)")
+
+
+class SuspensionsForm(FlaskForm):  # type: ignore[misc]
+    suspend_login = BooleanField("Suspend login (IMAP, POP3, SMTP and webmail refuse the password)")
+    suspend_incoming = BooleanField("Suspend receiving (senders get a refusal)")
+    suspend_outgoing = BooleanField("Suspend sending (the server refuses to send for it)")
+
+
+class PasswordForm(FlaskForm):  # type: ignore[misc]
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+    )
+
+
+class DeleteForm(FlaskForm):  # type: ignore[misc]
+    confirm = StringField("Type the address to confirm", validators=[DataRequired(), Length(max=320)])
+
+
+class AutoresponderForm(FlaskForm):  # type: ignore[misc]
+    enabled = BooleanField("Answer incoming mail automatically", default=True)
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField("Message", validators=[DataRequired(), Length(max=10_000)])
+    starts_at = DateTimeLocalField("From (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    ends_at = DateTimeLocalField("Until (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    interval_days = IntegerField(
+        "Answer the same sender once every … days", default=1,
+        validators=[DataRequired(), NumberRange(min=1, max=365)],
+    )
+
+
+class ForwarderForm(FlaskForm):  # type: ignore[misc]
+    local_part = StringField("Address", validators=[DataRequired(), Length(max=64)])
+    domain = SelectField("Domain", validators=[DataRequired()])
+    destinations = TextAreaField(
+        "Deliver to", validators=[DataRequired(), Length(max=20_000)],
+        description="One address per line; local or at any other provider.",
+    )
+    keep_copy = BooleanField("Keep a copy in the mailbox (only when the address is a mailbox)")
+
+
+def _domain_choices() -> list[tuple[str, str]]:
+    from mailadmin.names import domain_to_unicode
+
+    return [(n, domain_to_unicode(n)) for n in domains.domain_names_for(db.session(), current_actor())]
+
+
+def _int_arg(name: str, default: int) -> int:
+    try:
+        return max(1, int(request.args.get(name, default)))
+    except ValueError:
+        return default
+
+
+@bp.route("/mailboxes")
+@login_required  # type: ignore[misc]
+def mailboxes_index() -> ResponseReturnValue:
+    sort = request.args.get("sort", "address")
+    if sort not in mailboxes.SORTS:
+        sort = "address"
+    filters = {
+        "domain": request.args.get("domain") or None,
+        "search": (request.args.get("q") or "").strip()[:320] or None,
+        "sort": sort,
+        "descending": request.args.get("desc") == "1",
+    }
+    try:
+        page = mailboxes.list_mailboxes(
+            db.session(), current_actor(), page=_int_arg("page", 1),
+            per_page=min(_int_arg("per_page", 50), 200), **filters,  # type: ignore[arg-type]
+        )
+    except MailadminError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("mail.mailboxes_index"))
+    return render_template(
+        "mail/mailboxes.html", page=page, filters=filters, domain_choices=_domain_choices(),
+        format_size=format_size,
+    )
+
+
+
+
+@bp.route("/mailboxes/new", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def mailbox_new() -> ResponseReturnValue:
+    form = NewMailboxForm()
+    form.domain.choices = _domain_choices()
+    if not form.domain.choices:
+        flash("Add a domain first: every mailbox belongs to one of your domains.", "info")
+        return redirect(url_for("domains.index"))
+    if request.method == "GET" and request.args.get("domain"):
+        form.domain.data = request.args["domain"]
+    if form.validate_on_submit():
+        try:
+            box = mailboxes.create_mailbox(
+                db.session(), current_actor(), f"{form.local_part.data.strip()}@{form.domain.data}",
+                form.password.data,
+                quota=parse_size(form.quota.data) if form.quota.data else None,
+                imap=form.imap.data, pop3=form.pop3.data, smtp=form.smtp.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc if exc.field != "address" else _refield(exc, "local_part"))
+        else:
+            flash(f"Mailbox {address_to_unicode(box.address)} created.", "success")
+            return redirect(url_for("mail.mailboxes_index"))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("mail/mailbox_new.html", form=form), status
+
+
+def _refield(exc: MailadminError, field: str) -> MailadminError:
+    exc.field = field
+    return exc
+
+
+def _mailbox_or_404(address: str) -> t.Any:
+    try:
+        return mailboxes.get_mailbox(db.session(), current_actor(), address)
+    except MailadminError:
+        abort(404, description="There is no such mailbox in your account.")
+
+
+def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> ResponseReturnValue:
+    box = _mailbox_or_404(address)
+    responder = autoresponders.get_autoresponder(db.session(), current_actor(), address)
+    settings_form = forms.get("settings") or MailboxSettingsForm(
+        formdata=None, quota=size_for_input(box.quota),
+        imap=box.imap, pop3=box.pop3, smtp=box.smtp,
+    )
+    suspensions_form = forms.get("suspensions") or SuspensionsForm(
+        formdata=None, suspend_login=box.suspend_login, suspend_incoming=box.suspend_incoming,
+        suspend_outgoing=box.suspend_outgoing,
+    )
+    responder_form = forms.get("autoresponder") or AutoresponderForm(
+        formdata=None,
+        **({
+            "enabled": responder.enabled, "subject": responder.subject, "body": responder.body,
+            "starts_at": responder.starts_at.replace(tzinfo=None) if responder.starts_at else None,
+            "ends_at": responder.ends_at.replace(tzinfo=None) if responder.ends_at else None,
+            "interval_days": responder.interval_days,
+        } if responder else {}),
+    )
+    return render_template(
+        "mail/mailbox.html",
+        box=box,
+        address=box.address,
+        unicode_address=address_to_unicode(box.address),
+        responder=responder,
+        settings_form=settings_form,
+        suspensions_form=suspensions_form,
+        password_form=forms.get("password") or PasswordForm(formdata=None),
+        delete_form=forms.get("delete") or DeleteForm(formdata=None),
+        responder_form=responder_form,
+        format_size=format_size,
+    ), status
+
+
+@bp.route("/mailboxes/<address>")
+@login_required  # type: ignore[misc]
+def mailbox_detail(address: str) -> ResponseReturnValue:
+    return _render_mailbox(address)
+
+
+@bp.route("/mailboxes/<address>/settings", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailbox_settings(address: str) -> ResponseReturnValue:
+    _mailbox_or_404(address)
+    form = MailboxSettingsForm()
+    if form.validate_on_submit():
+        try:
+            mailboxes.update_mailbox(
+                db.session(), current_actor(), address, quota=parse_size(form.quota.data),
+                imap=form.imap.data, pop3=form.pop3.data, smtp=form.smtp.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Quota and protocols saved.", "success")
+            return redirect(url_for("mail.mailbox_detail", address=address))
+    return _render_mailbox(address, 422, settings=form)
+
+
+@bp.route("/mailboxes/<address>/suspensions", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailbox_suspensions(address: str) -> ResponseReturnValue:
+    _mailbox_or_404(address)
+    form = SuspensionsForm()
+    if form.validate_on_submit():
+        try:
+            mailboxes.set_suspensions(
+                db.session(), current_actor(), address, login=form.suspend_login.data,
+                incoming=form.suspend_incoming.data, outgoing=form.suspend_outgoing.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Suspensions saved.", "success")
+            return redirect(url_for("mail.mailbox_detail", address=address))
+    return _render_mailbox(address, 422, suspensions=form)
+
+
+@bp.route("/mailboxes/<address>/password", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailbox_password(address: str) -> ResponseReturnValue:
+    _mailbox_or_404(address)
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            mailboxes.set_mailbox_password(db.session(), current_actor(), address, form.password.data)
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Password changed. Mail clients must use the new password now.", "success")
+            return redirect(url_for("mail.mailbox_detail", address=address))
+    return _render_mailbox(address, 422, password=form)
+
+
+@bp.route("/mailboxes/<address>/delete", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailbox_delete(address: str) -> ResponseReturnValue:
+    _mailbox_or_404(address)
+    form = DeleteForm()
+    if form.validate_on_submit():
+        try:
+            mailboxes.delete_mailbox(db.session(), current_actor(), address, confirm=form.confirm.data)
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash(
+                f"Mailbox {address_to_unicode(address)} deleted from the panel. The mail stored on "
+                "the server was not touched; ask your provider if it should be removed.",
+                "success",
+            )
+            return redirect(url_for("mail.mailboxes_index"))
+    return _render_mailbox(address, 422, delete=form)
+
+
+@bp.route("/mailboxes/<address>/autoresponder", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailbox_autoresponder(address: str) -> ResponseReturnValue:
+    _mailbox_or_404(address)
+    if request.form.get("clear"):
+        form = FlaskForm()
+        if form.validate_on_submit():
+            autoresponders.clear_autoresponder(db.session(), current_actor(), address)
+            flash("Autoresponder removed.", "success")
+            return redirect(url_for("mail.mailbox_detail", address=address))
+        abort(400)
+    form = AutoresponderForm()
+    if form.validate_on_submit():
+        try:
+            autoresponders.set_autoresponder(
+                db.session(), current_actor(), address,
+                subject=form.subject.data, body=form.body.data,
+                starts_at=form.starts_at.data.replace(tzinfo=utcnow().tzinfo) if form.starts_at.data else None,
+                ends_at=form.ends_at.data.replace(tzinfo=utcnow().tzinfo) if form.ends_at.data else None,
+                interval_days=form.interval_days.data, enabled=form.enabled.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Autoresponder saved.", "success")
+            return redirect(url_for("mail.mailbox_detail", address=address))
+    return _render_mailbox(address, 422, autoresponder=form)
+
+
+@bp.route("/forwarders")
+@login_required  # type: ignore[misc]
+def forwarders_index() -> ResponseReturnValue:
+    domain = request.args.get("domain") or None
+    search = (request.args.get("q") or "").strip()[:320] or None
+    try:
+        page = forwarders.list_forwarders(
+            db.session(), current_actor(), domain=domain, search=search,
+            page=_int_arg("page", 1), per_page=50,
+        )
+    except MailadminError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("mail.forwarders_index"))
+    return render_template(
+        "mail/forwarders.html", page=page, filters={"domain": domain, "search": search},
+        domain_choices=_domain_choices(), delete_form=FlaskForm(),
+    )
+
+
+@bp.route("/forwarders/edit", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def forwarder_edit() -> ResponseReturnValue:
+    form = ForwarderForm()
+    form.domain.choices = _domain_choices()
+    if not form.domain.choices:
+        flash("Add a domain first: every forwarder belongs to one of your domains.", "info")
+        return redirect(url_for("domains.index"))
+    existing = request.args.get("address")
+    if request.method == "GET" and existing:
+        try:
+            current = forwarders.get_forwarder(db.session(), current_actor(), existing)
+        except NotFound:
+            abort(404, description="There is no such forwarder in your account.")
+        except MailadminError:
+            abort(404)
+        form.local_part.data = current.local_part
+        form.domain.data = current.domain.name
+        form.destinations.data = "\n".join(d.address for d in current.destinations)
+        form.keep_copy.data = current.keep_copy
+    if form.validate_on_submit():
+        try:
+            forwarders.set_forwarder(
+                db.session(), current_actor(), f"{form.local_part.data.strip()}@{form.domain.data}",
+                form.destinations.data.replace(",", "\n").splitlines(),
+                keep_copy=form.keep_copy.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc if exc.field != "address" else _refield(exc, "local_part"))
+        else:
+            flash("Forwarder saved.", "success")
+            return redirect(url_for("mail.forwarders_index"))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template("mail/forwarder_edit.html", form=form, editing=existing), status
+
+
+@bp.route("/forwarders/<address>/delete", methods=["POST"])
+@login_required  # type: ignore[misc]
+def forwarder_delete(address: str) -> ResponseReturnValue:
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        forwarders.remove_forwarder(db.session(), current_actor(), address)
+    except MailadminError:
+        abort(404, description="There is no such forwarder in your account.")
+    flash(f"Forwarder {address_to_unicode(address)} removed.", "success")
+    return redirect(url_for("mail.forwarders_index"))
