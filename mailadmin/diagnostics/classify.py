@@ -86,10 +86,20 @@ _REPLY_LINE = re.compile(r"^[ \t]*([245]\d\d)([ -])(?:[245]\.\d{1,3}\.\d{1,3}[ \
 _INLINE_CONTINUED = re.compile(r"(?<=[\w,.;]) [245]\d\d-(?:[245]\.\d{1,3}\.\d{1,3} +)?")
 
 
+# Header lines of a quoted original (trace, scanner and signature headers) never
+# describe the failure, but their words ("X-Virus-Scanned", "spf=pass") look like one.
+_TRACE_HEADER = re.compile(
+    r"(?i)^[ \t>]*(x-[a-z0-9-]+|received|dkim-signature|arc-[a-z-]+|authentication-results|"
+    r"received-spf|domainkey-signature|list-[a-z-]+)\s*:"
+)
+
+
 def _unwrap(text: str) -> str:
     lines: list[str] = []
     continued: str | None = None
     for line in text.split("\n"):
+        if _TRACE_HEADER.match(line):
+            continue
         match = _REPLY_LINE.match(line)
         if match and continued == match.group(1) and lines:
             lines[-1] = f"{lines[-1].rstrip()} {match.group(3)}"
