@@ -189,9 +189,13 @@ def authenticate_api_token(
     With `client_address` and `policy`, failures count against the address (as failed sign-ins
     do) and a locked address is refused with RateLimited before the token is looked at; the
     caller must then keep this transaction even though the request fails.
+    An empty `token_string` is refused without counting as a failure.
     Raises AuthenticationFailed (missing, malformed, unknown, wrong, revoked, expired, owner
     suspended), RateLimited, or PermissionDenied (the token lacks `required_scope`).
     """
+    if not token_string.strip():
+        # A client that forgot the header is not guessing; it is not counted as a failure.
+        raise AuthenticationFailed("Send an API token: 'Authorization: Bearer <token>'.")
     keys = {throttle.ADDRESS: client_address} if client_address and policy else {}
     if keys:
         throttle.ensure_not_locked(session, keys, now)

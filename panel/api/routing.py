@@ -7,6 +7,7 @@ The OpenAPI document is generated from the same table, so it cannot drift from t
 
 from __future__ import annotations
 
+import inspect
 import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,11 +87,10 @@ def operation(
         view.__name__ = endpoint
         view.__doc__ = handler.__doc__
         bp.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=[method])
-        doc = (handler.__doc__ or "").strip()
-        first, _, rest = doc.partition("\n")
         OPERATIONS.append(Operation(
-            rule=rule, method=method, endpoint=endpoint, summary=summary or first,
-            description=rest.strip(), body=body, query=query, response=response,
+            rule=rule, method=method, endpoint=endpoint, summary=summary,
+            description=inspect.cleandoc(handler.__doc__ or ""), body=body, query=query,
+            response=response,
             status=status, public=public, tag=tag,
         ))
         return handler

@@ -11,7 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from mailadmin.errors import ValidationError as ServiceValidationError
 from mailadmin.sizes import parse_size
@@ -19,7 +26,11 @@ from mailadmin.sizes import parse_size
 T = t.TypeVar("T")
 
 
-def _size(value: int | str) -> int:
+def _size(value: object) -> int:
+    # Runs before the strict integer check, so "2G" can become bytes; a bool or a float is
+    # still refused (JSON true is not a size).
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("Give the size as a whole number of bytes or as text such as \"2G\".")
     try:
         return parse_size(value)
     except ServiceValidationError as exc:
@@ -28,8 +39,8 @@ def _size(value: int | str) -> int:
 
 
 Size = t.Annotated[
-    int | str,
-    AfterValidator(_size),
+    int,
+    BeforeValidator(_size, json_schema_input_type=int | str),
     Field(
         description="Bytes, or a size such as \"500M\" or \"2G\" (binary units); 0 or "
         "\"unlimited\" mean no limit where the package allows it.",
@@ -78,7 +89,9 @@ class ForwarderListQuery(ListQuery):
 
 
 class DomainCreate(Body):
-    name: str = Field(description="Domain name, Unicode or IDNA ASCII.", examples=["bücher.example"])
+    name: str = Field(
+        description="Domain name, Unicode or IDNA ASCII.", examples=["bücher.example"]
+    )
     customer: str | None = Field(
         None, description="Owning customer's user name; required for resellers and the admin."
     )
@@ -122,7 +135,9 @@ class MailboxPassword(Body):
 
 
 class Suspensions(Body):
-    """Which of login, receiving and sending to suspend (or resume); false or left out: unchanged."""
+    """Which of login, receiving and sending to suspend (or resume).
+
+    False or left out: unchanged."""
 
     login: bool = False
     incoming: bool = False
@@ -149,7 +164,9 @@ class AutoresponderSet(Body):
     body: str = Field(max_length=10_000)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    interval_days: int = Field(1, description="Answer the same sender at most once per this many days.")
+    interval_days: int = Field(
+        1, description="Answer the same sender at most once per this many days."
+    )
     enabled: bool = True
 
 
@@ -206,6 +223,9 @@ class ForwarderOut(Output):
     unicode_address: str
     destinations: list[str] = Field(description="Destinations, domains shown in Unicode.")
     keep_copy: bool
+
+
+class ForwarderListItem(ForwarderOut):
     is_mailbox: bool = Field(description="True when this is a mailbox's own forwarding.")
 
 
@@ -233,4 +253,4 @@ class ErrorOut(Output):
 
 DomainPage = PageOut[DomainSummary]
 MailboxPage = PageOut[MailboxOut]
-ForwarderPage = PageOut[ForwarderOut]
+ForwarderPage = PageOut[ForwarderListItem]

@@ -1,0 +1,188 @@
+"""The JSON API under /api/v1: bearer tokens, one service call per operation, JSON errors.
+
+Requests authenticate with `Authorization: Bearer <prefix>.<secret>` only. The panel's session
+cookie is ignored here and CSRF protection is off for this blueprint: with no cookie accepted,
+a third-party page cannot make the browser send a credential.
+
+Errors are `{"error": {"code", "message", "field"}}`. Service refusals map by class:
+ValidationError, InvalidName, WeakPassword and LimitReached 422 (a package limit is a property of
+the request against the account, not a missing right, so it is not 403), NotFound 404,
+PermissionDenied 403, Conflict 409, AuthenticationFailed 401, RateLimited 429 with Retry-After.
+An error response rolls the request's transaction back (panel.db).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pydantic
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import HTTPException
+
+from mailadmin.errors import (
+    AuthenticationFailed,
+    Conflict,
+    LimitReached,
+    MailadminError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ValidationError,
+)
+from mailadmin.models import utcnow
+from mailadmin.services import tokens
+from mailadmin.services.context import Actor
+
+from .. import csrf
+from .. import db as request_db
+
+URL_PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=URL_PREFIX)
+csrf.exempt(bp)
+
+#: HTTP status per refusal class; the most specific class wins (InvalidName is a ValidationError).
+STATUS: tuple[tuple[type[MailadminError], int], ...] = (
+    (RateLimited, 429),
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (LimitReached, 422),
+    (ValidationError, 422),
+)
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None
+) -> tuple[Response, int]:
+    return jsonify({"error": {"code": code, "message": message, "field": field}}), status
+
+
+def _status_of(error: MailadminError) -> int:
+    for cls, status in STATUS:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+@bp.errorhandler(MailadminError)
+def _refusal(error: MailadminError) -> tuple[Response, int]:
+    response, status = error_response(_status_of(error), error.code, error.message, error.field)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, AuthenticationFailed):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mailadmin"'
+    return response, status
+
+
+@bp.errorhandler(pydantic.ValidationError)
+def _invalid(error: pydantic.ValidationError) -> tuple[Response, int]:
+    problems = error.errors(include_url=False, include_input=False)
+    first = problems[0] if problems else {"loc": (), "msg": "The request is not valid."}
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = f"{field}: {first['msg']}" if field else str(first["msg"])
+    response, status = error_response(422, "invalid", message, field)
+    body = response.get_json()
+    body["error"]["details"] = [
+        {"field": ".".join(str(p) for p in problem["loc"]) or None, "message": problem["msg"],
+         "type": problem["type"]}
+        for problem in problems
+    ]
+    return jsonify(body), status
+
+
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    status = error.code or 500
+    # A 500's description could echo internals; give the generic text only.
+    message = "The server failed to answer this request." if status >= 500 else (
+        error.description or error.name
+    )
+    response, status = error_response(status, HTTP_CODES.get(status, f"http_{status}"), message)
+    valid_methods = getattr(error, "valid_methods", None)
+    if status == 405 and valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
+    return response, status
+
+
+bp.register_error_handler(HTTPException, _http_error)
+
+
+def _is_api_path() -> bool:
+    return request.path == URL_PREFIX or request.path.startswith(URL_PREFIX + "/")
+
+
+@bp.record_once
+def _json_for_unrouted(state: BlueprintSetupState) -> None:
+    """Answer in JSON when no API route matched (404, 405), which blueprint handlers never see.
+
+    Elsewhere the app's own handler for the error is used, so the panel's pages are unchanged.
+    """
+    app = t.cast(Flask, state.app)
+
+    def handler(error: HTTPException) -> t.Any:
+        if _is_api_path():
+            return _http_error(error)
+        for cls in type(error).__mro__:
+            fallback = app.error_handler_spec[None][None].get(cls)
+            if fallback is not None:
+                return fallback(error)
+        return error
+
+    app.register_error_handler(404, handler)
+    app.register_error_handler(405, handler)
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    token = credentials.strip() if scheme.lower() == "bearer" else ""
+    session = request_db.session()
+    try:
+        user = tokens.authenticate_api_token(
+            session,
+            token,
+            utcnow(),
+            required_scope=tokens.READ if request.method in ("GET", "HEAD") else tokens.WRITE,
+            client_address=request.remote_addr or "unknown",
+            policy=current_app.extensions["mailadmin"].throttle_policy,
+        )
+    except (AuthenticationFailed, RateLimited):
+        # The failure count must survive the error response's rollback.
+        request_db.keep_changes_on_error()
+        raise
+    g.api_actor = Actor.for_user(user, channel="api", source=request.remote_addr)
+
+
+from . import views  # noqa: E402  (registers the operations on bp)
+from .openapi import build_document  # noqa: E402
+from .routing import OPERATIONS, Operation  # noqa: E402
+
+OPENAPI_ENDPOINT = "openapi"
+OPERATIONS.append(Operation(
+    rule="/openapi.json", method="GET", endpoint=OPENAPI_ENDPOINT,
+    summary="This document", description="The OpenAPI 3.1 description of this API; public.",
+    body=None, query=None, response=None, status=200, public=True, tag="meta",
+))
+PUBLIC_ENDPOINTS = frozenset(f"{bp.name}.{op.endpoint}" for op in OPERATIONS if op.public)
+
+
+@bp.get("/openapi.json", endpoint=OPENAPI_ENDPOINT)
+def openapi() -> Response:
+    return jsonify(build_document(
+        OPERATIONS, url_prefix=URL_PREFIX, title="mailadmin API", version="1.0.0"
+    ))
+
+
+__all__ = ["bp", "views"]
