@@ -54,6 +54,12 @@ def only(text: str | bytes) -> Finding:
          "expired"),
         ("Domain example.com has an outgoing mail hold. Message will be reattempted later",
          "account_suspended", "suspend"),
+        ("504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname",
+         "policy_rejected", "rejected"),
+        ("450 4.1.8 <a@nowhere.invalid>: Sender address rejected: Domain not found",
+         "policy_rejected", "rejected"),
+        ("454 4.7.0 TLS not available due to local problem", "temp_failure", "systemerror"),
+        ("451 4.7.1 Please try again later", "greylisted", "blocked"),
         ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
          "Tenant.", "protocol_disabled", "securityerror"),
     ],
