@@ -392,7 +392,8 @@ def render_release(snapshot: StackSnapshot) -> tuple[str, Files]:
     """(checksum, files) for ``<config_dir>/releases/<checksum>``.
 
     The files name their own folder, so the checksum is taken over a render into a fixed
-    placeholder folder: equal checksums mean equal configuration, wherever it is written.
+    placeholder folder (``releases/000...``): equal checksums mean byte-equal files once
+    written, and the checksum does not depend on itself.
     """
     base = f"{snapshot.settings.config_dir}/releases"
     render_fn = renderer_for(snapshot.settings)

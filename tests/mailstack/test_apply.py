@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import os
 import subprocess
@@ -151,3 +152,30 @@ def test_hostile_autoresponder_text_compiles_with_sievec(stack: Stack, tmp_path:
                           capture_output=True, text=True, check=False).stdout
     # one vacation action and no injected discard
     assert dump.count("VACATION") == 1 and "DISCARD" not in dump, dump
+
+
+@pytest.mark.parametrize(("starts", "ends", "answers"), [
+    (None, None, True),
+    ("2000-01-01", "2999-01-01", True),
+    ("2999-01-01", None, False),   # not started yet
+    (None, "2000-01-01", False),   # over
+])
+def test_autoresponder_period_is_enforced_by_pigeonhole(
+    stack: Stack, starts: str | None, ends: str | None, answers: bool
+) -> None:
+    def when(day: str | None) -> dt.datetime | None:
+        return None if day is None else dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+
+    # sieve-test drops to the vmail user: pytest's 0700 tmp_path is unreadable for it
+    work = stack.info.dir / f"sieve-test-{starts}-{ends}"
+    work.mkdir(mode=0o755)
+    script = work / "v.sieve"
+    script.write_text(sieve_vacation(AutoresponderSnap(
+        "alice@example.test", "Away", "Back soon.", when(starts), when(ends), 1)))
+    mail = work / "m.eml"
+    mail.write_text("From: x@remote.test\nTo: alice@example.test\nSubject: hi\n\nbody\n")
+    conf = Path(stack.settings.config_dir) / "current" / "dovecot" / "dovecot.conf"
+    proc = subprocess.run(["sieve-test", "-c", str(conf), str(script), str(mail)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert ("send vacation message" in proc.stdout) is answers, proc.stdout
