@@ -83,6 +83,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _echo_page(page: Page[t.Any], noun: str, headers: Sequence[str],
                rows: Sequence[Sequence[str]]) -> None:
+    """A table of one page and where it is; `noun` is the plural ("mailboxes")."""
     if rows:
         click.echo(_table(headers, rows))
     elif page.total:
@@ -90,7 +91,11 @@ def _echo_page(page: Page[t.Any], noun: str, headers: Sequence[str],
     else:
         click.echo(f"No {noun}.")
     if page.total:
-        click.echo(f"Page {page.page} of {page.pages} ({page.total} {noun} in all)")
+        counted = f"{page.total} {noun}" if page.total != 1 else f"1 {_SINGULAR[noun]}"
+        click.echo(f"Page {page.page} of {page.pages} ({counted} in all)")
+
+
+_SINGULAR = {"domains": "domain", "mailboxes": "mailbox", "forwarders": "forwarder"}
 
 
 def _yes_no(value: bool) -> str:
