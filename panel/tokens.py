@@ -1,0 +1,97 @@
+"""The signed-in panel user's API tokens: list, create (shown once) and revoke."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length
+
+from mailadmin.errors import MailadminError
+from mailadmin.services import tokens
+
+from . import db
+from .auth import current_actor
+from .forms import attach_error
+
+bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
+
+ACCESS_CHOICES = [SelectChoice("read write", "Read and change"), SelectChoice("read", "Read only")]
+EXPIRY_CHOICES = [
+    SelectChoice("0", "Never"), SelectChoice("30", "In 30 days"),
+    SelectChoice("90", "In 90 days"), SelectChoice("365", "In a year"),
+]
+
+
+class CreateTokenForm(FlaskForm):  # type: ignore[misc]
+    name = StringField(
+        "Name", validators=[DataRequired(), Length(max=tokens.NAME_MAX)],
+        description="What the token is for, e.g. 'backup script'.",
+    )
+    access = SelectField("Access", choices=ACCESS_CHOICES, default="read write")
+    expires = SelectField("Expires", choices=EXPIRY_CHOICES, default="0")
+
+
+class RevokeTokenForm(FlaskForm):  # type: ignore[misc]
+    """Only the CSRF token: the token to revoke is in the URL."""
+
+
+def _render(form: CreateTokenForm, *, new_token: str | None = None,
+            status: int = 200) -> ResponseReturnValue:
+    items = tokens.list_api_tokens(db.session(), current_actor())
+    response = render_template(
+        "tokens/index.html", form=form, revoke_form=RevokeTokenForm(), tokens=items,
+        new_token=new_token, scopes_of=tokens.token_scopes, now=current_actor().now(),
+    )
+    headers = {"Cache-Control": "no-store"} if new_token else {}
+    return response, status, headers
+
+
+@bp.get("")
+@login_required  # type: ignore[misc]
+def index() -> ResponseReturnValue:
+    return _render(CreateTokenForm())
+
+
+@bp.post("")
+@login_required  # type: ignore[misc]
+def create() -> ResponseReturnValue:
+    form = CreateTokenForm()
+    if form.validate_on_submit():
+        actor = current_actor()
+        days = int(form.expires.data)
+        try:
+            _, secret = tokens.create_api_token(
+                db.session(), actor, form.name.data, form.access.data.split(),
+                expires_at=actor.now() + dt.timedelta(days=days) if days else None,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            # Rendered, not redirected: the token must not pass through the session cookie,
+            # and it is never shown again.
+            return _render(CreateTokenForm(formdata=None), new_token=secret)
+    db.discard_changes()
+    return _render(form, status=422)
+
+
+@bp.post("/<int:token_id>/revoke")
+@login_required  # type: ignore[misc]
+def revoke(token_id: int) -> ResponseReturnValue:
+    form = RevokeTokenForm()
+    if not form.validate_on_submit():
+        flash("The form expired; nothing was changed. Try again.", "error")
+        return redirect(url_for("tokens.index"))
+    try:
+        token = tokens.revoke_api_token(db.session(), current_actor(), token_id)
+    except MailadminError as exc:
+        db.discard_changes()
+        flash(exc.message, "error")
+        return redirect(url_for("tokens.index"))
+    flash(f"The token {token.name!r} is revoked; requests with it are refused.", "success")
+    return redirect(url_for("tokens.index"))
