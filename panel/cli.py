@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import click
 
-from mailadmin import migrate
+from mailadmin import (
+    cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
+    migrate,
+)
 from mailadmin.cli import CliState, main, pass_state
 from mailadmin.db import transaction
+from mailadmin.diagnostics.command import diagnose_command
 from mailadmin.services import accounts
 from mailadmin.services.context import Actor
 
 DEFAULT_PORT = 2082
+main.add_command(diagnose_command)
 
 
 @main.command()

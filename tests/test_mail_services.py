@@ -18,7 +18,7 @@ from mailadmin.errors import (
     WeakPassword,
 )
 from mailadmin.hashing import verify_mailbox_password
-from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox, Package, PanelUser, Role
+from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox, Package, PanelUser
 from mailadmin.services import autoresponders, domains, forwarders, mailboxes
 from mailadmin.services.context import Actor
 

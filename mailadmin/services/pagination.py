@@ -45,3 +45,19 @@ def paginate(session: Session, query: Select[t.Any], page: int, per_page: int) -
     ) or 0
     items = list(session.execute(query.limit(per_page).offset((page - 1) * per_page)).all())
     return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def paginate_keys(
+    session: Session, key_query: Select[t.Any], page: int, per_page: int
+) -> tuple[list[t.Any], int, int, int]:
+    """One page of primary keys from an ordered query, and the total.
+
+    Used as a "deferred join": sorting and skipping over narrow index entries instead of whole
+    rows keeps deep pages fast at 100,000 rows; the caller then loads just this page's rows.
+    """
+    page, per_page = clamp(page, per_page)
+    total = session.scalar(
+        select(func.count()).select_from(key_query.order_by(None).subquery())
+    ) or 0
+    keys = list(session.scalars(key_query.limit(per_page).offset((page - 1) * per_page)))
+    return keys, total, page, per_page
