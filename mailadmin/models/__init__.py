@@ -10,7 +10,7 @@ from .mail import (
     Mailbox,
 )
 from .system import ApiToken, AuditEvent, ConfigRevision, Job, LoginThrottle, ServerSettings
-from .users import PanelUser, Package, ResellerAllocation, Role
+from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
     "ApiToken",
