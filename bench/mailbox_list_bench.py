@@ -47,10 +47,19 @@ def seed(url: str, count: int) -> None:
     with click.progressbar(length=count, label=f"seeding {count:,} mailboxes") as bar:
         for start in range(0, count, batch):
             rows = [
-                {"domain_id": domain_id, "local_part": f"user{i:07d}", "password_hash": password_hash,
-                 "quota": (i % 50 + 1) * 1024**2, "imap": True, "pop3": i % 3 != 0, "smtp": True,
-                 "suspend_login": False, "suspend_incoming": False, "suspend_outgoing": i % 97 == 0,
-                 "usage_bytes": (i % 40) * 1024**2}
+                {
+                    "domain_id": domain_id,
+                    "local_part": f"user{i:07d}",
+                    "password_hash": password_hash,
+                    "quota": (i % 50 + 1) * 1024**2,
+                    "imap": True,
+                    "pop3": i % 3 != 0,
+                    "smtp": True,
+                    "suspend_login": False,
+                    "suspend_incoming": False,
+                    "suspend_outgoing": i % 97 == 0,
+                    "usage_bytes": (i % 40) * 1024**2,
+                }
                 for i in range(start, min(start + batch, count))
             ]
             with transaction(factory) as session:
@@ -80,15 +89,19 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     started = time.perf_counter()
     seed(url, args.mailboxes)
-    print(f"seeded {args.mailboxes:,} mailboxes in {time.perf_counter() - started:.1f} s ({url.split(':')[0]})")
+    print(
+        f"seeded {args.mailboxes:,} mailboxes in {time.perf_counter() - started:.1f} s "
+        f"({url.split(':')[0]})"
+    )
 
     app = create_app({"INSTANCE_PATH": str(workdir / "instance"), "DATABASE_URL": url})
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
     assert token
-    signed_in = client.post("/login", data={"username": "bench", "password": PASSWORD,
-                                            "csrf_token": token.group(1)})
+    signed_in = client.post(
+        "/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token.group(1)}
+    )
     assert signed_in.status_code == 302
     pages = args.mailboxes // 50
     rng = random.Random(42)
@@ -96,7 +109,9 @@ def main() -> None:
         "first page": ["/mailboxes"] * args.requests,
         "random page": [f"/mailboxes?page={rng.randint(1, pages)}" for _ in range(args.requests)],
         "domain filter": ["/mailboxes?domain=big.example"] * args.requests,
-        "prefix search": [f"/mailboxes?q=user{rng.randint(0, 9999):04d}" for _ in range(args.requests)],
+        "prefix search": [
+            f"/mailboxes?q=user{rng.randint(0, 9999):04d}" for _ in range(args.requests)
+        ],
         "sort by quota": ["/mailboxes?sort=quota&desc=1"] * args.requests,
         "quota, 1 domain": ["/mailboxes?domain=big.example&sort=quota&desc=1"] * args.requests,
     }
@@ -104,7 +119,7 @@ def main() -> None:
     print(f"{'scenario':<16} {'median ms':>10} {'p95 ms':>10}")
     for name, urls in scenarios.items():
         timings = sorted(time_requests(client, urls))
-        p95 = timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
+        p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
         print(f"{name:<16} {statistics.median(timings):>10.1f} {p95:>10.1f}")
 
 

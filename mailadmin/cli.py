@@ -86,7 +86,9 @@ pass_state = click.make_pass_decorator(CliState)
     envvar="MAILADMIN_INSTANCE_PATH",
     help="Instance folder (config file, secret key, SQLite database). Default: ./instance",
 )
-@click.option("--as", "acting_user", metavar="NAME", help="Act as this panel user, with its rights.")
+@click.option(
+    "--as", "acting_user", metavar="NAME", help="Act as this panel user, with its rights."
+)
 @click.version_option(package_name="mailadmin")
 @click.pass_context
 def main(ctx: click.Context, instance_path: Path | None, acting_user: str | None) -> None:
@@ -136,7 +138,9 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
-@click.option("--reseller", "reseller_name", metavar="R", help="The reseller a customer belongs to.")
+@click.option(
+    "--reseller", "reseller_name", metavar="R", help="The reseller a customer belongs to."
+)
 @click.option("--email", "contact_email", help="Contact address of the account holder.")
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input (else generated)."
@@ -171,7 +175,9 @@ def user_add(
 
 @user.command("passwd")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, required=True, help="Read the new password from stdin.")
+@click.option(
+    "--password-stdin", is_flag=True, required=True, help="Read the new password from stdin."
+)
 @pass_state
 def user_passwd(state: CliState, name: str, password_stdin: bool) -> None:
     """Set a panel user's password."""

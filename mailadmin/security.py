@@ -25,7 +25,7 @@ _DUMMY_HASH = _panel_context.hash(secrets.token_urlsafe(16))
 
 
 def hash_panel_password(password: str) -> str:
-    return _panel_context.hash(password)
+    return str(_panel_context.hash(password))
 
 
 def verify_panel_password(password: str, stored_hash: str | None) -> tuple[bool, str | None]:
@@ -34,7 +34,8 @@ def verify_panel_password(password: str, stored_hash: str | None) -> tuple[bool,
         _panel_context.verify(password, _DUMMY_HASH)
         return False, None
     try:
-        return _panel_context.verify_and_update(password, stored_hash)
+        ok, new_hash = _panel_context.verify_and_update(password, stored_hash)
+        return bool(ok), new_hash
     except ValueError:
         return False, None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ENV_PREFIX = "MAILADMIN_"
 CONFIG_FILE_NAME = "mailadmin.toml"
-SECRET_KEY_FILE_NAME = "secret_key"
+SECRET_KEY_FILE_NAME = "secret_key"  # noqa: S105  (a file name)
 
 DEFAULTS: dict[str, t.Any] = {
     # Filled in by load_config: a SQLite file in the instance folder.
@@ -88,8 +88,11 @@ def load_config(
     """
     environ = os.environ if environ is None else environ
     if instance_path is None:
-        instance_path = Path(overrides["INSTANCE_PATH"]) if overrides and "INSTANCE_PATH" in overrides \
+        instance_path = (
+            Path(overrides["INSTANCE_PATH"])
+            if overrides and "INSTANCE_PATH" in overrides
             else default_instance_path()
+        )
     config: dict[str, t.Any] = dict(DEFAULTS)
     config_file = instance_path / CONFIG_FILE_NAME
     if config_file.exists():
@@ -101,7 +104,7 @@ def load_config(
         config.update({key.upper(): value for key, value in from_file.items()})
     for env_name, raw in environ.items():
         if env_name.startswith(ENV_PREFIX) and env_name != ENV_PREFIX + "INSTANCE_PATH":
-            name = env_name[len(ENV_PREFIX):]
+            name = env_name[len(ENV_PREFIX) :]
             config[name] = _coerce(name, raw, DEFAULTS.get(name))
     if overrides:
         config.update(overrides)

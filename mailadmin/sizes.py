@@ -21,7 +21,8 @@ def parse_size(text: str | int, *, field: str = "quota") -> int:
         match = _PATTERN.fullmatch(text)
         if not match:
             raise ValidationError(
-                f"{text!r} is not a size: write bytes or a number with K, M, G or T (e.g. 500M, 2G).",
+                f"{text!r} is not a size: write bytes or a number with K, M, G or T "
+                "(e.g. 500M, 2G).",
                 field=field,
             )
         number, unit = match.groups()

@@ -25,14 +25,20 @@ bp = Blueprint("domains", __name__, url_prefix="/domains")
 
 
 class AddDomainForm(FlaskForm):  # type: ignore[misc]
-    name = StringField("Domain name", validators=[DataRequired(), Length(max=253)],
-                       description="e.g. example.com or bücher.de")
+    name = StringField(
+        "Domain name",
+        validators=[DataRequired(), Length(max=253)],
+        description="e.g. example.com or bücher.de",
+    )
     customer = StringField("Customer", validators=[Optional(), Length(max=64)])
 
 
 class DefaultsForm(FlaskForm):  # type: ignore[misc]
-    quota = StringField("Quota for new mailboxes", validators=[Optional(), Length(max=32), size_field_check],
-                        description="Empty: the package's default.")
+    quota = StringField(
+        "Quota for new mailboxes",
+        validators=[Optional(), Length(max=32), size_field_check],
+        description="Empty: the package's default.",
+    )
     imap = BooleanField("IMAP")
     pop3 = BooleanField("POP3")
     smtp = BooleanField("SMTP (sending)")
@@ -41,17 +47,23 @@ class DefaultsForm(FlaskForm):  # type: ignore[misc]
 class CatchAllForm(FlaskForm):  # type: ignore[misc]
     action = RadioField(
         "Mail to addresses that do not exist",
-        choices=[("reject", "Reject it (the sender gets a bounce)"),
-                 ("discard", "Accept and discard it silently"),
-                 ("deliver", "Deliver it to this address:")],
+        choices=[
+            ("reject", "Reject it (the sender gets a bounce)"),
+            ("discard", "Accept and discard it silently"),
+            ("deliver", "Deliver it to this address:"),
+        ],
         validators=[DataRequired()],
     )
-    reject_reason = StringField("Reason given to the sender", validators=[Optional(), Length(max=200)])
+    reject_reason = StringField(
+        "Reason given to the sender", validators=[Optional(), Length(max=200)]
+    )
     target = StringField("Deliver to", validators=[Optional(), Length(max=320)])
 
 
 class RemoveDomainForm(FlaskForm):  # type: ignore[misc]
-    confirm = StringField("Type the domain name to confirm", validators=[DataRequired(), Length(max=253)])
+    confirm = StringField(
+        "Type the domain name to confirm", validators=[DataRequired(), Length(max=253)]
+    )
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -62,8 +74,9 @@ def index() -> ResponseReturnValue:
     status = 200
     if form.validate_on_submit():
         try:
-            added = domains.add_domain(db.session(), actor, form.name.data,
-                                       customer=form.customer.data or None)
+            added = domains.add_domain(
+                db.session(), actor, form.name.data, customer=form.customer.data or None
+            )
         except MailadminError as exc:
             attach_error(form, exc)
             status = 422
@@ -79,7 +92,10 @@ def index() -> ResponseReturnValue:
     search = (request.args.get("q") or "").strip()[:253] or None
     page = domains.list_domains(db.session(), actor, search=search, page=page_number)
     return render_template(
-        "domains/index.html", form=form, page=page, search=search,
+        "domains/index.html",
+        form=form,
+        page=page,
+        search=search,
         needs_customer=actor.role is not Role.CUSTOMER,
     ), status
 
@@ -92,15 +108,22 @@ def _render_detail(name: str, status: int = 200, **forms: FlaskForm) -> Response
     defaults = forms.get("defaults") or DefaultsForm(
         formdata=None,
         quota=size_for_input(domain.default_quota) if domain.default_quota is not None else "",
-        imap=domain.default_imap, pop3=domain.default_pop3, smtp=domain.default_smtp,
+        imap=domain.default_imap,
+        pop3=domain.default_pop3,
+        smtp=domain.default_smtp,
     )
     catchall = forms.get("catchall") or CatchAllForm(
-        formdata=None, action=domain.catchall_action,
-        reject_reason=domain.catchall_reject_reason or "", target=domain.catchall_target or "",
+        formdata=None,
+        action=domain.catchall_action,
+        reject_reason=domain.catchall_reject_reason or "",
+        target=domain.catchall_target or "",
     )
     return render_template(
-        "domains/detail.html", domain=domain, unicode_name=domain_to_unicode(domain.name),
-        defaults_form=defaults, catchall_form=catchall,
+        "domains/detail.html",
+        domain=domain,
+        unicode_name=domain_to_unicode(domain.name),
+        defaults_form=defaults,
+        catchall_form=catchall,
         remove_form=forms.get("remove") or RemoveDomainForm(formdata=None),
         format_size=format_size,
     ), status
@@ -119,9 +142,13 @@ def defaults(name: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             domains.set_domain_defaults(
-                db.session(), current_actor(), name,
+                db.session(),
+                current_actor(),
+                name,
                 quota=parse_size(form.quota.data) if form.quota.data else None,
-                imap=form.imap.data, pop3=form.pop3.data, smtp=form.smtp.data,
+                imap=form.imap.data,
+                pop3=form.pop3.data,
+                smtp=form.smtp.data,
             )
         except MailadminError as exc:
             attach_error(form, exc)
@@ -138,8 +165,12 @@ def catchall(name: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             domains.set_catchall(
-                db.session(), current_actor(), name, form.action.data,
-                reject_reason=form.reject_reason.data or None, target=form.target.data or None,
+                db.session(),
+                current_actor(),
+                name,
+                form.action.data,
+                reject_reason=form.reject_reason.data or None,
+                target=form.target.data or None,
             )
         except MailadminError as exc:
             attach_error(form, exc)
@@ -156,7 +187,10 @@ def remove(name: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         typed = form.confirm.data.strip().lower().rstrip(".")
         if typed not in {name, domain_to_unicode(name)}:
-            form.confirm.errors = [*form.confirm.errors, f"Type {domain_to_unicode(name)} to confirm."]
+            form.confirm.errors = [
+                *form.confirm.errors,
+                f"Type {domain_to_unicode(name)} to confirm.",
+            ]
         else:
             try:
                 domains.remove_domain(db.session(), current_actor(), name)

@@ -49,8 +49,11 @@ class NewMailboxForm(FlaskForm):  # type: ignore[misc]
         "Password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
     )
-    quota = StringField("Quota", validators=[Optional(), Length(max=32), size_field_check],
-                        description="e.g. 500M or 2G; empty for the domain's default")
+    quota = StringField(
+        "Quota",
+        validators=[Optional(), Length(max=32), size_field_check],
+        description="e.g. 500M or 2G; empty for the domain's default",
+    )
     imap = BooleanField("IMAP", default=True)
     pop3 = BooleanField("POP3", default=True)
     smtp = BooleanField("SMTP (sending)", default=True)
@@ -78,7 +81,9 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
 
 
 class DeleteForm(FlaskForm):  # type: ignore[misc]
-    confirm = StringField("Type the address to confirm", validators=[DataRequired(), Length(max=320)])
+    confirm = StringField(
+        "Type the address to confirm", validators=[DataRequired(), Length(max=320)]
+    )
 
 
 class AutoresponderForm(FlaskForm):  # type: ignore[misc]
@@ -88,7 +93,8 @@ class AutoresponderForm(FlaskForm):  # type: ignore[misc]
     starts_at = DateTimeLocalField("From (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     ends_at = DateTimeLocalField("Until (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     interval_days = IntegerField(
-        "Answer the same sender once every … days", default=1,
+        "Answer the same sender once every … days",
+        default=1,
         validators=[DataRequired(), NumberRange(min=1, max=365)],
     )
 
@@ -97,7 +103,8 @@ class ForwarderForm(FlaskForm):  # type: ignore[misc]
     local_part = StringField("Address", validators=[DataRequired(), Length(max=64)])
     domain = SelectField("Domain", validators=[DataRequired()])
     destinations = TextAreaField(
-        "Deliver to", validators=[DataRequired(), Length(max=20_000)],
+        "Deliver to",
+        validators=[DataRequired(), Length(max=20_000)],
         description="One address per line; local or at any other provider.",
     )
     keep_copy = BooleanField("Keep a copy in the mailbox (only when the address is a mailbox)")
@@ -106,7 +113,9 @@ class ForwarderForm(FlaskForm):  # type: ignore[misc]
 def _domain_choices() -> list[tuple[str, str]]:
     from mailadmin.names import domain_to_unicode
 
-    return [(n, domain_to_unicode(n)) for n in domains.domain_names_for(db.session(), current_actor())]
+    return [
+        (n, domain_to_unicode(n)) for n in domains.domain_names_for(db.session(), current_actor())
+    ]
 
 
 def _int_arg(name: str, default: int) -> int:
@@ -130,18 +139,22 @@ def mailboxes_index() -> ResponseReturnValue:
     }
     try:
         page = mailboxes.list_mailboxes(
-            db.session(), current_actor(), page=_int_arg("page", 1),
-            per_page=min(_int_arg("per_page", 50), 200), **filters,  # type: ignore[arg-type]
+            db.session(),
+            current_actor(),
+            page=_int_arg("page", 1),
+            per_page=min(_int_arg("per_page", 50), 200),
+            **filters,  # type: ignore[arg-type]
         )
     except MailadminError as exc:
         flash(exc.message, "error")
         return redirect(url_for("mail.mailboxes_index"))
     return render_template(
-        "mail/mailboxes.html", page=page, filters=filters, domain_choices=_domain_choices(),
+        "mail/mailboxes.html",
+        page=page,
+        filters=filters,
+        domain_choices=_domain_choices(),
         format_size=format_size,
     )
-
-
 
 
 @bp.route("/mailboxes/new", methods=["GET", "POST"])
@@ -157,10 +170,14 @@ def mailbox_new() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             box = mailboxes.create_mailbox(
-                db.session(), current_actor(), f"{form.local_part.data.strip()}@{form.domain.data}",
+                db.session(),
+                current_actor(),
+                f"{form.local_part.data.strip()}@{form.domain.data}",
                 form.password.data,
                 quota=parse_size(form.quota.data) if form.quota.data else None,
-                imap=form.imap.data, pop3=form.pop3.data, smtp=form.smtp.data,
+                imap=form.imap.data,
+                pop3=form.pop3.data,
+                smtp=form.smtp.data,
             )
         except MailadminError as exc:
             attach_error(form, exc if exc.field != "address" else _refield(exc, "local_part"))
@@ -187,21 +204,34 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
     box = _mailbox_or_404(address)
     responder = autoresponders.get_autoresponder(db.session(), current_actor(), address)
     settings_form = forms.get("settings") or MailboxSettingsForm(
-        formdata=None, quota=size_for_input(box.quota),
-        imap=box.imap, pop3=box.pop3, smtp=box.smtp,
+        formdata=None,
+        quota=size_for_input(box.quota),
+        imap=box.imap,
+        pop3=box.pop3,
+        smtp=box.smtp,
     )
     suspensions_form = forms.get("suspensions") or SuspensionsForm(
-        formdata=None, suspend_login=box.suspend_login, suspend_incoming=box.suspend_incoming,
+        formdata=None,
+        suspend_login=box.suspend_login,
+        suspend_incoming=box.suspend_incoming,
         suspend_outgoing=box.suspend_outgoing,
     )
     responder_form = forms.get("autoresponder") or AutoresponderForm(
         formdata=None,
-        **({
-            "enabled": responder.enabled, "subject": responder.subject, "body": responder.body,
-            "starts_at": responder.starts_at.replace(tzinfo=None) if responder.starts_at else None,
-            "ends_at": responder.ends_at.replace(tzinfo=None) if responder.ends_at else None,
-            "interval_days": responder.interval_days,
-        } if responder else {}),
+        **(
+            {
+                "enabled": responder.enabled,
+                "subject": responder.subject,
+                "body": responder.body,
+                "starts_at": responder.starts_at.replace(tzinfo=None)
+                if responder.starts_at
+                else None,
+                "ends_at": responder.ends_at.replace(tzinfo=None) if responder.ends_at else None,
+                "interval_days": responder.interval_days,
+            }
+            if responder
+            else {}
+        ),
     )
     return render_template(
         "mail/mailbox.html",
@@ -232,8 +262,13 @@ def mailbox_settings(address: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             mailboxes.update_mailbox(
-                db.session(), current_actor(), address, quota=parse_size(form.quota.data),
-                imap=form.imap.data, pop3=form.pop3.data, smtp=form.smtp.data,
+                db.session(),
+                current_actor(),
+                address,
+                quota=parse_size(form.quota.data),
+                imap=form.imap.data,
+                pop3=form.pop3.data,
+                smtp=form.smtp.data,
             )
         except MailadminError as exc:
             attach_error(form, exc)
@@ -251,8 +286,12 @@ def mailbox_suspensions(address: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             mailboxes.set_suspensions(
-                db.session(), current_actor(), address, login=form.suspend_login.data,
-                incoming=form.suspend_incoming.data, outgoing=form.suspend_outgoing.data,
+                db.session(),
+                current_actor(),
+                address,
+                login=form.suspend_login.data,
+                incoming=form.suspend_incoming.data,
+                outgoing=form.suspend_outgoing.data,
             )
         except MailadminError as exc:
             attach_error(form, exc)
@@ -269,7 +308,9 @@ def mailbox_password(address: str) -> ResponseReturnValue:
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            mailboxes.set_mailbox_password(db.session(), current_actor(), address, form.password.data)
+            mailboxes.set_mailbox_password(
+                db.session(), current_actor(), address, form.password.data
+            )
         except MailadminError as exc:
             attach_error(form, exc)
         else:
@@ -285,7 +326,9 @@ def mailbox_delete(address: str) -> ResponseReturnValue:
     form = DeleteForm()
     if form.validate_on_submit():
         try:
-            mailboxes.delete_mailbox(db.session(), current_actor(), address, confirm=form.confirm.data)
+            mailboxes.delete_mailbox(
+                db.session(), current_actor(), address, confirm=form.confirm.data
+            )
         except MailadminError as exc:
             attach_error(form, exc)
         else:
@@ -313,11 +356,19 @@ def mailbox_autoresponder(address: str) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             autoresponders.set_autoresponder(
-                db.session(), current_actor(), address,
-                subject=form.subject.data, body=form.body.data,
-                starts_at=form.starts_at.data.replace(tzinfo=utcnow().tzinfo) if form.starts_at.data else None,
-                ends_at=form.ends_at.data.replace(tzinfo=utcnow().tzinfo) if form.ends_at.data else None,
-                interval_days=form.interval_days.data, enabled=form.enabled.data,
+                db.session(),
+                current_actor(),
+                address,
+                subject=form.subject.data,
+                body=form.body.data,
+                starts_at=form.starts_at.data.replace(tzinfo=utcnow().tzinfo)
+                if form.starts_at.data
+                else None,
+                ends_at=form.ends_at.data.replace(tzinfo=utcnow().tzinfo)
+                if form.ends_at.data
+                else None,
+                interval_days=form.interval_days.data,
+                enabled=form.enabled.data,
             )
         except MailadminError as exc:
             attach_error(form, exc)
@@ -334,15 +385,22 @@ def forwarders_index() -> ResponseReturnValue:
     search = (request.args.get("q") or "").strip()[:320] or None
     try:
         page = forwarders.list_forwarders(
-            db.session(), current_actor(), domain=domain, search=search,
-            page=_int_arg("page", 1), per_page=50,
+            db.session(),
+            current_actor(),
+            domain=domain,
+            search=search,
+            page=_int_arg("page", 1),
+            per_page=50,
         )
     except MailadminError as exc:
         flash(exc.message, "error")
         return redirect(url_for("mail.forwarders_index"))
     return render_template(
-        "mail/forwarders.html", page=page, filters={"domain": domain, "search": search},
-        domain_choices=_domain_choices(), delete_form=FlaskForm(),
+        "mail/forwarders.html",
+        page=page,
+        filters={"domain": domain, "search": search},
+        domain_choices=_domain_choices(),
+        delete_form=FlaskForm(),
     )
 
 
@@ -369,7 +427,9 @@ def forwarder_edit() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             forwarders.set_forwarder(
-                db.session(), current_actor(), f"{form.local_part.data.strip()}@{form.domain.data}",
+                db.session(),
+                current_actor(),
+                f"{form.local_part.data.strip()}@{form.domain.data}",
                 form.destinations.data.replace(",", "\n").splitlines(),
                 keep_copy=form.keep_copy.data,
             )

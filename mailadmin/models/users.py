@@ -28,14 +28,16 @@ class Role(enum.StrEnum):
 
 
 class PanelUser(Base):
-    """Someone who signs in to the panel with a user name (mailbox users sign in with an address)."""
+    """Someone who signs in with a user name (mailbox users sign in with their address)."""
 
     __tablename__ = "panel_users"
     __table_args__ = (
         CheckConstraint("role IN ('admin', 'reseller', 'customer')", name="role_known"),
         # A customer hangs under a reseller (or directly under the server admin); nobody else
         # has a parent, so the ownership tree is at most two levels deep.
-        CheckConstraint("role = 'customer' OR parent_id IS NULL", name="only_customers_have_parent"),
+        CheckConstraint(
+            "role = 'customer' OR parent_id IS NULL", name="only_customers_have_parent"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -121,7 +121,11 @@ def create_panel_user(
         object_label=name,
         customer_id=user.id if role is Role.CUSTOMER else None,
         reseller_id=parent.id if parent else (user.id if role is Role.RESELLER else None),
-        after={"username": name, "role": role.value, "reseller": parent.username if parent else None},
+        after={
+            "username": name,
+            "role": role.value,
+            "reseller": parent.username if parent else None,
+        },
     )
     return user
 

@@ -48,14 +48,26 @@ def _state(domain: Domain) -> dict[str, object]:
     }
 
 
-def _audit(session: Session, actor: Actor, action: str, domain: Domain, before: dict[str, object] | None,
-           after: dict[str, object] | None) -> None:
+def _audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    domain: Domain,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+) -> None:
     owner = session.get(PanelUser, domain.owner_id)
     record_event(
-        session, actor, action,
-        object_type="domain", object_id=domain.id, object_label=domain.name,
-        customer_id=domain.owner_id, reseller_id=owner.parent_id if owner else None,
-        before=before, after=after,
+        session,
+        actor,
+        action,
+        object_type="domain",
+        object_id=domain.id,
+        object_label=domain.name,
+        customer_id=domain.owner_id,
+        reseller_id=owner.parent_id if owner else None,
+        before=before,
+        after=after,
     )
 
 
@@ -92,12 +104,18 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
 def remove_domain(session: Session, actor: Actor, name: str) -> None:
     """Remove a domain that has no mailboxes and no forwarders left."""
     domain = get_domain(session, actor, name, field="name")
-    mailboxes = session.scalar(
-        select(func.count()).select_from(Mailbox).where(Mailbox.domain_id == domain.id)
-    ) or 0
-    forwarders = session.scalar(
-        select(func.count()).select_from(Forwarder).where(Forwarder.domain_id == domain.id)
-    ) or 0
+    mailboxes = (
+        session.scalar(
+            select(func.count()).select_from(Mailbox).where(Mailbox.domain_id == domain.id)
+        )
+        or 0
+    )
+    forwarders = (
+        session.scalar(
+            select(func.count()).select_from(Forwarder).where(Forwarder.domain_id == domain.id)
+        )
+        or 0
+    )
     if mailboxes or forwarders:
         raise Conflict(
             f"{domain_to_unicode(domain.name)} still has {mailboxes} mailbox(es) and "
@@ -166,7 +184,8 @@ def set_catchall(
         reason = (reject_reason or DEFAULT_REJECT_REASON).strip()
         if not REJECT_REASON_PATTERN.fullmatch(reason):
             raise ValidationError(
-                "The reason is one line of up to 200 letters, digits, spaces and . , ; : ! ? ( ) ' / -",
+                "The reason is one line of up to 200 letters, digits, spaces and "
+                ". , ; : ! ? ( ) ' / -",
                 field="reject_reason",
             )
         domain.catchall_reject_reason = reason
@@ -187,12 +206,18 @@ def list_domains(
     session: Session, actor: Actor, *, search: str | None = None, page: int = 1, per_page: int = 50
 ) -> Page[DomainRow]:
     mailbox_count = (
-        select(func.count()).select_from(Mailbox).where(Mailbox.domain_id == Domain.id)
-        .correlate(Domain).scalar_subquery()
+        select(func.count())
+        .select_from(Mailbox)
+        .where(Mailbox.domain_id == Domain.id)
+        .correlate(Domain)
+        .scalar_subquery()
     )
     forwarder_count = (
-        select(func.count()).select_from(Forwarder).where(Forwarder.domain_id == Domain.id)
-        .correlate(Domain).scalar_subquery()
+        select(func.count())
+        .select_from(Forwarder)
+        .where(Forwarder.domain_id == Domain.id)
+        .correlate(Domain)
+        .scalar_subquery()
     )
     query = (
         select(Domain, PanelUser.username, mailbox_count, forwarder_count)
@@ -209,9 +234,14 @@ def list_domains(
     page_ = paginate(session, query, *clamp(page, per_page))
     rows = [
         DomainRow(
-            id=domain.id, name=domain.name, unicode_name=domain_to_unicode(domain.name),
-            owner=owner, mailboxes=mailboxes, forwarders=forwarders,
-            catchall_action=domain.catchall_action, catchall_target=domain.catchall_target,
+            id=domain.id,
+            name=domain.name,
+            unicode_name=domain_to_unicode(domain.name),
+            owner=owner,
+            mailboxes=mailboxes,
+            forwarders=forwarders,
+            catchall_action=domain.catchall_action,
+            catchall_target=domain.catchall_target,
         )
         for domain, owner, mailboxes, forwarders in page_.items
     ]
@@ -220,9 +250,11 @@ def list_domains(
 
 def domain_names_for(session: Session, actor: Actor) -> list[str]:
     """All domain names the actor manages (for selectors); customers have few."""
-    return list(session.scalars(
-        select(Domain.name)
-        .where(Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery()))
-        .order_by(Domain.name)
-        .limit(1000)
-    ))
+    return list(
+        session.scalars(
+            select(Domain.name)
+            .where(Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery()))
+            .order_by(Domain.name)
+            .limit(1000)
+        )
+    )

@@ -41,13 +41,27 @@ def _state(forwarder: Forwarder) -> dict[str, object]:
     }
 
 
-def _audit(session: Session, actor: Actor, action: str, forwarder: Forwarder, domain: Domain,
-           before: dict[str, object] | None, after: dict[str, object] | None) -> None:
+def _audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    forwarder: Forwarder,
+    domain: Domain,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+) -> None:
     owner = session.get(PanelUser, domain.owner_id)
     record_event(
-        session, actor, action, object_type="forwarder", object_id=forwarder.id,
-        object_label=f"{forwarder.local_part}@{domain.name}", customer_id=domain.owner_id,
-        reseller_id=owner.parent_id if owner else None, before=before, after=after,
+        session,
+        actor,
+        action,
+        object_type="forwarder",
+        object_id=forwarder.id,
+        object_label=f"{forwarder.local_part}@{domain.name}",
+        customer_id=domain.owner_id,
+        reseller_id=owner.parent_id if owner else None,
+        before=before,
+        after=after,
     )
 
 
@@ -68,7 +82,9 @@ def _normalize_destinations(destinations: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def _find_loop(session: Session, customer_id: int, source: str, destinations: list[str]) -> list[str] | None:
+def _find_loop(
+    session: Session, customer_id: int, source: str, destinations: list[str]
+) -> list[str] | None:
     """The chain of the customer's forwarders that would lead from `source` back to itself."""
     rows = session.execute(
         select(Forwarder.local_part, Domain.name, ForwarderDestination.address)
@@ -136,9 +152,12 @@ def set_forwarder(
     domain = get_domain(session, actor, domain_name)
     source = f"{local}@{domain.name}"
     cleaned = _normalize_destinations(destinations)
-    is_mailbox = session.scalars(
-        select(Mailbox.id).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
-    ).first() is not None
+    is_mailbox = (
+        session.scalars(
+            select(Mailbox.id).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
+        ).first()
+        is not None
+    )
     if not is_mailbox and keep_copy:
         raise ValidationError(
             "Only a mailbox can keep a copy; this address has no mailbox.", field="keep_copy"
@@ -168,8 +187,15 @@ def set_forwarder(
         ForwarderDestination(address=dest, position=i) for i, dest in enumerate(cleaned)
     ]
     session.flush()
-    _audit(session, actor, "forwarder.update" if before else "forwarder.create",
-           forwarder, domain, before, _state(forwarder))
+    _audit(
+        session,
+        actor,
+        "forwarder.update" if before else "forwarder.create",
+        forwarder,
+        domain,
+        before,
+        _state(forwarder),
+    )
     return forwarder
 
 
@@ -212,10 +238,12 @@ def list_forwarders(
     page_ = paginate(session, query, *clamp(page, per_page))
     rows = [
         ForwarderRow(
-            id=f.id, address=f"{f.local_part}@{name}",
+            id=f.id,
+            address=f"{f.local_part}@{name}",
             unicode_address=f"{f.local_part}@{domain_to_unicode(name)}",
             destinations=[address_to_unicode(d.address) for d in f.destinations],
-            keep_copy=f.keep_copy, is_mailbox=bool(is_mailbox),
+            keep_copy=f.keep_copy,
+            is_mailbox=bool(is_mailbox),
         )
         for f, name, is_mailbox in page_.items
     ]

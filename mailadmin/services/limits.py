@@ -6,6 +6,7 @@ the customer knows what to remove or which package to ask for.
 
 from __future__ import annotations
 
+import typing as t
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -51,14 +52,21 @@ class Limits:
     @classmethod
     def of_package(cls, package: Package) -> Limits:
         allowed = {
-            name for name, on in
-            (("imap", package.allow_imap), ("pop3", package.allow_pop3), ("smtp", package.allow_smtp))
+            name
+            for name, on in (
+                ("imap", package.allow_imap),
+                ("pop3", package.allow_pop3),
+                ("smtp", package.allow_smtp),
+            )
             if on
         }
         defaults = {
-            name for name, on in
-            (("imap", package.default_imap), ("pop3", package.default_pop3),
-             ("smtp", package.default_smtp))
+            name
+            for name, on in (
+                ("imap", package.default_imap),
+                ("pop3", package.default_pop3),
+                ("smtp", package.default_smtp),
+            )
             if on
         }
         return cls(
@@ -87,21 +95,28 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {plural or word + 's'}"
 
 
-def _customer_domains(customer_id: int) -> select:  # type: ignore[type-arg]
+def _customer_domains(customer_id: int) -> t.Any:
     return select(Domain.id).where(Domain.owner_id == customer_id).scalar_subquery()
 
 
 def count_domains(session: Session, customer_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Domain).where(Domain.owner_id == customer_id)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(Domain).where(Domain.owner_id == customer_id)
+        )
+        or 0
+    )
 
 
 def count_mailboxes(session: Session, customer_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Mailbox)
-        .where(Mailbox.domain_id.in_(_customer_domains(customer_id)))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Mailbox)
+            .where(Mailbox.domain_id.in_(_customer_domains(customer_id)))
+        )
+        or 0
+    )
 
 
 def count_forwarders(session: Session, customer_id: int) -> int:
@@ -111,10 +126,16 @@ def count_forwarders(session: Session, customer_id: int) -> int:
         .where(Mailbox.domain_id == Forwarder.domain_id, Mailbox.local_part == Forwarder.local_part)
         .exists()
     )
-    return session.scalar(
-        select(func.count()).select_from(Forwarder)
-        .where(Forwarder.domain_id.in_(_customer_domains(customer_id)), ~mailbox_at_same_address)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Forwarder)
+            .where(
+                Forwarder.domain_id.in_(_customer_domains(customer_id)), ~mailbox_at_same_address
+            )
+        )
+        or 0
+    )
 
 
 def total_quota(session: Session, customer_id: int, *, excluding_mailbox: int | None = None) -> int:
@@ -188,10 +209,11 @@ def check_quota(
 
 
 def check_protocols(limits: Limits, requested: dict[str, bool]) -> None:
-    refused = [PROTOCOL_LABELS[p] for p, on in requested.items() if on and p not in limits.protocols]
+    refused = [
+        PROTOCOL_LABELS[p] for p, on in requested.items() if on and p not in limits.protocols
+    ]
     if refused:
         raise LimitReached(
-            f"Your package does not include {', '.join(refused)}.", field=next(
-                p for p, on in requested.items() if on and p not in limits.protocols
-            )
+            f"Your package does not include {', '.join(refused)}.",
+            field=next(p for p, on in requested.items() if on and p not in limits.protocols),
         )

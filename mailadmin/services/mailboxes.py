@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import typing as t
 from dataclasses import dataclass
@@ -64,14 +65,27 @@ def _owner(session: Session, domain: Domain) -> PanelUser:
     return owner
 
 
-def _audit(session: Session, actor: Actor, action: str, mailbox: Mailbox, domain: Domain,
-           before: dict[str, object] | None, after: dict[str, object] | None) -> None:
+def _audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    mailbox: Mailbox,
+    domain: Domain,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+) -> None:
     owner = _owner(session, domain)
     record_event(
-        session, actor, action,
-        object_type="mailbox", object_id=mailbox.id,
+        session,
+        actor,
+        action,
+        object_type="mailbox",
+        object_id=mailbox.id,
         object_label=f"{mailbox.local_part}@{domain.name}",
-        customer_id=owner.id, reseller_id=owner.parent_id, before=before, after=after,
+        customer_id=owner.id,
+        reseller_id=owner.parent_id,
+        before=before,
+        after=after,
     )
 
 
@@ -111,11 +125,17 @@ def create_mailbox(
         select(Mailbox.id).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
     ).first()
     if taken is not None:
-        raise Conflict(f"The mailbox {local}@{domain_to_unicode(domain.name)} exists already.",
-                       field="address")
-    if session.scalars(
-        select(Forwarder.id).where(Forwarder.domain_id == domain.id, Forwarder.local_part == local)
-    ).first() is not None:
+        raise Conflict(
+            f"The mailbox {local}@{domain_to_unicode(domain.name)} exists already.", field="address"
+        )
+    if (
+        session.scalars(
+            select(Forwarder.id).where(
+                Forwarder.domain_id == domain.id, Forwarder.local_part == local
+            )
+        ).first()
+        is not None
+    ):
         raise Conflict(
             f"{local}@{domain_to_unicode(domain.name)} is a forwarder; remove the forwarder first.",
             field="address",
@@ -137,7 +157,9 @@ def create_mailbox(
     if quota is None:
         quota = domain.default_quota if domain.default_quota is not None else limits.default_quota
         if limits.max_quota_per_mailbox is not None:
-            quota = min(quota, limits.max_quota_per_mailbox) if quota else limits.max_quota_per_mailbox
+            quota = (
+                min(quota, limits.max_quota_per_mailbox) if quota else limits.max_quota_per_mailbox
+            )
     package_limits.check_quota(session, owner, limits, quota)
     now = actor.now()
     mailbox = Mailbox(
@@ -167,7 +189,8 @@ def set_mailbox_password(session: Session, actor: Actor, address: str, password:
     domain = mailbox.domain
     settings = get_server_settings(session)
     check_password_policy(
-        password, min_length=settings.min_password_length,
+        password,
+        min_length=settings.min_password_length,
         address=f"{mailbox.local_part}@{domain.name}",
     )
     mailbox.password_hash = hash_mailbox_password(password, settings.password_scheme)  # type: ignore[arg-type]
@@ -197,8 +220,12 @@ def update_mailbox(
     # Only protocols being switched on need the package's permission: switching off is always
     # allowed, even when the package has since dropped the protocol.
     turning_on = {
-        name: True for name, new, old in
-        (("imap", imap, mailbox.imap), ("pop3", pop3, mailbox.pop3), ("smtp", smtp, mailbox.smtp))
+        name: True
+        for name, new, old in (
+            ("imap", imap, mailbox.imap),
+            ("pop3", pop3, mailbox.pop3),
+            ("smtp", smtp, mailbox.smtp),
+        )
         if new and not old
     }
     package_limits.check_protocols(limits, turning_on)
@@ -266,8 +293,9 @@ def delete_mailbox(session: Session, actor: Actor, address: str, *, confirm: str
     _audit(session, actor, "mailbox.delete", mailbox, domain, before, None)
     # Its forwarding (a forwarder at the same address) goes with it.
     forwarding = session.scalars(
-        select(Forwarder).where(Forwarder.domain_id == domain.id,
-                                Forwarder.local_part == mailbox.local_part)
+        select(Forwarder).where(
+            Forwarder.domain_id == domain.id, Forwarder.local_part == mailbox.local_part
+        )
     ).one_or_none()
     if forwarding is not None:
         session.delete(forwarding)
@@ -332,10 +360,10 @@ def list_mailboxes(
         if local_prefix:
             query = query.where(*prefix_match(Mailbox.local_part, local_prefix))
         if domain_prefix:
-            try:
-                domain_prefix = normalize_domain(domain_prefix) if "." in domain_prefix else domain_prefix
-            except ValidationError:
-                pass
+            with contextlib.suppress(ValidationError):
+                domain_prefix = (
+                    normalize_domain(domain_prefix) if "." in domain_prefix else domain_prefix
+                )
             query = query.join(Domain, Domain.id == Mailbox.domain_id).where(
                 Domain.name.startswith(domain_prefix, autoescape=True)
             )
@@ -358,14 +386,19 @@ def list_mailboxes(
     }
     rows = [
         MailboxRow(
-            id=m.id, address=f"{m.local_part}@{name}",
+            id=m.id,
+            address=f"{m.local_part}@{name}",
             unicode_address=f"{m.local_part}@{domain_to_unicode(name)}",
-            quota=m.quota, imap=m.imap, pop3=m.pop3, smtp=m.smtp,
-            suspend_login=m.suspend_login, suspend_incoming=m.suspend_incoming,
-            suspend_outgoing=m.suspend_outgoing, usage_bytes=m.usage_bytes,
+            quota=m.quota,
+            imap=m.imap,
+            pop3=m.pop3,
+            smtp=m.smtp,
+            suspend_login=m.suspend_login,
+            suspend_incoming=m.suspend_incoming,
+            suspend_outgoing=m.suspend_outgoing,
+            usage_bytes=m.usage_bytes,
             usage_read_at=m.usage_read_at,
         )
         for m, name in (loaded[i] for i in ids if i in loaded)
     ]
     return Page(items=rows, page=page, per_page=per_page, total=total)
-

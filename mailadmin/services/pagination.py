@@ -37,7 +37,7 @@ def clamp(page: int, per_page: int) -> tuple[int, int]:
     return max(1, page), min(max(1, per_page), MAX_PER_PAGE)
 
 
-def paginate(session: Session, query: Select[t.Any], page: int, per_page: int) -> Page[t.Any]:
+def paginate(session: Session, query: t.Any, page: int, per_page: int) -> Page[t.Any]:
     """Run one page of `query` (already ordered) and a count of the whole."""
     page, per_page = clamp(page, per_page)
     total = session.scalar(

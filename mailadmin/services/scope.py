@@ -15,7 +15,7 @@ from ..names import normalize_domain
 from .context import Actor
 
 
-def customer_ids_query(actor: Actor) -> Select[tuple[int]]:
+def customer_ids_query(actor: Actor) -> Select[int]:
     """The ids of the customers whose mail the actor manages."""
     query = select(PanelUser.id).where(PanelUser.role == Role.CUSTOMER.value)
     if actor.role is Role.CUSTOMER:
