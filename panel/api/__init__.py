@@ -85,20 +85,30 @@ def _refusal(error: MailadminError) -> tuple[Response, int]:
     return response, status
 
 
+def _problem_text(problem: t.Mapping[str, t.Any]) -> str:
+    # Our own validators raise ValueError; pydantic prefixes their text with "Value error, ".
+    return str(problem["msg"]).removeprefix("Value error, ")
+
+
+def _problem_field(problem: t.Mapping[str, t.Any]) -> str | None:
+    return ".".join(str(part) for part in problem["loc"]) or None
+
+
 @bp.errorhandler(pydantic.ValidationError)
 def _invalid(error: pydantic.ValidationError) -> tuple[Response, int]:
+    """422 naming the first problem's field; `details` lists every problem."""
     problems = error.errors(include_url=False, include_input=False)
-    first = problems[0] if problems else {"loc": (), "msg": "The request is not valid."}
-    field = ".".join(str(part) for part in first["loc"]) or None
-    message = f"{field}: {first['msg']}" if field else str(first["msg"])
-    response, status = error_response(422, "invalid", message, field)
-    body = response.get_json()
-    body["error"]["details"] = [
-        {"field": ".".join(str(p) for p in problem["loc"]) or None, "message": problem["msg"],
-         "type": problem["type"]}
-        for problem in problems
-    ]
-    return jsonify(body), status
+    first = problems[0]
+    field = _problem_field(first)
+    message = f"{field}: {_problem_text(first)}" if field else _problem_text(first)
+    body = {"error": {
+        "code": "invalid", "message": message, "field": field,
+        "details": [
+            {"field": _problem_field(p), "message": _problem_text(p), "type": p["type"]}
+            for p in problems
+        ],
+    }}
+    return jsonify(body), 422
 
 
 def _http_error(error: HTTPException) -> tuple[Response, int]:

@@ -247,8 +247,20 @@ class ErrorDetail(Output):
     field: str | None = Field(description="The request field the message is about, if any.")
 
 
+class Problem(Output):
+    field: str | None
+    message: str
+    type: str = Field(description="pydantic's error type, e.g. missing or extra_forbidden.")
+
+
+class ErrorWithDetails(ErrorDetail):
+    details: list[Problem] | None = Field(
+        None, description="With code invalid: every problem found in the request."
+    )
+
+
 class ErrorOut(Output):
-    error: ErrorDetail
+    error: ErrorWithDetails
 
 
 DomainPage = PageOut[DomainSummary]
