@@ -679,3 +679,8 @@ def test_service_and_api_agree_on_a_mailbox(api: t.Any, world: World) -> None:
     shown = call(api, "GET", "/mailboxes/post@one.example", token).get_json()
     assert (shown["address"], shown["quota"], shown["imap"], shown["pop3"], shown["smtp"]) == (
         "post@one.example", box.quota, box.imap, box.pop3, box.smtp)
+
+
+def test_openapi_document_passes_a_validator_where_one_is_installed(api: t.Any) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(api.get(API + "/openapi.json").get_json())
