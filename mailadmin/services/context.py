@@ -44,6 +44,28 @@ class Actor:
             customer_id=user.id if role is Role.CUSTOMER else None,
         )
 
+    def acting_for(self, customer: PanelUser) -> Actor:
+        """This reseller or admin acting as `customer`: a customer's rights over that customer
+        only, with changes audited under this actor's name and `acting_as` the customer's.
+
+        Callers check first that the customer is this actor's (`resellers.start_acting_as`).
+        """
+        return Actor(
+            name=self.name,
+            role=Role.CUSTOMER,
+            channel=self.channel,
+            user_id=self.user_id,
+            source=self.source,
+            acting_as=customer.username,
+            customer_id=customer.id,
+            clock=self.clock,
+        )
+
+    @property
+    def customer_name(self) -> str:
+        """The customer whose mail a customer actor manages (itself, or the one acted as)."""
+        return self.acting_as or self.name
+
     def now(self) -> dt.datetime:
         return self.clock()
 

@@ -25,6 +25,17 @@ def customer_ids_query(actor: Actor) -> Select[int]:
     return query
 
 
+def suspended_customer_ids_query() -> Select[int]:
+    """Customers whose mail is suspended as a whole (the customer itself is suspended).
+
+    The mail stack treats every mailbox of these customers as suspended for login, receiving and
+    sending, without touching the mailboxes' own flags (see `resellers`).
+    """
+    return select(PanelUser.id).where(
+        PanelUser.role == Role.CUSTOMER.value, PanelUser.is_suspended.is_(True)
+    )
+
+
 def may_manage_customer(actor: Actor, customer: PanelUser) -> bool:
     if customer.role != Role.CUSTOMER.value:
         return False
@@ -41,7 +52,7 @@ def resolve_customer(session: Session, actor: Actor, customer_name: str | None) 
     A customer acts for itself; a reseller or the server admin must name one of their customers.
     """
     if actor.role is Role.CUSTOMER:
-        if customer_name and customer_name.strip().lower() != actor.name:
+        if customer_name and customer_name.strip().lower() != actor.customer_name:
             raise NotFound(f"There is no customer {customer_name!r}.", field="customer")
         customer = session.get(PanelUser, actor.customer_id)
         if customer is None:
