@@ -107,13 +107,17 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
+    from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
     from .mail import bp as mail_bp
+    from .tokens import bp as tokens_bp
 
-    for blueprint in (auth_bp, home_bp, account_bp, domains_bp, mail_bp, audit_bp):
+    for blueprint in (
+        auth_bp, home_bp, account_bp, domains_bp, mail_bp, audit_bp, api_bp, tokens_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -148,12 +152,14 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("packages.index", "Packages"),
         ("admin.settings", "Server settings"),
         ("admin.revisions", "Mail server config"),
+        ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],
     "reseller": [
         ("home.dashboard", "Dashboard"),
         ("customers.index", "Customers"),
         ("packages.index", "Packages"),
+        ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],
     "customer": [
@@ -162,6 +168,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("mail.mailboxes_index", "Mailboxes"),
         ("mail.forwarders_index", "Forwarders"),
         ("diagnostics.index", "Diagnose a problem"),
+        ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],
 }
