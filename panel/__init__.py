@@ -171,6 +171,10 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],
+    "mailbox": [
+        ("self.overview", "My mailbox"),
+        ("self.devices", "Device settings"),
+    ],
 }
 
 
