@@ -43,7 +43,8 @@ def size_field_check(form: FlaskForm, field: t.Any) -> None:
 
 class NewMailboxForm(FlaskForm):  # type: ignore[misc]
     local_part = StringField("Name", validators=[DataRequired(), Length(max=64)])
-    domain = SelectField("Domain", validators=[DataRequired()])
+    # The service decides which domains are the actor's, with the same message as the API and CLI.
+    domain = SelectField("Domain", validators=[DataRequired()], validate_choice=False)
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     confirm = PasswordField(
         "Password again",
@@ -101,7 +102,8 @@ class AutoresponderForm(FlaskForm):  # type: ignore[misc]
 
 class ForwarderForm(FlaskForm):  # type: ignore[misc]
     local_part = StringField("Address", validators=[DataRequired(), Length(max=64)])
-    domain = SelectField("Domain", validators=[DataRequired()])
+    # The service decides which domains are the actor's, with the same message as the API and CLI.
+    domain = SelectField("Domain", validators=[DataRequired()], validate_choice=False)
     destinations = TextAreaField(
         "Deliver to",
         validators=[DataRequired(), Length(max=20_000)],
@@ -196,8 +198,8 @@ def _refield(exc: MailadminError, field: str) -> MailadminError:
 def _mailbox_or_404(address: str) -> t.Any:
     try:
         return mailboxes.get_mailbox(db.session(), current_actor(), address)
-    except MailadminError:
-        abort(404, description="There is no such mailbox in your account.")
+    except MailadminError as exc:
+        abort(404, description=exc.message)
 
 
 def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> ResponseReturnValue:
