@@ -1,4 +1,4 @@
-"""Diagnose a problem: a customer pastes or uploads a bounce or an error and learns what to change."""
+"""Diagnose a problem: paste or upload a bounce or an error, learn what to change."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
+from werkzeug.datastructures import FileStorage
 from wtforms import SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from mailadmin.diagnostics import CLIENTS
@@ -48,8 +50,8 @@ class DiagnoseForm(FlaskForm):  # type: ignore[misc]
     )
     client = SelectField(
         "Mail program",
-        choices=[("", "I don't know / not a mail program"),
-                 *((key, CLIENT_LABELS[key]) for key in CLIENTS)],
+        choices=[SelectChoice("", "I don't know / not a mail program"),
+                 *(SelectChoice(key, CLIENT_LABELS[key]) for key in CLIENTS)],
         default="",
         validators=[Optional()],
     )
@@ -58,7 +60,7 @@ class DiagnoseForm(FlaskForm):  # type: ignore[misc]
 def _input(form: DiagnoseForm) -> tuple[bytes | str, str | None]:
     """The text to diagnose and a note about what was read."""
     upload = form.upload.data
-    if upload is not None and getattr(upload, "filename", ""):
+    if isinstance(upload, FileStorage) and upload.filename:
         data = upload.stream.read(MAX_UPLOAD_READ + 1)
         if len(data) > MAX_UPLOAD_READ:
             return data[:MAX_UPLOAD_READ], (

@@ -9,6 +9,8 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailadmin.diagnostics import family
 from mailadmin.diagnostics.present import CLIENT_LABELS
@@ -191,3 +193,62 @@ def test_post_without_csrf_token_is_refused(alice: t.Any) -> None:
                           content_type="multipart/form-data")
     assert response.status_code == 400
     assert family("rcpt_before_data").cause not in text_of(response)
+
+
+# The pure helper behind the excerpt (mailadmin.diagnostics.present), reused by the API.
+
+def test_wrapped_reply_and_folded_dsn_field_are_highlighted_as_a_whole() -> None:
+    from mailadmin.diagnostics.present import excerpt_for
+
+    wrapped = ("Reporting-MTA: dns; mx.example\n\n"
+               "Diagnostic-Code: smtp; 550-5.1.1 The email account that you tried to reach\n"
+               "    550-5.1.1 does not exist. Please try double-checking the recipient's\n"
+               "    550 5.1.1 email address for typos. - gsmtp\n"
+               "Status: 5.1.1\n")
+    decisive = ("550-5.1.1 The email account that you tried to reach does not exist. Please try "
+                "double-checking the recipient's email address for typos. - gsmtp")
+    shown = excerpt_for(wrapped, decisive)
+    assert shown.source == "input"
+    assert [line.number for line in shown.lines if line.decisive] == [3, 4, 5]
+    assert [line.number for line in shown.lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_decisive_line_not_in_the_input_is_shown_alone() -> None:
+    from mailadmin.diagnostics.present import excerpt_for
+
+    shown = excerpt_for(b"\xff\xfe binary", "550 user unknown")
+    assert shown.source == "line"
+    assert [(line.text, line.decisive) for line in shown.lines] == [("550 user unknown", True)]
+    assert excerpt_for("anything", "").lines == ()
+
+
+def test_present_matches_the_cli_findings_and_ignores_unknown_clients() -> None:
+    from mailadmin.diagnostics import classify
+    from mailadmin.diagnostics.present import diagnose as present_diagnosis
+
+    results = present_diagnosis(RCPT_BEFORE_DATA, "lotus-notes")
+    assert [r.finding for r in results] == classify(RCPT_BEFORE_DATA)
+    assert results[0].client is None and results[0].client_fix is None
+    data = results[0].as_dict()
+    assert data["family"] == "rcpt_before_data" and data["client"] is None
+    assert data["excerpt"] == {"source": "input", "lines": [
+        {"number": 1, "text": RCPT_BEFORE_DATA, "decisive": True}]}
+
+
+@given(st.lists(st.text(max_size=80), max_size=30), st.integers(min_value=0, max_value=29))
+@settings(max_examples=200, deadline=None)
+def test_excerpt_always_highlights_something_and_finds_lines_that_are_there(
+    lines: list[str], pick: int
+) -> None:
+    from mailadmin.diagnostics.present import excerpt_for
+
+    text = "\n".join(lines)
+    decisive = " ".join(lines[pick].split()) if pick < len(lines) else "550 no such user"
+    if "\n" in decisive or not decisive:
+        return
+    shown = excerpt_for(text, decisive)
+    assert any(line.decisive for line in shown.lines)
+    if shown.source == "input":
+        assert all(line.text.rstrip("…") in text.expandtabs(4) for line in shown.lines)
+    if pick < len(lines) and "\r" not in text and "\x0b" not in text:
+        assert shown.source == "input"
