@@ -699,3 +699,42 @@ def assign_package(
         before=before, after={"package": package.name if package else None},
     )
     return customer
+
+
+def change_package(
+    session: Session,
+    actor: Actor,
+    name: str,
+    changes: t.Mapping[str, t.Any],
+    *,
+    owner: str | None = None,
+    rename: str | None = None,
+) -> Package:
+    """`update_package` by name, changing only the limits in `changes` (field name: value)."""
+    package = find_package(session, actor, name, owner=owner)
+    unknown = set(changes) - {f.name for f in dataclasses.fields(PackageSpec)}
+    if unknown:
+        raise ValidationError(f"Unknown package setting {sorted(unknown)[0]!r}.")
+    spec = PackageSpec.of(package).replace(**changes)
+    return update_package(session, actor, package.id, spec, name=rename)
+
+
+def remove_package(session: Session, actor: Actor, name: str, *, owner: str | None = None) -> None:
+    """`delete_package` by name."""
+    delete_package(session, actor, find_package(session, actor, name, owner=owner).id)
+
+
+def assign_package_by_name(
+    session: Session, actor: Actor, customer_name: str, package_name: str,
+    *, owner: str | None = None,
+) -> PanelUser:
+    """`assign_package` with the package given by name (the customer's seller's package)."""
+    if owner is None and actor.is_admin:
+        from .resellers import get_customer
+
+        customer = get_customer(session, actor, customer_name)
+        parent = session.get(PanelUser, customer.parent_id) if customer.parent_id else None
+        owner = parent.username if parent else None
+    return assign_package(
+        session, actor, customer_name, find_package(session, actor, package_name, owner=owner).id
+    )

@@ -466,3 +466,16 @@ def stop_acting_as(session: Session, acting: Actor) -> None:
         customer_id=acting.customer_id, reseller_id=customer.parent_id if customer else None,
         before={"actor": acting.name, "acting_as": acting.acting_as},
     )
+
+
+def change_allocation(
+    session: Session, actor: Actor, reseller_name: str, changes: t.Mapping[str, t.Any]
+) -> ResellerAllocation:
+    """`set_allocation`, changing only the limits in `changes` (field name: value)."""
+    reseller = get_reseller(session, actor, reseller_name)
+    unknown = set(changes) - set(AllocationSpec().as_dict())
+    if unknown:
+        raise ValidationError(f"Unknown allocation setting {sorted(unknown)[0]!r}.")
+    current = AllocationSpec.of(session.get(ResellerAllocation, reseller.id)).as_dict()
+    return set_allocation(session, actor, reseller.username,
+                          AllocationSpec(**{**current, **changes}))
