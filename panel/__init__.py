@@ -107,16 +107,27 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
+    from .admin import bp as admin_bp
     from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
     from .mail import bp as mail_bp
     from .tokens import bp as tokens_bp
 
     for blueprint in (
-        auth_bp, home_bp, account_bp, domains_bp, mail_bp, audit_bp, api_bp, tokens_bp,
+        auth_bp,
+        home_bp,
+        account_bp,
+        domains_bp,
+        mail_bp,
+        audit_bp,
+        api_bp,
+        tokens_bp,
+        admin_bp,
+        diagnostics_bp,
     ):
         app.register_blueprint(blueprint)
 

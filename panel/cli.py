@@ -6,6 +6,7 @@ import click
 
 from mailadmin import (
     cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
+    cli_settings,  # noqa: F401  (registers settings)
     migrate,
 )
 from mailadmin.cli import CliState, main, pass_state
