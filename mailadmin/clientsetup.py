@@ -292,7 +292,7 @@ def autodiscover_error(code: int, message: str) -> bytes:
 _PROFILE_NAMESPACE = uuid.UUID("5c1f3b7e-2a4d-4f0e-9b8a-6d7c3e1f0a92")
 
 
-def apple_mobileconfig(setup: ClientSetup, *, identifier_prefix: str) -> bytes | None:
+def apple_mobileconfig(setup: ClientSetup, *, identifier_prefix: str | None = None) -> bytes | None:
     """An unsigned configuration profile with one mail account (IMAP if allowed, else POP).
 
     The payload identifiers and UUIDs are derived from the address, so downloading the profile
@@ -303,6 +303,9 @@ def apple_mobileconfig(setup: ClientSetup, *, identifier_prefix: str) -> bytes |
     """
     if setup.address is None:
         raise ValueError("a configuration profile is made for one mailbox")
+    if identifier_prefix is None:
+        # Reverse-DNS of the mailbox's domain, as Apple's identifiers are written.
+        identifier_prefix = ".".join(reversed(setup.domain.split(".")))
     incoming = setup.incoming[0] if setup.incoming else None
     if incoming is None:
         return None

@@ -1,4 +1,9 @@
-"""Sign-in and sign-out of panel users."""
+"""Sign-in and sign-out of panel users; the session principals of panel and mailbox users.
+
+Mailbox users (signed in at /me/login, see `panel.selfservice`) get a `MailboxPrincipal` whose
+session id starts with "m"; they are confined to the self-service and client-setup pages, and
+`current_actor()` refuses them, so no panel page can act for one by accident.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -29,8 +35,9 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from mailadmin.errors import AuthenticationFailed, RateLimited
-from mailadmin.models import PanelUser
-from mailadmin.services import accounts
+from mailadmin.models import Mailbox, PanelUser
+from mailadmin.names import address_to_unicode
+from mailadmin.services import accounts, selfservice
 from mailadmin.services.context import Actor
 
 from . import db
@@ -41,6 +48,12 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 login_manager.session_protection = "strong"
+#: Session keys of "act as this customer" (panel.admin_users): the customer's id and name.
+ACTING_AS_KEY = "acting_as_customer"
+ACTING_AS_NAME_KEY = "acting_as_name"
+login_manager.blueprint_login_views = {"self": "self.login", "clientsetup": "self.login"}
+
+MAILBOX_ROLE = "mailbox"
 
 
 class PanelPrincipal(UserMixin):  # type: ignore[misc]
@@ -58,25 +71,102 @@ class PanelPrincipal(UserMixin):  # type: ignore[misc]
         return f"{self.user.id}.{_fingerprint(self.user.password_hash)}"
 
 
+class MailboxPrincipal(UserMixin):  # type: ignore[misc]
+    """A signed-in mailbox user (full address + mailbox password); not a panel user."""
+
+    role = MAILBOX_ROLE
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox_id = mailbox.id
+        self.address = mailbox.address
+        #: Shown in the navigation bar, as a panel user's name is.
+        self.username = address_to_unicode(mailbox.address)
+        self._fingerprint = _fingerprint(mailbox.password_hash)
+
+    def get_id(self) -> str:
+        # As for panel users: a new password (or a rehash) ends the mailbox's other sessions.
+        return f"m{self.mailbox_id}.{self._fingerprint}"
+
+    def as_mailbox_user(self) -> selfservice.MailboxUser:
+        return selfservice.MailboxUser(
+            mailbox_id=self.mailbox_id, address=self.address, source=request.remote_addr
+        )
+
+
 def _fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 @login_manager.user_loader
-def load_user(session_id: str) -> PanelPrincipal | None:
+def load_user(session_id: str) -> PanelPrincipal | MailboxPrincipal | None:
+    if session_id.startswith("m"):
+        return _load_mailbox(session_id[1:])
     user_id, _, fingerprint = session_id.partition(".")
     if not user_id.isdigit():
         return None
     user = db.session().get(PanelUser, int(user_id))
     if user is None or user.is_suspended or _fingerprint(user.password_hash) != fingerprint:
         return None
-    return PanelPrincipal(user)
+    principal = PanelPrincipal(user)
+    if session.get(ACTING_AS_KEY) is not None:
+        # While acting as a customer the navigation is the customer's (see panel.admin_users).
+        principal.role = "customer"
+        principal.username = f"{user.username} as {session.get(ACTING_AS_NAME_KEY)}"
+    return principal
+
+
+def _load_mailbox(session_id: str) -> MailboxPrincipal | None:
+    mailbox_id, _, fingerprint = session_id.partition(".")
+    if not mailbox_id.isdigit():
+        return None
+    mailbox = selfservice.load_mailbox_user(db.session(), int(mailbox_id))
+    if mailbox is None or _fingerprint(mailbox.password_hash) != fingerprint:
+        return None
+    return MailboxPrincipal(mailbox)
 
 
 def current_actor() -> Actor:
-    """The signed-in panel user as the services' Actor."""
-    principal: PanelPrincipal = current_user._get_current_object()
-    return Actor.for_user(principal.user, channel="panel", source=request.remote_addr)
+    """The signed-in panel user as the services' Actor; 403 for a mailbox user."""
+    principal = current_user._get_current_object()
+    if not isinstance(principal, PanelPrincipal):
+        abort(403, description="This page is for panel users. Mailbox users have their own pages.")
+    actor = Actor.for_user(principal.user, channel="panel", source=request.remote_addr)
+    if session.get(ACTING_AS_KEY) is not None:
+        # A reseller or admin acting as one of its customers (see panel.admin_users).
+        from .admin_users import acting_actor
+
+        return acting_actor(actor)
+    return actor
+
+
+#: Where a mailbox user may go: its own pages, client setup, static files, signing out; and the
+#: JSON API, which ignores the session and answers only to its bearer tokens.
+_MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api"})
+_MAILBOX_ENDPOINTS = frozenset({"static", "auth.logout"})
+#: Panel pages a mailbox user is sent to its own counterpart of (the shared navigation bar
+#: links to these).
+_MAILBOX_REDIRECTS = {
+    "home.index": "self.overview",
+    "home.dashboard": "self.overview",
+    "auth.login": "self.overview",
+    "account.password": "self.password",
+}
+
+
+@bp.before_app_request
+def confine_mailbox_users() -> ResponseReturnValue | None:
+    """Keep a mailbox user's session out of every panel page, whether or not the page asks
+    for `current_actor()` (many show data before they act)."""
+    if request.endpoint is None or not isinstance(
+        current_user._get_current_object(), MailboxPrincipal
+    ):
+        return None
+    if request.blueprint in _MAILBOX_BLUEPRINTS or request.endpoint in _MAILBOX_ENDPOINTS:
+        return None
+    target = _MAILBOX_REDIRECTS.get(request.endpoint)
+    if target is not None and target in current_app.view_functions:
+        return redirect(url_for(target))
+    abort(403, description="This page is for panel users. Your own settings are under /me.")
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]

@@ -455,17 +455,9 @@ PUBLIC_LOOKUP_POLICY = throttle.ThrottlePolicy(
 _LOOKUP_KEY_PREFIX = "clientsetup "
 
 
-def count_public_lookup(
-    session: Session,
-    client_address: str,
-    now: dt.datetime,
-    policy: throttle.ThrottlePolicy = PUBLIC_LOOKUP_POLICY,
+def _count_public_lookup(
+    session: Session, client_address: str, now: dt.datetime, policy: throttle.ThrottlePolicy
 ) -> None:
-    """Count one public client-setup lookup from `client_address`.
-
-    Raises RateLimited once the address has asked too often within the window (and while it is
-    paused). Flushed; the caller commits.
-    """
     keys = {throttle.ADDRESS: (_LOOKUP_KEY_PREFIX + client_address)[:320]}
     throttle.ensure_not_locked(session, keys, now)
     refusal = throttle.record_failure(session, keys, now, policy)
@@ -473,8 +465,19 @@ def count_public_lookup(
         raise refusal
 
 
-def public_client_setup(session: Session, address: str) -> ClientSetup:
+def public_client_setup(
+    session: Session,
+    address: str,
+    *,
+    client_address: str,
+    now: dt.datetime,
+    policy: throttle.ThrottlePolicy = PUBLIC_LOOKUP_POLICY,
+) -> ClientSetup:
     """What a mail program asking about `address` is told (autoconfig, autodiscover).
+
+    Each call counts as one lookup from `client_address` (flushed; the caller commits even when
+    this raises): RateLimited once the address asked `policy.max_failures_per_address` times
+    within the window, and while it is paused.
 
     For a mailbox hosted here: only the protocols it may use. For anything else (an unknown
     address, a domain not hosted here, a mailbox whose login is suspended, text that is not an
@@ -483,6 +486,7 @@ def public_client_setup(session: Session, address: str) -> ClientSetup:
     is told apart, which is what the protocols need. The domain of the answer is the one asked
     about when it is a valid domain name, otherwise the IMAP host.
     """
+    _count_public_lookup(session, client_address, now, policy)
     settings = get_server_settings(session)
     mailbox = find_mailbox_by_address(session, address)
     if mailbox is not None and not mailbox.suspend_login:
