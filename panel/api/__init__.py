@@ -175,7 +175,7 @@ def _authenticate() -> None:
     g.api_actor = Actor.for_user(user, channel="api", source=request.remote_addr)
 
 
-from . import views  # noqa: E402  (registers the operations on bp)
+from . import diagnose, views  # noqa: E402, F401  (register the operations on bp)
 from .openapi import build_document  # noqa: E402
 from .routing import OPERATIONS, Operation  # noqa: E402
 
