@@ -57,7 +57,8 @@ def _bytes(as_json: bool, text: str | None, option: str) -> int | None:
     if text.strip().lower() == UNLIMITED:
         return None
     try:
-        return parse_size(text, field=option.lstrip("-"))
+        # parse_size reads 0 as "no limit" too.
+        return parse_size(text, field=option.lstrip("-")) or None
     except ValidationError as exc:
         _fail(as_json, f"{option}: {exc.message}")
 
@@ -112,9 +113,7 @@ def _package_changes(as_json: bool, options: dict[str, t.Any]) -> dict[str, t.An
             changes[field] = _bytes(as_json, options[option], "--" + option.replace("_", "-"))
     if options.get("default_quota") is not None:
         quota = _bytes(as_json, options["default_quota"], "--default-quota")
-        if quota is None:
-            _fail(as_json, "--default-quota takes a size (0 for no quota).")
-        changes["default_quota"] = quota
+        changes["default_quota"] = quota or 0
     for key in ("allow_unlimited_quota", "allow_imap", "allow_pop3", "allow_smtp",
                 "default_imap", "default_pop3", "default_smtp"):
         if options.get(key) is not None:

@@ -654,9 +654,12 @@ def apply_package(
     reseller = session.get(PanelUser, customer.parent_id) if customer.parent_id else None
     if package is not None and not _may_offer(session, package.id, reseller):
         raise NotFound("There is no such package among yours.", field="package")
-    if package is None and reseller is not None:
-        if requires_package(allocation_of(session, reseller.id)):
-            raise ValidationError("Choose a package for the customer.", field="package")
+    if (
+        package is None
+        and reseller is not None
+        and requires_package(allocation_of(session, reseller.id))
+    ):
+        raise ValidationError("Choose a package for the customer.", field="package")
     spec = PackageSpec.of(package) if package is not None else None
     if spec is not None and package is not None:
         check_use_fits(session, customer, spec, package.name)

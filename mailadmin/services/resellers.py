@@ -331,6 +331,11 @@ def create_customer(
             seller = session.get(PanelUser, seller_id)
             owner = seller.username if seller else None
         package = packages.find_package(session, actor, package_name, owner=owner)
+    if package is not None and seller_id is None and actor.is_admin:
+        # The server admin picking a reseller's package means a customer of that reseller.
+        owner_user = session.get(PanelUser, package.owner_id)
+        if owner_user is not None and owner_user.role == Role.RESELLER.value:
+            seller_id = owner_user.id
     if seller_id is not None:
         packages.lock_reseller(session, seller_id)
         allocation = packages.allocation_of(session, seller_id)
