@@ -460,9 +460,8 @@ def _count_public_lookup(
 ) -> None:
     keys = {throttle.ADDRESS: (_LOOKUP_KEY_PREFIX + client_address)[:320]}
     throttle.ensure_not_locked(session, keys, now)
-    refusal = throttle.record_failure(session, keys, now, policy)
-    if refusal is not None:
-        raise refusal
+    # The lookup that reaches the limit is still answered; the pause starts with the next one.
+    throttle.record_failure(session, keys, now, policy)
 
 
 def public_client_setup(
