@@ -24,6 +24,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.parsers import expat
 
+from .names import address_to_unicode
+
 __all__ = [
     "AUTODISCOVER_OUTLOOK_NS",
     "AUTODISCOVER_REQUEST_NS",
@@ -110,6 +112,12 @@ class ClientSetup:
     @property
     def username(self) -> str:
         return self.address or "your full mail address"
+
+    @property
+    def username_differs_from_address(self) -> bool:
+        """True when the user name (ASCII, as the mail servers know it) is not spelled like
+        the address people read (an internationalised domain)."""
+        return self.address is not None and address_to_unicode(self.address) != self.address
 
     @property
     def incoming(self) -> tuple[Endpoint, ...]:
@@ -465,7 +473,8 @@ def client_guides(setup: ClientSetup) -> tuple[ClientGuide, ...]:
         ClientGuide(
             "iPhone, iPad and Mac (Apple Mail)",
             (
-                "Easiest: download the configuration profile below on the device, then open "
+                "Easiest: on the device, download the configuration profile (the button on this "
+                "page), then open "
                 "Settings > Profile Downloaded > Install, and type the mailbox password.",
                 "By hand: Settings > Mail > Accounts > Add Account > Other > Add Mail Account.",
                 f"Choose {kind}; Incoming mail server: host {incoming.host}, user name {user}.",

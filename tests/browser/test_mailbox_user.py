@@ -108,6 +108,7 @@ def test_mailbox_user_signs_in_changes_password_and_opens_device_settings(
     expect(servers.locator("tr[data-protocol='SMTP']")).to_contain_text("587")
     expect(servers.locator("tr[data-protocol='POP3']")).to_have_count(0)
     expect(page.get_by_test_id("advice")).to_contain_text("Use IMAP")
+    expect(page.get_by_test_id("ascii-note")).to_be_visible()
     expect(page.get_by_role("heading", name="Thunderbird")).to_be_visible()
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download profile for iPhone, iPad and Mac").click()
