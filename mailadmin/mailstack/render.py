@@ -118,8 +118,8 @@ def _quota_rule(quota: int) -> str:
 
 
 def sieve_path(root: str, address: str) -> str:
-    local, _, dom = address.rpartition("@")
-    return f"{root}/dovecot/sieve/{dom}/{local}.sieve"
+    # One flat folder: sievec compiles a whole folder per run, so apply needs a single run.
+    return f"{root}/dovecot/sieve/{address}.sieve"
 
 
 def dovecot_users(snapshot: StackSnapshot, root: str) -> str:

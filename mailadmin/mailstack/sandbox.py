@@ -115,6 +115,25 @@ def prepare_dirs(settings: StackSettings) -> None:
             folder.chmod(mode | 0o001)
 
 
+def free_port_base(start: int = 20000, stop: int = 60000, step: int = 1000) -> int:
+    """A base whose derived ports are all free on 127.0.0.1 right now (racy, but cheap)."""
+    offsets: list[int] = list(StackPorts.from_base(0).as_dict().values())
+    first = start + (os.getpid() % 20) * step  # parallel runs start at different places
+    bases: list[int] = [*range(first, stop, step), *range(start, first, step)]
+    for base in bases:
+        free = True
+        for off in offsets:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", base + off))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return base
+    raise SandboxError("no free port range on 127.0.0.1")
+
+
 def _wait_ports(ports: StackPorts, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     for port in ports.as_dict().values():

@@ -34,6 +34,7 @@ from mailadmin.mailstack.apply import ApplyResult
 from mailadmin.mailstack.sandbox import (
     SandboxInfo,
     ensure_vmail_user,
+    free_port_base,
     sandbox_apply,
     sandbox_settings,
     start_sandbox,
@@ -302,23 +303,6 @@ def populate(s: Session) -> None:
 # --------------------------------------------------------------------------- fixture
 
 
-def _free_port_base() -> int:
-    """A base whose six derived ports are all free on 127.0.0.1."""
-    offsets = (24, 25, 26, 110, 143, 587)
-    for base in range(21000 + (os.getpid() % 20) * 1000, 60000, 1000):
-        ok = True
-        for off in offsets:
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", base + off))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     require_stack()
@@ -326,7 +310,7 @@ def stack() -> Iterator[Stack]:
     # (user postfix) must traverse every parent (lab section 2).
     directory = Path(tempfile.mkdtemp(prefix="mst-", dir="/tmp"))
     directory.chmod(0o755)
-    settings = sandbox_settings(directory, _free_port_base(),
+    settings = sandbox_settings(directory, free_port_base(),
                                 message_size_limit=MESSAGE_SIZE_LIMIT)
     ensure_vmail_user(settings.vmail_uid, settings.vmail_gid)
     engine = create_engine(f"sqlite:///{directory}/panel.sqlite")

@@ -135,7 +135,7 @@ def test_quota_rules_and_sieve_link() -> None:
     users = render(SNAPSHOT, ROOT)["dovecot/users"]
     assert f"userdb_quota_rule=*:storage={10 * 1024**2}B" in users
     assert "bob@example.com" in users and (
-        f"userdb_sieve_before={ROOT}/dovecot/sieve/example.com/bob.sieve" in users)
+        f"userdb_sieve_before={ROOT}/dovecot/sieve/bob@example.com.sieve" in users)
     assert users.count("userdb_quota_rule=*:storage=0") == 5
 
 
