@@ -108,6 +108,7 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
     from .admin import bp as admin_bp
+    from .admin_users import BLUEPRINTS as admin_user_blueprints
     from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
@@ -128,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
         tokens_bp,
         admin_bp,
         diagnostics_bp,
+        *admin_user_blueprints,
     ):
         app.register_blueprint(blueprint)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mailadmin import (
+    cli_admin,  # noqa: F401  (registers package, customer, reseller)
     cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
     cli_settings,  # noqa: F401  (registers settings)
     migrate,
