@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailadmin.mailstack import apply_snapshot, build_snapshot, render_release
+from mailadmin.mailstack import apply_files, build_snapshot, render_release
 from mailadmin.mailstack.sandbox import (
     ensure_vmail_user,
     free_port_base,
@@ -152,7 +152,7 @@ def main() -> None:
         size = sum(len(t) for t in files.values())
         print(f"  {len(files)} files, {size / 1e6:.1f} MB")
         with timed("first apply: write+postmap+sievec+validate+switch", results):
-            first = apply_snapshot(snap, reload=False)
+            first = apply_files(settings.config_dir, checksum, files, reload=False)
         assert first.checksum == checksum
         print("  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in first.timings.items()))
         if args.servers:
@@ -168,9 +168,9 @@ def main() -> None:
             with timed("one change: snapshot", results):
                 snap2 = build_snapshot(s, settings)
         with timed("one change: render", results):
-            render_release(snap2)
+            checksum2, files2 = render_release(snap2)
         with timed("one change: apply" + (" + reload" if args.servers else ""), results):
-            second = apply_snapshot(snap2, reload=args.servers)
+            second = apply_files(settings.config_dir, checksum2, files2, reload=args.servers)
         assert second.changed and second.checksum != first.checksum
         print("  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in second.timings.items()))
         if args.servers:

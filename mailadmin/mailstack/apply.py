@@ -16,6 +16,7 @@ fails.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import difflib
 import grp
@@ -118,6 +119,27 @@ def _run(
     return proc.returncode, out
 
 
+def _sync_filesystem(path: Path) -> None:
+    """Flush every written file under `path` to disk.
+
+    One syncfs(2) of the file system instead of an fsync per file: a release at 100,000
+    mailboxes has a thousand Sieve scripts and their binaries, and per-file fsyncs cost
+    seconds. Falls back to per-file fsync where syncfs is unavailable.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    syncfs = getattr(libc, "syncfs", None)
+    if syncfs is not None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for p in path.rglob("*"):
+        if p.is_file():
+            _fsync_path(p)
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -148,10 +170,8 @@ def _write_tree(staging: Path, files: Mapping[str, str]) -> None:
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         dirs.update(p for p in path.parents if staging in p.parents or p == staging)
-        with path.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        # flushed to disk as a whole by _sync_filesystem before the release is renamed
+        path.write_text(text, encoding="utf-8")
         if rel == "dovecot/users":
             # password hashes: readable by root and Dovecot's group only
             if secret_gid is not None and os.geteuid() == 0:
@@ -197,9 +217,6 @@ def _compile(staging: Path, files: Mapping[str, str], tools: Tools) -> list[str]
         outputs.append(f"sievec: {len(scripts)} script(s) compiled" + (f": {out}" if out else ""))
         for svbin in (staging / "dovecot" / "sieve").glob("*.svbin"):
             svbin.chmod(0o644)
-    for p in staging.rglob("*"):
-        if p.is_file() and p.suffix in _ARTEFACT_SUFFIXES:
-            _fsync_path(p)
     return outputs
 
 
@@ -323,12 +340,14 @@ def apply_files(
     reload: bool = True,
     tools: Tools | None = None,
     before_switch: Callable[[Path], None] | None = None,
+    keep_releases: int | None = 20,
 ) -> ApplyResult:
     """Write (if new), validate, switch to and reload the release `checksum`.
 
     `files` must be the render for ``<config_dir>/releases/<checksum>`` (as `render_release`
     returns, or as stored in a ConfigRevision). `before_switch` is called with the validated
     release folder just before ``current`` flips (tests use it to simulate a crash).
+    After a switch, all but the `keep_releases` newest releases are deleted (None: keep all).
     Raises ApplyError; on any failure ``current`` and every file it points to are unchanged.
     """
     tools = tools or Tools()
@@ -349,7 +368,7 @@ def apply_files(
             _write_tree(staging, files)
             timings["write"] = time.perf_counter() - t0
             validation += _compile(staging, files, tools)
-            _fsync_path(staging)
+            _sync_filesystem(staging)
             os.rename(staging, release)
             _fsync_path(releases)
             timings["compile"] = time.perf_counter() - t0 - timings["write"]
@@ -373,6 +392,9 @@ def apply_files(
         before_switch=before_switch,
     )
     timings["switch+reload" if reload else "switch"] = time.perf_counter() - t2
+    if changed and keep_releases is not None:
+        # the previous release stays (newest first), so a rollback is always possible
+        prune_releases(config_dir, keep=max(2, keep_releases))
     return ApplyResult(
         checksum, release, files, "\n".join(validation), changed, previous, reload and changed,
         timings,

@@ -252,7 +252,8 @@ def populate(s: Session) -> None:
         "deliver.test": Domain(name="deliver.test", owner_id=owner.id,
                                catchall_action="deliver",
                                catchall_target="catchall@deliver.test"),
-        "flip.test": Domain(name="flip.test", owner_id=owner.id, catchall_action="reject"),
+        "flip.test": Domain(name="flip.test", owner_id=owner.id, catchall_action="deliver",
+                            catchall_target="known@flip.test"),
     }
     s.add_all(doms.values())
     s.flush()

@@ -9,6 +9,9 @@ import contextlib
 import time
 
 import pytest
+from sqlalchemy import select
+
+from mailadmin.models import Domain
 
 from .conftest import PASSWORD, Stack, dovecot_hash, eventually
 
@@ -228,6 +231,8 @@ def _flip(stack: Stack, on: bool) -> None:
         stack.mailbox(s, "f-in@flip.test").suspend_incoming = not on
         stack.mailbox(s, "f-out@flip.test").suspend_outgoing = not on
         stack.mailbox(s, "f-quota@flip.test").quota = 0 if on else 1024
+        flip = s.scalars(select(Domain).where(Domain.name == "flip.test")).one()
+        flip.catchall_action = "deliver" if on else "reject"
         s.commit()
 
 
@@ -259,6 +264,7 @@ def _observed(stack: Stack) -> dict[str, bool]:
         "incoming via forwarder": rcpt_ok("f-fwd@flip.test"),
         "outgoing": send_ok("f-out@flip.test"),
         "quota": rcpt_ok("f-quota@flip.test", size=5000),
+        "default address delivers": rcpt_ok("nobody@flip.test"),
         # the neighbours are untouched throughout
         "neighbour": stack.imap_login("known@flip.test")[0],
     }
