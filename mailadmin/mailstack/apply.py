@@ -16,9 +16,11 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import difflib
+import fcntl
 import grp
 import os
 import re
@@ -26,7 +28,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import MailadminError
@@ -356,6 +358,36 @@ def apply_files(
         raise ApplyError("write", f"not a checksum: {checksum!r}")
     releases = _releases_dir(config_dir)
     releases.mkdir(parents=True, exist_ok=True)
+    with _apply_lock(config_dir):
+        return _apply_locked(config_dir, checksum, files, reload=reload, tools=tools,
+                             before_switch=before_switch, keep_releases=keep_releases)
+
+
+@contextlib.contextmanager
+def _apply_lock(config_dir: Path) -> Iterator[None]:
+    """One apply at a time per config folder (panel, CLI and a coalescing worker may race).
+
+    flock is released by the kernel when the process dies, so a crash never leaves it held.
+    """
+    fd = os.open(config_dir / ".apply.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _apply_locked(
+    config_dir: Path,
+    checksum: str,
+    files: Mapping[str, str],
+    *,
+    reload: bool,
+    tools: Tools,
+    before_switch: Callable[[Path], None] | None,
+    keep_releases: int | None,
+) -> ApplyResult:
+    releases = _releases_dir(config_dir)
     release = releases / checksum
     validation: list[str] = []
     if current_release(config_dir) == checksum:

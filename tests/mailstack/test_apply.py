@@ -6,9 +6,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,10 +24,12 @@ from mailadmin.mailstack import (
     diff_releases,
     rollback,
 )
+from mailadmin.mailstack.apply import Tools
 from mailadmin.mailstack.render import sieve_vacation
+from mailadmin.mailstack.sandbox import prepare_dirs, sandbox_settings
 from mailadmin.mailstack.snapshot import AutoresponderSnap, StackSnapshot
 
-from .conftest import PASSWORD, Stack, dovecot_hash, eventually
+from .conftest import PASSWORD, Stack, dovecot_hash, eventually, require_stack
 
 pytestmark = pytest.mark.mailstack
 
@@ -179,3 +184,66 @@ def test_autoresponder_period_is_enforced_by_pigeonhole(
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert ("send vacation message" in proc.stdout) is answers, proc.stdout
+
+
+def test_failed_reload_puts_the_previous_release_back(stack: Stack) -> None:
+    before = tree_digest(stack.settings.config_dir)
+    work = stack.info.dir / "fake-tools"
+    work.mkdir(exist_ok=True)
+    fake = work / "doveadm"
+    # fails once (the reload of the new release), then behaves like the real doveadm
+    fake.write_text(f"#!/bin/sh\nif [ ! -e {work}/failed ]; then touch {work}/failed; "
+                    "echo 'doveadm: simulated reload failure' >&2; exit 75; fi\n"
+                    'exec doveadm "$@"\n')
+    fake.chmod(0o755)
+    snap = snapshot_now(stack)
+    changed = dataclasses.replace(snap, mailboxes=tuple(
+        dataclasses.replace(m, imap=False) if m.local_part == "alice" else m
+        for m in snap.mailboxes))
+    with pytest.raises(ApplyError) as err:
+        apply_snapshot(changed, tools=Tools(doveadm=str(fake)))
+    assert err.value.stage == "reload" and "simulated reload failure" in err.value.output
+    assert tree_digest(stack.settings.config_dir) == before
+    assert stack.imap_login("alice@example.test")[0]
+
+
+def test_tls_settings_validate_with_the_real_tools(tmp_path: Path) -> None:
+    require_stack()
+    directory = Path(tempfile.mkdtemp(prefix="mst-tls-", dir="/tmp"))
+    try:
+        directory.chmod(0o755)
+        cert, key = directory / "cert.pem", directory / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "2", "-subj", "/CN=mail.sandbox.test", "-keyout", str(key),
+                        "-out", str(cert)], check=True, capture_output=True)
+        settings = sandbox_settings(directory, 20000, tls_cert_file=str(cert),
+                                    tls_key_file=str(key))
+        prepare_dirs(settings)
+        snap = StackSnapshot(settings, (), (), (), ())
+        result = apply_snapshot(snap, reload=False)
+        conf = (result.release_dir / "dovecot" / "dovecot.conf").read_text()
+        assert "ssl = yes" in conf and f"ssl_cert = <{cert}" in conf
+        assert "smtpd_tls_security_level=encrypt" in (
+            result.release_dir / "postfix" / "master.cf").read_text()
+        # the private key never lands in the validation output
+        assert "PRIVATE KEY" not in result.validation_output
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_concurrent_applies_are_serialised(tmp_path: Path) -> None:
+    require_stack()
+    directory = Path(tempfile.mkdtemp(prefix="mst-conc-", dir="/tmp"))
+    try:
+        directory.chmod(0o755)
+        settings = sandbox_settings(directory, 20000)
+        prepare_dirs(settings)
+        snaps = [StackSnapshot(dataclasses.replace(settings, message_size_limit=2**20 + i),
+                               (), (), (), ()) for i in range(4)]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda sn: apply_snapshot(sn, reload=False), snaps))
+        assert len({r.checksum for r in results}) == 4
+        assert current_release(settings.config_dir) in {r.checksum for r in results}
+        assert not list((directory / "config" / "releases").glob(".staging-*"))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -29,9 +29,10 @@ from mailadmin.mailstack import (
     build_snapshot,
     render,
     render_release,
+    settings_from_server_settings,
 )
 from mailadmin.mailstack.render import RenderError, postfix_maps
-from mailadmin.models import Base
+from mailadmin.models import Base, ServerSettings
 
 from .conftest import populate
 
@@ -260,3 +261,17 @@ def test_build_snapshot_uses_a_fixed_number_of_queries(tmp_path: Path) -> None:
     assert [a.address for a in snap.autoresponders] == ["responder@example.test"]
     # the render of the fixture database is accepted by the renderer
     render(dataclasses.replace(snap, settings=SETTINGS), ROOT)
+
+
+def test_settings_from_server_settings() -> None:
+    row = ServerSettings(id=1, smtp_host="mail.example.net", config_output_dir="/etc/ma",
+                         mail_root="/srv/vmail", vmail_uid=6000, vmail_gid=6001,
+                         stack_mode="files", dovecot_version="2.3")
+    settings = settings_from_server_settings(
+        row, run_dir="/run/ma", state_dir="/var/lib/ma", queue_dir="/var/spool/postfix",
+        log_dir=None)
+    assert (settings.config_dir, settings.mail_root, settings.vmail_uid) == (
+        "/etc/ma", "/srv/vmail", 6000)
+    assert settings.postmaster_address == "postmaster@mail.example.net"
+    files = render(StackSnapshot(settings, (), (), (), ()), "/etc/ma/releases/x")
+    assert "mail_uid = 6000" in files["dovecot/dovecot.conf"]
