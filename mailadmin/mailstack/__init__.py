@@ -17,6 +17,7 @@ from .apply import (
     diff_releases,
     list_releases,
     rollback,
+    write_render,
 )
 from .names import UnsafeName
 from .render import RENDERERS, render, render_release
@@ -55,4 +56,5 @@ __all__ = [
     "render_release",
     "rollback",
     "settings_from_server_settings",
+    "write_render",
 ]

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import MailadminError
-from .render import POSTFIX_HASH_MAPS, render_release
+from .render import POSTFIX_HASH_MAPS, render, render_release
 from .snapshot import StackSnapshot
 
 #: Files only the servers read; everything else in a release is generated from them.
@@ -527,3 +527,16 @@ def diff_releases(config_dir: str | Path, old: str, new: str) -> str:
                 )
             )
     return "".join(out)
+
+
+def write_render(snapshot: StackSnapshot, out_dir: str | Path) -> dict[str, str]:
+    """Render into `out_dir` for inspection (``mailadmin render --out DIR``).
+
+    The files refer to `out_dir` itself, nothing is validated, compiled or switched, and
+    nothing live changes. Returns the files written.
+    """
+    out = Path(out_dir).absolute()
+    files = render(snapshot, str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    _write_tree(out, files)
+    return files

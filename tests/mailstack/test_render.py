@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,12 @@ from mailadmin.mailstack import (
     render,
     render_release,
     settings_from_server_settings,
+    write_render,
 )
 from mailadmin.mailstack.render import RenderError, postfix_maps
 from mailadmin.models import Base, ServerSettings
 
-from .conftest import populate
+from .conftest import populate, require_stack
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = "/etc/mailadmin/stack/releases/golden"
@@ -275,3 +277,34 @@ def test_settings_from_server_settings() -> None:
     assert settings.postmaster_address == "postmaster@mail.example.net"
     files = render(StackSnapshot(settings, (), (), (), ()), "/etc/ma/releases/x")
     assert "mail_uid = 6000" in files["dovecot/dovecot.conf"]
+
+
+def test_production_render_is_accepted_by_doveconf_and_postconf(tmp_path: Path) -> None:
+    """Standard ports, syslog, no scratch folder: parsed by the real tools (not started).
+
+    `postfix check` is left out on purpose: it would create queue folders under /var.
+    """
+    require_stack()
+    root = tmp_path / "release"
+    for rel, text in render(SNAPSHOT, str(root)).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    dove = subprocess.run(["doveconf", "-n", "-c", str(root / "dovecot" / "dovecot.conf")],
+                          capture_output=True, text=True, check=False)
+    assert dove.returncode == 0, dove.stderr
+    assert "port = 143" in dove.stdout and "port = 110" in dove.stdout
+    post = subprocess.run(["postconf", "-c", str(root / "postfix"), "-n"],
+                          capture_output=True, text=True, check=False)
+    assert post.returncode == 0 and "warning" not in post.stderr, post.stderr
+    master = subprocess.run(["postconf", "-c", str(root / "postfix"), "-M"],
+                            capture_output=True, text=True, check=False)
+    assert master.returncode == 0, master.stderr
+    assert master.stdout.startswith("25 ") and "\n587 " in master.stdout
+
+
+def test_write_render_for_inspection(tmp_path: Path) -> None:
+    files = write_render(SNAPSHOT, tmp_path / "out")
+    assert (tmp_path / "out" / "postfix" / "valias").read_text() == files["postfix/valias"]
+    assert f"{tmp_path}/out/dovecot/users" in files["dovecot/dovecot.conf"]
+    assert oct((tmp_path / "out" / "dovecot" / "users").stat().st_mode & 0o777) in (
+        "0o640", "0o600")
