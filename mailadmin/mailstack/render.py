@@ -32,8 +32,10 @@ DISCARD_ADDRESS = f"devnull@{DISCARD_DOMAIN}"
 SUSPENDED_INCOMING_REPLY = "550 5.2.1 This mailbox is suspended and does not accept mail"
 SUSPENDED_OUTGOING_REPLY = "550 5.7.1 Sending is suspended for this mailbox"
 
-#: Placeholder release folder used to compute the checksum; see `render_release`.
-_CHECKSUM_ROOT_NAME = "0" * 64
+#: Stands for the release folder name while the checksum is computed (`render_release`).
+#: NUL can never appear in validated text (names, paths, reply text, Sieve text all refuse
+#: control characters), so replacing it afterwards cannot touch anything else.
+_RELEASE_PLACEHOLDER = "\x00release\x00"
 
 Files = dict[str, str]
 Renderer = Callable[[StackSnapshot, str], Files]
@@ -50,7 +52,8 @@ class RenderError(names.UnsafeName):
 
 def _settings_context(s: StackSettings, root: str) -> dict[str, object]:
     """Validated values shared by the Dovecot and Postfix templates."""
-    for p in (s.config_dir, s.state_dir, s.queue_dir, s.mail_root, root):
+    for p in (s.config_dir, s.state_dir, s.queue_dir, s.mail_root,
+              root.replace(_RELEASE_PLACEHOLDER, "0" * 64)):
         names.path(p)
     # Dovecot creates sockets like <base_dir>/token-login/imap-urlauth; sun_path is 108 bytes.
     names.path(s.run_dir, max_len=60)
@@ -391,11 +394,14 @@ def checksum(files: Mapping[str, str]) -> str:
 def render_release(snapshot: StackSnapshot) -> tuple[str, Files]:
     """(checksum, files) for ``<config_dir>/releases/<checksum>``.
 
-    The files name their own folder, so the checksum is taken over a render into a fixed
-    placeholder folder (``releases/000...``): equal checksums mean byte-equal files once
-    written, and the checksum does not depend on itself.
+    The files name their own folder, so the checksum is taken over a render with a
+    placeholder for the folder name, which is then replaced by the checksum: one render,
+    and equal checksums mean byte-equal files once written.
     """
     base = f"{snapshot.settings.config_dir}/releases"
-    render_fn = renderer_for(snapshot.settings)
-    digest = checksum(render_fn(snapshot, f"{base}/{_CHECKSUM_ROOT_NAME}"))
-    return digest, render_fn(snapshot, f"{base}/{digest}")
+    draft = renderer_for(snapshot.settings)(snapshot, f"{base}/{_RELEASE_PLACEHOLDER}")
+    digest = checksum(draft)
+    files = {rel: text.replace(_RELEASE_PLACEHOLDER, digest) for rel, text in draft.items()}
+    if any("\x00" in text for text in files.values()):
+        raise RenderError("a NUL character reached a rendered file")
+    return digest, files

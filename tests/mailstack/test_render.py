@@ -145,6 +145,8 @@ def test_quota_rules_and_sieve_link() -> None:
 def test_checksum_is_stable_and_names_the_release_folder() -> None:
     a_sum, a_files = render_release(SNAPSHOT)
     assert (a_sum, a_files) == render_release(SNAPSHOT)
+    # the single placeholder render equals a direct render into the release folder
+    assert a_files == render(SNAPSHOT, f"/etc/mailadmin/stack/releases/{a_sum}")
     assert f"/etc/mailadmin/stack/releases/{a_sum}/dovecot/users" in (
         a_files["dovecot/dovecot.conf"])
     changed = dataclasses.replace(SNAPSHOT, mailboxes=SNAPSHOT.mailboxes[1:])
