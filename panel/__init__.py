@@ -112,10 +112,12 @@ def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .clientsetup import bp as clientsetup_bp
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
     from .mail import bp as mail_bp
+    from .selfservice import bp as self_bp
     from .tokens import bp as tokens_bp
 
     for blueprint in (
@@ -130,6 +132,8 @@ def _register_blueprints(app: Flask) -> None:
         admin_bp,
         diagnostics_bp,
         *admin_user_blueprints,
+        self_bp,
+        clientsetup_bp,
     ):
         app.register_blueprint(blueprint)
 
