@@ -147,7 +147,7 @@ def main() -> None:
                 snap = build_snapshot(s, settings)
         print(f"  {len(snap.domains)} domains, {len(snap.mailboxes)} mailboxes, "
               f"{len(snap.forwarders)} forwarders, {len(snap.autoresponders)} autoresponders")
-        with timed("render (checksum render + release render)", results):
+        with timed("render_release (one render + checksum)", results):
             checksum, files = render_release(snap)
         size = sum(len(t) for t in files.values())
         print(f"  {len(files)} files, {size / 1e6:.1f} MB")

@@ -3,6 +3,15 @@
 The flow is snapshot (plain frozen data from the database) -> renderers (pure functions
 returning ``{relative path: text}``) -> apply (stage, validate with the real tools, switch
 atomically, reload). `sandbox` runs a private Dovecot + Postfix from a rendered release.
+
+The servers must run from the ``current`` link, which apply flips::
+
+    dovecot -c <config_dir>/current/dovecot/dovecot.conf
+    postfix -c <config_dir>/current/postfix start
+
+(On a packaged system, point the service units there. Postfix's set-gid tools - sendmail,
+postqueue - also need that folder in ``alternate_config_directories`` of the default
+main.cf.)
 """
 
 from __future__ import annotations
