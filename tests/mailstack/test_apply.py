@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -247,3 +249,23 @@ def test_concurrent_applies_are_serialised(tmp_path: Path) -> None:
         assert not list((directory / "config" / "releases").glob(".staging-*"))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_sandbox_apply_with_restart(stack: Stack) -> None:
+    state = stack.info.dir / "sandbox.json"
+    pid_before = json.loads(state.read_text())["dovecot_pid"]
+    with stack.session() as s:
+        stack.mailbox(s, "bob@example.test").pop3 = False
+        s.commit()
+    t0 = time.monotonic()
+    result = stack.reapply(restart=True)
+    # restarted, so the very next connection sees the change; no polling needed
+    assert result.changed and not stack.pop3_login("bob@example.test")[0]
+    elapsed = time.monotonic() - t0
+    assert json.loads(state.read_text())["dovecot_pid"] != pid_before
+    with stack.session() as s:
+        stack.mailbox(s, "bob@example.test").pop3 = True
+        s.commit()
+    stack.reapply(restart=True)
+    assert stack.pop3_login("bob@example.test")[0]
+    print(f"apply + restart until visible: {elapsed:.2f}s")
