@@ -40,3 +40,38 @@ def test_foreign_keys_enforced(migrated_engine: sa.Engine) -> None:
         session.add(Mailbox(domain_id=424242, local_part="x", password_hash="{X}y"))
         with pytest.raises(sa.exc.IntegrityError):
             session.flush()
+
+
+def test_upgrade_keeps_existing_rows(backend_url: str) -> None:
+    """0001 -> 0002 on a database holding data: new NOT NULL columns get their defaults."""
+    engine = make_engine(backend_url)
+    try:
+        migrate.upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO panel_users (id, username, role, password_hash, is_suspended, created_at)"
+                " VALUES (1, 'alice', 'customer', 'x', :f, :now)"), {"f": False, "now": "2026-01-01 00:00:00"})
+            conn.execute(sa.text(
+                "INSERT INTO domains (id, name, owner_id, default_imap, default_pop3, default_smtp,"
+                " catchall_action, created_at) VALUES (1, 'a.example', 1, :t, :t, :t, 'reject', :now)"),
+                {"t": True, "now": "2026-01-01 00:00:00"})
+            conn.execute(sa.text(
+                "INSERT INTO server_settings (id, imap_host, pop3_host, smtp_host, imap_port, pop3_port,"
+                " submission_port, password_scheme, min_password_length, stack_mode, dovecot_version,"
+                " config_output_dir, mail_root, vmail_uid, vmail_gid, apply_automatically, updated_at)"
+                " VALUES (1, 'm', 'm', 'm', 993, 995, 587, 'SHA512-CRYPT', 10, 'files', '2.3', '/etc/x',"
+                " '/var/vmail', 5000, 5000, :f, :now)"), {"f": False, "now": "2026-01-01 00:00:00"})
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            row = conn.execute(sa.text(
+                "SELECT allow_self_forwarding, allow_self_autoresponder FROM domains")).one()
+            assert tuple(bool(v) for v in row) == (True, True)
+            settings = conn.execute(sa.text(
+                "SELECT mail_hostname, smtps_port, message_size_limit, webmail_url FROM server_settings"
+            )).one()
+            assert tuple(settings) == ("mail.example.net", 465, 50 * 1024 * 1024, None)
+        migrate.downgrade(engine, "0001")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM domains")).scalar() == "a.example"
+    finally:
+        engine.dispose()

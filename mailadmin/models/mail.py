@@ -60,6 +60,9 @@ class Domain(Base):
     catchall_reject_reason: Mapped[str | None] = mapped_column(String(200))
     #: Where the default address delivers when its action is "deliver".
     catchall_target: Mapped[str | None] = mapped_column(String(ADDRESS_MAX))
+    #: What mailbox users of the domain may change themselves.
+    allow_self_forwarding: Mapped[bool] = mapped_column(Boolean, default=True)
+    allow_self_autoresponder: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[PanelUser] = relationship()

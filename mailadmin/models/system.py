@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -128,6 +129,34 @@ class ServerSettings(Base):
     vmail_uid: Mapped[int] = mapped_column(Integer, default=5000)
     vmail_gid: Mapped[int] = mapped_column(Integer, default=5000)
     apply_automatically: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What the mail servers call themselves, and who receives their reports.
+    mail_hostname: Mapped[str] = mapped_column(String(253), default="mail.example.net")
+    postmaster_address: Mapped[str] = mapped_column(String(320), default="postmaster@example.net")
+    #: Paths of the running mail stack (sockets, state, Postfix queue, logs; None = syslog).
+    run_dir: Mapped[str] = mapped_column(String(1024), default="/run/mailadmin")
+    state_dir: Mapped[str] = mapped_column(String(1024), default="/var/lib/mailadmin")
+    queue_dir: Mapped[str] = mapped_column(String(1024), default="/var/spool/mailadmin-postfix")
+    log_dir: Mapped[str | None] = mapped_column(String(1024))
+    #: Where the servers listen (the ports above are what clients are told).
+    listen_address: Mapped[str] = mapped_column(String(45), default="0.0.0.0")  # noqa: S104
+    imap_listen_port: Mapped[int] = mapped_column(Integer, default=143)
+    pop3_listen_port: Mapped[int] = mapped_column(Integer, default=110)
+    submission_listen_port: Mapped[int] = mapped_column(Integer, default=587)
+    smtp_listen_port: Mapped[int] = mapped_column(Integer, default=25)
+    lmtp_listen_port: Mapped[int] = mapped_column(Integer, default=24)
+    reinject_listen_port: Mapped[int] = mapped_column(Integer, default=10026)
+    message_size_limit: Mapped[int] = mapped_column(BigInteger, default=50 * 1024 * 1024)
+    tls_cert_file: Mapped[str | None] = mapped_column(String(1024))
+    tls_key_file: Mapped[str | None] = mapped_column(String(1024))
+    #: Alternatives offered to clients next to the TLS ports: STARTTLS on 143/110, SMTPS on 465.
+    imap_starttls_port: Mapped[int] = mapped_column(Integer, default=143)
+    pop3_starttls_port: Mapped[int] = mapped_column(Integer, default=110)
+    smtps_port: Mapped[int] = mapped_column(Integer, default=465)
+    webmail_url: Mapped[str | None] = mapped_column(String(1024))
+    #: When the mail data last changed, so an apply can coalesce a burst of changes and the
+    #: panel can tell whether the servers have caught up.
+    config_changed_at: Mapped[dt.datetime | None]
+    config_applied_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from ..errors import NotFound, PermissionDenied, ValidationError
 from ..hashing import STORAGE_SCHEMES
 from ..models import Role, ServerSettings
-from ..names import normalize_domain
+from ..names import normalize_address, normalize_domain
+from ..sizes import parse_size
 from .audit import record_event
 from .context import Actor
 from .server import get_server_settings
@@ -65,6 +66,44 @@ def _choice(*choices: str) -> t.Callable[[str], str]:
     return parse
 
 
+def _optional(parse: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
+    def parse_or_none(value: str) -> t.Any:
+        text = "" if value is None else str(value).strip()
+        return None if text in {"", "None", "none"} else parse(text)
+
+    return parse_or_none
+
+
+def _listen_address(value: str) -> str:
+    text = value.strip()
+    if not IPV4.fullmatch(text):
+        raise ValidationError("Give an IPv4 address such as 0.0.0.0 or 127.0.0.1.", field="value")
+    return text
+
+
+def _address(value: str) -> str:
+    return normalize_address(value, field="value")
+
+
+def _size(value: str) -> int:
+    size = parse_size(value, field="value")
+    if size < 1024 * 1024:
+        raise ValidationError("The message size limit must be at least 1M.", field="value")
+    return size
+
+
+WEB_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/%-]*)?$")
+
+
+def _web_url(value: str) -> str:
+    text = value.strip()
+    if not WEB_URL.fullmatch(text):
+        raise ValidationError(
+            "Give an http(s) address such as https://webmail.example.net/.", field="value"
+        )
+    return text
+
+
 def _bool(value: str) -> bool:
     text = str(value).strip().lower()
     if text in {"1", "true", "yes", "on"}:
@@ -103,6 +142,34 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("vmail_uid", "User id owning the mail files", _int_between(1, 2**31 - 1)),
         SettingSpec("vmail_gid", "Group id owning the mail files", _int_between(1, 2**31 - 1)),
         SettingSpec("apply_automatically", "Apply the configuration after each change", _bool),
+        SettingSpec("mail_hostname", "The mail servers' own host name", _host),
+        SettingSpec("postmaster_address", "Who receives the mail servers' reports", _address),
+        SettingSpec("run_dir", "Sockets and pid files of the mail servers", _path),
+        SettingSpec("state_dir", "State of the mail servers", _path),
+        SettingSpec("queue_dir", "Postfix queue", _path),
+        SettingSpec("log_dir", "Log folder of the mail servers (empty: syslog)", _optional(_path)),
+        SettingSpec("listen_address", "Address the mail servers listen on", _listen_address),
+        SettingSpec("imap_listen_port", "IMAP listening port", _int_between(1, 65535)),
+        SettingSpec("pop3_listen_port", "POP3 listening port", _int_between(1, 65535)),
+        SettingSpec("submission_listen_port", "Submission listening port", _int_between(1, 65535)),
+        SettingSpec(
+            "smtp_listen_port", "SMTP (incoming mail) listening port", _int_between(1, 65535)
+        ),
+        SettingSpec("lmtp_listen_port", "LMTP listening port (loopback)", _int_between(1, 65535)),
+        SettingSpec(
+            "reinject_listen_port", "Loopback port for Sieve replies", _int_between(1, 65535)
+        ),
+        SettingSpec("message_size_limit", "Largest message accepted (e.g. 50M)", _size),
+        SettingSpec("tls_cert_file", "TLS certificate (PEM; empty: no TLS)", _optional(_path)),
+        SettingSpec("tls_key_file", "TLS private key (PEM)", _optional(_path)),
+        SettingSpec(
+            "imap_starttls_port", "IMAP STARTTLS port told to clients", _int_between(1, 65535)
+        ),
+        SettingSpec(
+            "pop3_starttls_port", "POP3 STARTTLS port told to clients", _int_between(1, 65535)
+        ),
+        SettingSpec("smtps_port", "SMTP over TLS port told to clients", _int_between(1, 65535)),
+        SettingSpec("webmail_url", "Webmail address (empty: none)", _optional(_web_url)),
     )
 }
 
