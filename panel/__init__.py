@@ -191,6 +191,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
     "mailbox": [
         ("self.overview", "My mailbox"),
         ("self.devices", "Device settings"),
+        ("diagnostics.index", "Diagnose a problem"),
     ],
 }
 
@@ -208,6 +209,15 @@ def _register_template_helpers(app: Flask) -> None:
                 if endpoint in app.view_functions
             ]
         return {"navigation": items}
+
+    @app.context_processor
+    def webmail() -> dict[str, t.Any]:
+        # A callable, so only the pages that show the webmail link query the setting.
+        from mailadmin.services import server
+
+        from . import db
+
+        return {"webmail_url": lambda: server.webmail_url(db.session())}
 
     @app.template_filter("datetime")
     def format_datetime(value: dt.datetime | None) -> str:

@@ -60,6 +60,11 @@ class CatchAllForm(FlaskForm):  # type: ignore[misc]
     target = StringField("Deliver to", validators=[Optional(), Length(max=320)])
 
 
+class SelfServiceForm(FlaskForm):  # type: ignore[misc]
+    allow_forwarding = BooleanField("Mailbox users may forward their own mail")
+    allow_autoresponder = BooleanField("Mailbox users may set their own automatic replies")
+
+
 class RemoveDomainForm(FlaskForm):  # type: ignore[misc]
     confirm = StringField(
         "Type the domain name to confirm", validators=[DataRequired(), Length(max=253)]
@@ -118,8 +123,14 @@ def _render_detail(name: str, status: int = 200, **forms: FlaskForm) -> Response
         reject_reason=domain.catchall_reject_reason or "",
         target=domain.catchall_target or "",
     )
+    self_service = forms.get("self_service") or SelfServiceForm(
+        formdata=None,
+        allow_forwarding=domain.allow_self_forwarding,
+        allow_autoresponder=domain.allow_self_autoresponder,
+    )
     return render_template(
         "domains/detail.html",
+        self_service_form=self_service,
         domain=domain,
         unicode_name=domain_to_unicode(domain.name),
         defaults_form=defaults,
@@ -178,6 +189,27 @@ def catchall(name: str) -> ResponseReturnValue:
             flash("Default address saved.", "success")
             return redirect(url_for("domains.detail", name=name))
     return _render_detail(name, 422, catchall=form)
+
+
+@bp.route("/<name>/self-service", methods=["POST"])
+@login_required  # type: ignore[misc]
+def self_service(name: str) -> ResponseReturnValue:
+    form = SelfServiceForm()
+    if form.validate_on_submit():
+        try:
+            domains.set_self_service(
+                db.session(),
+                current_actor(),
+                name,
+                allow_forwarding=form.allow_forwarding.data,
+                allow_autoresponder=form.allow_autoresponder.data,
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+        else:
+            flash("Self-service settings saved.", "success")
+            return redirect(url_for("domains.detail", name=name))
+    return _render_detail(name, 422, self_service=form)
 
 
 @bp.route("/<name>/remove", methods=["POST"])

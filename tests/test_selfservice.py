@@ -18,6 +18,7 @@ from mailadmin.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    ValidationError,
     WeakPassword,
 )
 from mailadmin.hashing import hash_scheme, verify_mailbox_password
@@ -437,7 +438,7 @@ def test_device_page_warns_a_pop_only_mailbox(mail_app: t.Any) -> None:
 
 @pytest.mark.parametrize("path", ["/mailboxes", "/domains/", "/forwarders", "/audit/",
                                   "/mailboxes/anna@example.org", "/mailboxes/new",
-                                  "/account/tokens", "/diagnose/", "/admin/settings"])
+                                  "/account/tokens", "/admin/settings"])
 def test_mailbox_user_cannot_open_panel_pages(web: t.Any, path: str) -> None:
     mailbox_sign_in(web, "anna@example.org")
     response = web.get(path)
@@ -494,3 +495,60 @@ def test_anonymous_visitors_are_sent_to_the_mailbox_sign_in(web: t.Any) -> None:
     response = web.get("/me/devices")
     assert response.status_code == 302
     assert "/me/login" in response.headers["Location"]
+
+
+def test_customer_switches_self_service_off_per_domain(
+    mail_app: t.Any, session_factory: sessionmaker[Session]
+) -> None:
+    """What the customer allows on the domain page binds the mailbox users of that domain."""
+    from mailadmin.services import domains
+    from mailadmin.services.context import Actor
+
+    with transaction(session_factory) as s:
+        domains.set_self_service(s, Actor.operator(), "example.org",
+                                 allow_forwarding=False, allow_autoresponder=False)
+    anna = mailbox(session_factory, "anna@example.org")
+    user = selfservice.MailboxUser(mailbox_id=anna.id, address=anna.address)
+    with transaction(session_factory) as s, pytest.raises(PermissionDenied):
+        selfservice.set_own_forwarding(s, user, selfservice.SelfServicePolicy(),
+                                       ["x@elsewhere.example"], keep_copy=False)
+    with transaction(session_factory) as s, pytest.raises(PermissionDenied):
+        selfservice.set_own_autoresponder(s, user, selfservice.SelfServicePolicy(),
+                                          subject="Away", body="Back soon")
+    client = mail_app.test_client()
+    mailbox_sign_in(client, "anna@example.org")
+    refused = submit(client, "/me/forwarding", {"destinations": "me@elsewhere.example"})
+    assert refused.status_code in (403, 422)
+    with session_factory() as s:
+        assert s.scalars(select(Forwarder)).first() is None
+
+
+def test_webmail_redirects_to_the_configured_address(
+    mail_app: t.Any, session_factory: sessionmaker[Session]
+) -> None:
+    from mailadmin.services import settings as settings_service
+    from mailadmin.services.context import Actor
+
+    client = mail_app.test_client()
+    assert client.get("/webmail").status_code == 404
+    mailbox_sign_in(client, "anna@example.org")
+    assert 'data-testid="webmail-link"' not in client.get("/me/").get_data(as_text=True)
+    with transaction(session_factory) as s:
+        settings_service.set_setting(s, Actor.operator(), "webmail_url",
+                                     "https://webmail.example.net/")
+    response = client.get("/webmail")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://webmail.example.net/"
+    assert 'data-testid="webmail-link"' in client.get("/me/").get_data(as_text=True)
+    with transaction(session_factory) as s, pytest.raises(ValidationError):
+        settings_service.set_setting(s, Actor.operator(), "webmail_url", "javascript:alert(1)")
+
+
+def test_mailbox_user_can_diagnose_its_own_errors(web: t.Any) -> None:
+    mailbox_sign_in(web, "anna@example.org")
+    page = web.get("/diagnose/")
+    assert page.status_code == 200
+    result = submit(web, "/diagnose/", {"text": "535 5.7.8 Error: authentication failed"},
+                    page="/diagnose/")
+    assert result.status_code == 200
+    assert "auth" in result.get_data(as_text=True).lower()

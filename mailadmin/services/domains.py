@@ -45,6 +45,8 @@ def _state(domain: Domain) -> dict[str, object]:
         "catchall_action": domain.catchall_action,
         "catchall_reject_reason": domain.catchall_reject_reason,
         "catchall_target": domain.catchall_target,
+        "allow_self_forwarding": domain.allow_self_forwarding,
+        "allow_self_autoresponder": domain.allow_self_autoresponder,
     }
 
 
@@ -93,6 +95,8 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
         default_pop3="pop3" in limits.default_protocols,
         default_smtp="smtp" in limits.default_protocols,
         catchall_action=CatchAllAction.REJECT.value,
+        allow_self_forwarding=True,
+        allow_self_autoresponder=True,
         created_at=actor.now(),
     )
     session.add(domain)
@@ -155,6 +159,24 @@ def set_domain_defaults(
     domain.default_imap, domain.default_pop3, domain.default_smtp = imap, pop3, smtp
     session.flush()
     _audit(session, actor, "domain.defaults", domain, before, _state(domain))
+    return domain
+
+
+def set_self_service(
+    session: Session,
+    actor: Actor,
+    name: str,
+    *,
+    allow_forwarding: bool,
+    allow_autoresponder: bool,
+) -> Domain:
+    """Whether the domain's mailbox users may set their own forwarding and autoresponder."""
+    domain = get_domain(session, actor, name, field="name")
+    before = _state(domain)
+    domain.allow_self_forwarding = allow_forwarding
+    domain.allow_self_autoresponder = allow_autoresponder
+    session.flush()
+    _audit(session, actor, "domain.self_service", domain, before, _state(domain))
     return domain
 
 

@@ -80,10 +80,10 @@ class MailboxUser:
 
 @dataclass(frozen=True)
 class SelfServicePolicy:
-    """What mailbox users may change themselves, as the panel is configured.
+    """What the panel's configuration lets mailbox users change themselves.
 
-    There is no per-customer switch in the data model yet; until there is, the panel decides
-    for all mailboxes (see the report in issue 9).
+    The customer narrows it per domain (Domain.allow_self_forwarding / allow_self_autoresponder);
+    a user may change a thing only when both allow it.
     """
 
     allow_forwarding: bool = True
@@ -256,7 +256,11 @@ def _forwarding(session: Session, mailbox: Mailbox) -> Forwarder | None:
 def _may_forward(mailbox: Mailbox, policy: SelfServicePolicy) -> bool:
     # Forwarding sends mail out on the mailbox's behalf; a mailbox whose sending is suspended
     # must not get around that by forwarding.
-    return policy.allow_forwarding and not mailbox.suspend_outgoing
+    return (
+        policy.allow_forwarding
+        and mailbox.domain.allow_self_forwarding
+        and not mailbox.suspend_outgoing
+    )
 
 
 def get_own_mailbox(
@@ -295,7 +299,7 @@ def get_own_mailbox(
         ),
         keep_copy=bool(forwarding and forwarding.keep_copy),
         may_forward=_may_forward(mailbox, policy),
-        may_autorespond=policy.allow_autoresponder,
+        may_autorespond=policy.allow_autoresponder and mailbox.domain.allow_self_autoresponder,
     )
 
 
@@ -343,8 +347,8 @@ def get_own_autoresponder(session: Session, user: MailboxUser) -> Autoresponder 
     )
 
 
-def _require_autoresponder(policy: SelfServicePolicy) -> None:
-    if not policy.allow_autoresponder:
+def _require_autoresponder(mailbox: Mailbox, policy: SelfServicePolicy) -> None:
+    if not (policy.allow_autoresponder and mailbox.domain.allow_self_autoresponder):
         raise PermissionDenied("Automatic replies are set by whoever manages your mail.")
 
 
@@ -364,8 +368,8 @@ def set_own_autoresponder(
 
     Raises ValidationError, PermissionDenied, NotFound.
     """
-    _require_autoresponder(policy)
     mailbox = _own_mailbox(session, user)
+    _require_autoresponder(mailbox, policy)
     return autoresponders.set_autoresponder(
         session,
         _service_actor(user, mailbox),
@@ -380,13 +384,13 @@ def set_own_autoresponder(
 
 
 def clear_own_autoresponder(session: Session, user: MailboxUser, policy: SelfServicePolicy) -> None:
-    _require_autoresponder(policy)
     mailbox = _own_mailbox(session, user)
+    _require_autoresponder(mailbox, policy)
     autoresponders.clear_autoresponder(session, _service_actor(user, mailbox), mailbox.address)
 
 
 def _require_forwarding(mailbox: Mailbox, policy: SelfServicePolicy) -> None:
-    if not policy.allow_forwarding:
+    if not (policy.allow_forwarding and mailbox.domain.allow_self_forwarding):
         raise PermissionDenied("Forwarding is set by whoever manages your mail.")
     if mailbox.suspend_outgoing:
         raise PermissionDenied(

@@ -15,3 +15,8 @@ def get_server_settings(session: Session) -> ServerSettings:
         session.add(settings)
         session.flush()
     return settings
+
+
+def webmail_url(session: Session) -> str | None:
+    """The configured webmail address, or None when there is none."""
+    return get_server_settings(session).webmail_url
