@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from .services import changes
+
 
 def make_engine(url: str, **kwargs: t.Any) -> Engine:
     """Create an engine with the settings each backend needs to behave like the others."""
@@ -34,7 +36,9 @@ def make_engine(url: str, **kwargs: t.Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: views render objects after the request's commit.
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    # every change to mail data marks ServerSettings.config_changed_at (coalesced applies)
+    return changes.install(factory)
 
 
 @contextmanager

@@ -279,13 +279,45 @@ def _switch(config_dir: Path, checksum: str) -> None:
     _fsync_path(config_dir)
 
 
+def _pid_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return Path(f"/proc/{pid}").exists()
+
+
+def servers_running(release: Path) -> tuple[bool, bool]:
+    """(Dovecot, Postfix) running for this release's base_dir / queue_directory.
+
+    Read from their master pid files, the same ones ``doveadm reload`` and ``postfix
+    reload`` use, so a reload is only attempted where it can succeed.
+    """
+    conf = (release / "dovecot" / "dovecot.conf").read_text()
+    base = re.search(r"^base_dir = (\S+)$", conf, re.M)
+    main_cf = (release / "postfix" / "main.cf").read_text()
+    queue = re.search(r"^queue_directory = (\S+)$", main_cf, re.M)
+    dovecot = base is not None and _pid_alive(Path(base.group(1)) / "master.pid")
+    postfix = queue is not None and _pid_alive(Path(queue.group(1)) / "pid" / "master.pid")
+    return dovecot, postfix
+
+
 def _reload(config_dir: Path, tools: Tools) -> str:
     current = config_dir / "current"
     outputs = []
-    rc, out = _run([tools.doveadm, "-c", str(current / "dovecot" / "dovecot.conf"), "reload"])
-    if rc != 0:
-        raise ApplyError("reload", f"doveadm reload exited {rc}", out)
-    outputs.append("doveadm reload: ok")
+    dovecot, postfix = servers_running(current.resolve())
+    if dovecot:
+        rc, out = _run([tools.doveadm, "-c", str(current / "dovecot" / "dovecot.conf"),
+                        "reload"])
+        if rc != 0:
+            raise ApplyError("reload", f"doveadm reload exited {rc}", out)
+        outputs.append("doveadm reload: ok")
+    else:
+        # the files are in force; Dovecot reads them when it is started
+        outputs.append("dovecot: not running, nothing to reload")
+    if not postfix:
+        outputs.append("postfix: not running, nothing to reload")
+        return "\n".join(outputs)
     # Also after a Dovecot-only change: Postfix's smtpd processes keep their connection to
     # the old Dovecot auth process (old passdbs) until they are restarted (lab, section 10).
     rc, out = _run([tools.postfix, "-c", str(current / "postfix"), "reload"],
@@ -343,6 +375,7 @@ def apply_files(
     tools: Tools | None = None,
     before_switch: Callable[[Path], None] | None = None,
     keep_releases: int | None = 20,
+    progress: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Write (if new), validate, switch to and reload the release `checksum`.
 
@@ -350,6 +383,7 @@ def apply_files(
     returns, or as stored in a ConfigRevision). `before_switch` is called with the validated
     release folder just before ``current`` flips (tests use it to simulate a crash).
     After a switch, all but the `keep_releases` newest releases are deleted (None: keep all).
+    `progress` is called with each stage's name as it starts ("write", "validate", "switch").
     Raises ApplyError; on any failure ``current`` and every file it points to are unchanged.
     """
     tools = tools or Tools()
@@ -360,7 +394,8 @@ def apply_files(
     releases.mkdir(parents=True, exist_ok=True)
     with _apply_lock(config_dir):
         return _apply_locked(config_dir, checksum, files, reload=reload, tools=tools,
-                             before_switch=before_switch, keep_releases=keep_releases)
+                             before_switch=before_switch, keep_releases=keep_releases,
+                             progress=progress or (lambda _stage: None))
 
 
 @contextlib.contextmanager
@@ -386,6 +421,7 @@ def _apply_locked(
     tools: Tools,
     before_switch: Callable[[Path], None] | None,
     keep_releases: int | None,
+    progress: Callable[[str], None],
 ) -> ApplyResult:
     releases = _releases_dir(config_dir)
     release = releases / checksum
@@ -394,6 +430,7 @@ def _apply_locked(
         return ApplyResult(checksum, release, files, "already current", False, checksum, False)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    progress("write")
     if not release.exists():
         staging = releases / f".staging-{checksum[:12]}-{secrets.token_hex(4)}"
         try:
@@ -411,6 +448,7 @@ def _apply_locked(
     else:
         fresh = False
     t1 = time.perf_counter()
+    progress("validate")
     try:
         validation.append(validate_release(release, tools))
     except ApplyError:
@@ -419,6 +457,7 @@ def _apply_locked(
         raise
     t2 = time.perf_counter()
     timings["validate"] = t2 - t1
+    progress("switch")
     previous, changed = _activate(
         config_dir, checksum, reload=reload, tools=tools, validation=validation,
         before_switch=before_switch,
@@ -439,12 +478,13 @@ def apply_snapshot(
     reload: bool = True,
     tools: Tools | None = None,
     before_switch: Callable[[Path], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Render `snapshot` and apply it to ``snapshot.settings.config_dir`` (see apply_files)."""
     checksum, files = render_release(snapshot)
     return apply_files(
         snapshot.settings.config_dir, checksum, files,
-        reload=reload, tools=tools, before_switch=before_switch,
+        reload=reload, tools=tools, before_switch=before_switch, progress=progress,
     )
 
 
@@ -455,6 +495,7 @@ def rollback(
     files: Mapping[str, str] | None = None,
     reload: bool = True,
     tools: Tools | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Put an earlier release back in force (re-validated first).
 
@@ -466,7 +507,8 @@ def rollback(
         if not release.is_dir():
             raise ApplyError("rollback", f"no release {checksum} under {config_dir}")
         files = read_release(config_dir, checksum)
-    return apply_files(config_dir, checksum, files, reload=reload, tools=tools)
+    return apply_files(config_dir, checksum, files, reload=reload, tools=tools,
+                       progress=progress)
 
 
 def read_release(config_dir: str | Path, checksum: str) -> dict[str, str]:
@@ -511,19 +553,33 @@ def diff_releases(config_dir: str | Path, old: str, new: str) -> str:
     the diff shows only real changes.
     """
     config_dir = Path(config_dir)
-    out: list[str] = []
-    a, b = read_release(config_dir, old), read_release(config_dir, new)
     root = str(_releases_dir(config_dir))
+    return diff_files(read_release(config_dir, old), read_release(config_dir, new),
+                      old_root=f"{root}/{old}", new_root=f"{root}/{new}",
+                      old_label=old[:12], new_label=new[:12])
+
+
+def diff_files(
+    a: Mapping[str, str],
+    b: Mapping[str, str],
+    *,
+    old_root: str,
+    new_root: str,
+    old_label: str = "a",
+    new_label: str = "b",
+) -> str:
+    """Unified diff of two file sets; each one's own folder (`*_root`) reads ``<release>``."""
+    out: list[str] = []
     for rel in sorted(set(a) | set(b)):
-        old_text = a.get(rel, "").replace(f"{root}/{old}", "<release>")
-        new_text = b.get(rel, "").replace(f"{root}/{new}", "<release>")
+        old_text = a.get(rel, "").replace(old_root, "<release>")
+        new_text = b.get(rel, "").replace(new_root, "<release>")
         if old_text != new_text:
             out.extend(
                 difflib.unified_diff(
                     old_text.splitlines(keepends=True),
                     new_text.splitlines(keepends=True),
-                    fromfile=f"{old[:12]}/{rel}" if rel in a else "/dev/null",
-                    tofile=f"{new[:12]}/{rel}" if rel in b else "/dev/null",
+                    fromfile=f"{old_label}/{rel}" if rel in a else "/dev/null",
+                    tofile=f"{new_label}/{rel}" if rel in b else "/dev/null",
                 )
             )
     return "".join(out)

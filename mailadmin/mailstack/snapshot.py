@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import typing as t
 from collections import defaultdict
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from ..models import Autoresponder, Domain, Forwarder, ForwarderDestination, Mailbox, ServerSettings
+from ..models import (
+    Autoresponder,
+    Domain,
+    Forwarder,
+    ForwarderDestination,
+    Mailbox,
+    PanelUser,
+    Role,
+    ServerSettings,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,11 +151,18 @@ class StackSnapshot:
 
 
 def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
-    """Read everything the mail servers need in four queries, ordered for stable output.
+    """Read everything the mail servers need in five queries, ordered for stable output.
 
     Only enabled autoresponders are included; their dates are enforced by the Sieve script
     itself so that a script does not need re-rendering when its period starts or ends.
+
+    Every mailbox of a suspended customer (``PanelUser.is_suspended``, role customer) is
+    suspended for login, receiving and sending here, while its own flags stay as they are in
+    the database: resuming the customer restores exactly what each mailbox had.
     """
+    # the same rule as scope.suspended_customer_ids_query(), as a join (no IN over 100k rows)
+    owner_suspended = and_(PanelUser.role == Role.CUSTOMER.value,
+                           PanelUser.is_suspended.is_(True))
     domains = tuple(
         DomainSnap(name, action, reason, target)
         for name, action, reason, target in session.execute(
@@ -166,9 +183,9 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
             imap=row.imap,
             pop3=row.pop3,
             smtp=row.smtp,
-            suspend_login=row.suspend_login,
-            suspend_incoming=row.suspend_incoming,
-            suspend_outgoing=row.suspend_outgoing,
+            suspend_login=row.suspend_login or bool(row.owner_suspended),
+            suspend_incoming=row.suspend_incoming or bool(row.owner_suspended),
+            suspend_outgoing=row.suspend_outgoing or bool(row.owner_suspended),
         )
         for row in session.execute(
             select(
@@ -182,8 +199,10 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
                 Mailbox.suspend_login,
                 Mailbox.suspend_incoming,
                 Mailbox.suspend_outgoing,
+                owner_suspended.label("owner_suspended"),
             )
             .join(Domain, Mailbox.domain_id == Domain.id)
+            .join(PanelUser, Domain.owner_id == PanelUser.id)
             .order_by(Domain.name, Mailbox.local_part)
         )
     )
@@ -233,21 +252,49 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders)
 
 
-def settings_from_server_settings(row: ServerSettings, **overrides: object) -> StackSettings:
-    """Defaults taken from the ServerSettings row; `overrides` fill or replace any field.
+def _column(row: ServerSettings, name: str) -> t.Any:
+    """The row's value, or the column's default for a row not yet stored (defaults apply on
+    INSERT, so a fresh ``ServerSettings()`` still has None everywhere)."""
+    value = getattr(row, name)
+    if value is None:
+        default = ServerSettings.__table__.c[name].default
+        if default is not None and default.is_scalar:
+            return default.arg
+    return value
 
-    ServerSettings does not (yet) hold every path, so the caller passes the missing ones
-    (hostname, run_dir, ...) as overrides; a missing one raises TypeError.
+
+def settings_from_server_settings(row: ServerSettings, **overrides: object) -> StackSettings:
+    """Every host name, path, port, id and TLS file from the ServerSettings row.
+
+    `overrides` replace any field (the sandbox and the tests use loopback, high ports and a
+    scratch folder this way).
     """
+    ports = StackPorts(
+        imap=_column(row, "imap_listen_port"),
+        pop3=_column(row, "pop3_listen_port"),
+        submission=_column(row, "submission_listen_port"),
+        smtp=_column(row, "smtp_listen_port"),
+        lmtp=_column(row, "lmtp_listen_port"),
+        reinject=_column(row, "reinject_listen_port"),
+    )
     values: dict[str, object] = {
-        "config_dir": row.config_output_dir,
-        "mail_root": row.mail_root,
-        "vmail_uid": row.vmail_uid,
-        "vmail_gid": row.vmail_gid,
-        "mode": row.stack_mode,
-        "dovecot_version": row.dovecot_version,
-        "hostname": row.smtp_host,
-        "postmaster_address": f"postmaster@{row.smtp_host}",
+        "hostname": _column(row, "mail_hostname"),
+        "postmaster_address": _column(row, "postmaster_address"),
+        "config_dir": _column(row, "config_output_dir"),
+        "run_dir": _column(row, "run_dir"),
+        "state_dir": _column(row, "state_dir"),
+        "queue_dir": _column(row, "queue_dir"),
+        "mail_root": _column(row, "mail_root"),
+        "log_dir": row.log_dir,
+        "vmail_uid": _column(row, "vmail_uid"),
+        "vmail_gid": _column(row, "vmail_gid"),
+        "listen_address": _column(row, "listen_address"),
+        "ports": ports,
+        "message_size_limit": _column(row, "message_size_limit"),
+        "mode": _column(row, "stack_mode"),
+        "dovecot_version": _column(row, "dovecot_version"),
+        "tls_cert_file": row.tls_cert_file,
+        "tls_key_file": row.tls_key_file,
     }
     values.update(overrides)
     return StackSettings(**values)  # type: ignore[arg-type]

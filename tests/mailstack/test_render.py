@@ -268,17 +268,33 @@ def test_build_snapshot_uses_a_fixed_number_of_queries(tmp_path: Path) -> None:
 
 
 def test_settings_from_server_settings() -> None:
-    row = ServerSettings(id=1, smtp_host="mail.example.net", config_output_dir="/etc/ma",
+    row = ServerSettings(id=1, mail_hostname="mx.example.net", config_output_dir="/etc/ma",
                          mail_root="/srv/vmail", vmail_uid=6000, vmail_gid=6001,
-                         stack_mode="files", dovecot_version="2.3")
-    settings = settings_from_server_settings(
-        row, run_dir="/run/ma", state_dir="/var/lib/ma", queue_dir="/var/spool/postfix",
-        log_dir=None)
+                         stack_mode="files", dovecot_version="2.3", run_dir="/run/ma",
+                         state_dir="/var/lib/ma", queue_dir="/var/spool/ma-postfix",
+                         log_dir="/var/log/ma", listen_address="127.0.0.1",
+                         imap_listen_port=11143, submission_listen_port=11587,
+                         message_size_limit=2 * 1024 * 1024,
+                         postmaster_address="hostmaster@example.net")
+    settings = settings_from_server_settings(row)
     assert (settings.config_dir, settings.mail_root, settings.vmail_uid) == (
         "/etc/ma", "/srv/vmail", 6000)
-    assert settings.postmaster_address == "postmaster@mail.example.net"
+    assert (settings.hostname, settings.postmaster_address) == (
+        "mx.example.net", "hostmaster@example.net")
+    assert (settings.run_dir, settings.state_dir, settings.queue_dir, settings.log_dir) == (
+        "/run/ma", "/var/lib/ma", "/var/spool/ma-postfix", "/var/log/ma")
+    # unset columns fall back to the column defaults (what an INSERT would store)
+    assert (settings.ports.imap, settings.ports.pop3, settings.ports.submission,
+            settings.ports.smtp) == (11143, 110, 11587, 25)
+    assert settings.listen_address == "127.0.0.1"
+    assert settings.message_size_limit == 2 * 1024 * 1024
+    assert settings.tls_cert_file is None
     files = render(StackSnapshot(settings, (), (), (), ()), "/etc/ma/releases/x")
     assert "mail_uid = 6000" in files["dovecot/dovecot.conf"]
+    assert "/run/ma/dovecot" in files["dovecot/dovecot.conf"]
+    assert "message_size_limit = 2097152" in files["postfix/main.cf"]
+    # overrides still win
+    assert settings_from_server_settings(row, log_dir=None, hostname="h.test").log_dir is None
 
 
 def test_production_render_is_accepted_by_doveconf_and_postconf(tmp_path: Path) -> None:

@@ -1,0 +1,134 @@
+"""Change tracking: note when the data the mail servers read has changed.
+
+`install(factory)` registers listeners on a sessionmaker (``mailadmin.db`` does it for every
+factory it makes). Whenever a flush adds, changes or deletes something the generated
+configuration depends on - a Domain, Mailbox, Forwarder, ForwarderDestination or
+Autoresponder, a customer's ``is_suspended``, or a server setting the renderer uses - the
+transaction sets ``ServerSettings.config_changed_at`` to the time of its commit.
+
+The row is touched in ``before_commit`` (or in the commit's own final flush), not at the
+first flush: the single settings row is then locked only for the moment of the commit, so
+two panel requests do not queue behind each other for their whole transactions, and the
+lock is always taken last (no deadlocks against row locks taken earlier). A reader that sees
+the new ``config_changed_at`` therefore also sees the data it stands for, which is what lets
+an apply record exactly up to which change the servers are current (see services.stack).
+
+Bulk ``UPDATE``/``DELETE`` statements bypass flushes; the services do not use them on these
+tables, and `mark_changed` is there for code that does.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..models import (
+    Autoresponder,
+    Domain,
+    Forwarder,
+    ForwarderDestination,
+    Mailbox,
+    PanelUser,
+    Role,
+    ServerSettings,
+    utcnow,
+)
+
+#: Columns whose change alters the rendered configuration (None: every change counts).
+TRACKED: dict[type, frozenset[str] | None] = {
+    Domain: frozenset({"name", "owner_id", "catchall_action", "catchall_reject_reason",
+                       "catchall_target"}),
+    Mailbox: frozenset({"domain_id", "local_part", "password_hash", "quota", "imap", "pop3",
+                        "smtp", "suspend_login", "suspend_incoming", "suspend_outgoing"}),
+    Forwarder: frozenset({"domain_id", "local_part", "keep_copy"}),
+    ForwarderDestination: None,
+    Autoresponder: None,
+}
+#: Server settings that reach the generated files (see snapshot.settings_from_server_settings).
+RENDERED_SETTINGS = frozenset({
+    "mail_hostname", "postmaster_address", "config_output_dir", "run_dir", "state_dir",
+    "queue_dir", "log_dir", "mail_root", "vmail_uid", "vmail_gid", "listen_address",
+    "imap_listen_port", "pop3_listen_port", "submission_listen_port", "smtp_listen_port",
+    "lmtp_listen_port", "reinject_listen_port", "message_size_limit", "tls_cert_file",
+    "tls_key_file", "stack_mode", "dovecot_version",
+})
+_PENDING = "mailadmin.config_changed"
+_COMMITTING = "mailadmin.committing"
+
+
+def _changed_columns(obj: object, columns: frozenset[str]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in columns)
+
+
+def _affects_config(obj: object, *, dirty: bool, new: bool = False) -> bool:
+    if isinstance(obj, PanelUser):
+        if obj.role != Role.CUSTOMER.value or new:
+            return False  # a new customer has no mail yet
+        # a deleted customer takes its domains with it
+        return not dirty or _changed_columns(obj, frozenset({"is_suspended"}))
+    if isinstance(obj, ServerSettings):
+        return dirty and _changed_columns(obj, RENDERED_SETTINGS)
+    for cls, columns in TRACKED.items():
+        if isinstance(obj, cls):
+            return not dirty or columns is None or _changed_columns(obj, columns)
+    return False
+
+
+def flush_changes_config(session: Session) -> bool:
+    """Whether the pending flush touches anything the mail servers' configuration uses."""
+    if any(_affects_config(o, dirty=False, new=True) for o in session.new):
+        return True
+    if any(_affects_config(o, dirty=False) for o in session.deleted):
+        return True
+    return any(_affects_config(o, dirty=True) for o in session.dirty
+               if session.is_modified(o, include_collections=False))
+
+
+def _touch(session: Session) -> None:
+    with session.no_autoflush:
+        settings = session.get(ServerSettings, 1)
+        if settings is None:
+            settings = ServerSettings(id=1)
+            session.add(settings)
+        settings.config_changed_at = utcnow()
+
+
+def mark_changed(session: Session) -> None:
+    """Record a change by hand (for code that changes mail data with bulk statements)."""
+    session.info[_PENDING] = True
+
+
+def _before_flush(session: Session, _context: t.Any, _instances: t.Any) -> None:
+    if flush_changes_config(session):
+        if session.info.get(_COMMITTING):
+            _touch(session)  # the commit's own flush: write it together with the data
+        else:
+            session.info[_PENDING] = True
+
+
+def _before_commit(session: Session) -> None:
+    session.info[_COMMITTING] = True
+    if session.info.pop(_PENDING, False):
+        _touch(session)  # written by the flush that commit() runs next
+
+
+def _reset(session: Session, *_args: t.Any) -> None:
+    session.info.pop(_COMMITTING, None)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_COMMITTING, None)
+    session.info.pop(_PENDING, None)
+
+
+def install(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Track configuration changes on every session `factory` makes."""
+    if not event.contains(factory, "before_flush", _before_flush):
+        event.listen(factory, "before_flush", _before_flush)
+        event.listen(factory, "before_commit", _before_commit)
+        event.listen(factory, "after_commit", _reset)
+        event.listen(factory, "after_rollback", _after_rollback)
+    return factory

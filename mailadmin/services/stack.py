@@ -1,0 +1,468 @@
+"""Render, apply, list, roll back and compare the mail servers' configuration.
+
+Every function takes the caller's Session and Actor and only flushes. An apply reads the
+database (snapshot), writes and validates a release with the real tools and switches to it
+(see `mailadmin.mailstack.apply`), then records a ConfigRevision: ``applied`` with the tools'
+output, or ``failed`` with exactly what they said. A failure is *returned*, not raised, so the
+caller's commit keeps the failed revision (the CLI then exits non-zero, the page says why).
+
+Coalescing: `services.changes` stamps ``ServerSettings.config_changed_at`` whenever mail data
+changes. An apply stores in ``config_applied_at`` the ``config_changed_at`` it read *before*
+taking its snapshot (a watermark): the servers have every change up to that moment, and a
+change committed while the apply ran leaves ``changed_at > applied_at``, so it is not lost.
+`watch` applies when there are pending changes and none for `quiet_seconds`; one apply then
+covers a whole burst of changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+import typing as t
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, defer, sessionmaker
+
+from ..db import transaction
+from ..errors import MailadminError, NotFound, PermissionDenied, ValidationError
+from ..mailstack import (
+    ApplyError,
+    StackSettings,
+    apply_files,
+    build_snapshot,
+    current_release,
+    render_release,
+    rollback,
+    settings_from_server_settings,
+    write_render,
+)
+from ..mailstack.apply import Tools, diff_files
+from ..models import ConfigRevision, Role, ServerSettings, utcnow
+from .audit import record_event
+from .context import Actor
+from .pagination import Page, clamp
+from .server import get_server_settings
+
+log = logging.getLogger(__name__)
+
+#: The steps `apply_config` reports to its `progress` callback, in order.
+APPLY_STEPS = ("snapshot", "render", "write", "validate", "switch", "record")
+WATCHER = Actor(name="auto-apply", role=Role.ADMIN, channel="system", source="watcher")
+
+Progress = Callable[[str], None]
+
+
+class ConfigStatus(t.NamedTuple):
+    """When mail data last changed, up to when the servers have it, and whether they are current.
+
+    ``caught_up`` is False while changes wait for an apply, and after a rollback (the servers
+    then run an older configuration than the database describes).
+    """
+
+    changed_at: dt.datetime | None
+    applied_at: dt.datetime | None
+    caught_up: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyReport:
+    revision: ConfigRevision
+    #: True when the rendered files were already in force: no new release, no reload.
+    already_applied: bool
+    timings: Mapping[str, float]
+
+
+def _require_admin(actor: Actor) -> None:
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied("Only the server admin can apply the mail server configuration.")
+
+
+def _who(actor: Actor) -> str:
+    return actor.name if actor.source is None else f"{actor.name} ({actor.channel})"
+
+
+def _stack_settings(session: Session) -> StackSettings:
+    return settings_from_server_settings(get_server_settings(session))
+
+
+def _changed_at_now(session: Session) -> dt.datetime | None:
+    """config_changed_at as committed now (not a value cached earlier in this session)."""
+    return session.scalar(
+        select(ServerSettings.config_changed_at).where(ServerSettings.id == 1)
+        .execution_options(populate_existing=True)
+    )
+
+
+def render_to(session: Session, actor: Actor, out_dir: str | Path) -> dict[str, str]:
+    """Write the configuration for the database as it is now into `out_dir` for inspection.
+
+    Nothing is validated, compiled or switched; nothing live changes.
+    """
+    _require_admin(actor)
+    snapshot = build_snapshot(session, _stack_settings(session))
+    return write_render(snapshot, out_dir)
+
+
+def _record(
+    session: Session,
+    actor: Actor,
+    *,
+    state: str,
+    checksum: str,
+    files: Mapping[str, str],
+    output: str,
+    settings: StackSettings,
+    rollback_of: int | None = None,
+) -> ConfigRevision:
+    now = actor.now()
+    if state == "applied":
+        # the revision in force until now is replaced (or, for a rollback, rolled back)
+        session.execute(
+            update(ConfigRevision)
+            .where(ConfigRevision.state == "applied")
+            .values(state="rolled_back" if rollback_of is not None else "superseded")
+            .execution_options(synchronize_session="fetch")
+        )
+    revision = ConfigRevision(
+        created_at=now,
+        created_by=_who(actor),
+        mode=settings.mode,
+        dovecot_version=settings.dovecot_version,
+        state=state,
+        checksum=checksum,
+        files=json.dumps(dict(files), sort_keys=True),
+        validation_output=output,
+        applied_at=now if state == "applied" else None,
+        rollback_of_id=rollback_of,
+    )
+    session.add(revision)
+    session.flush()
+    action = "config.rollback" if rollback_of is not None else "config.apply"
+    record_event(
+        session, actor, action, object_type="config", object_id=revision.id,
+        object_label=checksum[:12] or "(not rendered)",
+        after={"state": state, "rollback_of": rollback_of},
+    )
+    return revision
+
+
+def apply_config_report(
+    session: Session,
+    actor: Actor,
+    *,
+    progress: Progress | None = None,
+    tools: Tools | None = None,
+) -> ApplyReport:
+    """Render the database, apply it to the servers and record the outcome (admin only).
+
+    A refusal by the real tools (or a render error) is recorded as a ``failed`` revision and
+    returned; the files in force stay byte-for-byte as they were.
+    """
+    _require_admin(actor)
+    step = progress or (lambda _name: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    step("snapshot")
+    row = get_server_settings(session)
+    watermark = _changed_at_now(session)
+    started = actor.now()
+    settings = settings_from_server_settings(row)
+    snapshot = build_snapshot(session, settings)
+    timings["snapshot"] = time.perf_counter() - t0
+    step("render")
+    try:
+        checksum, files = render_release(snapshot)
+    except MailadminError as exc:
+        step("record")
+        revision = _record(session, actor, state="failed", checksum="", files={},
+                           output=f"render failed: {exc.message}", settings=settings)
+        return ApplyReport(revision, False, timings)
+    timings["render"] = time.perf_counter() - t0 - timings["snapshot"]
+
+    in_force = session.scalars(
+        select(ConfigRevision).options(defer(ConfigRevision.files))
+        .where(ConfigRevision.state == "applied").order_by(ConfigRevision.id.desc()).limit(1)
+    ).first()
+    if (in_force is not None and in_force.checksum == checksum
+            and current_release(settings.config_dir) == checksum):
+        row.config_applied_at = watermark or started
+        session.flush()
+        step("record")
+        return ApplyReport(in_force, True, timings)
+
+    def on_stage(name: str) -> None:
+        if name in APPLY_STEPS:
+            step(name)
+
+    t1 = time.perf_counter()
+    try:
+        result = apply_files(settings.config_dir, checksum, files, tools=tools,
+                             progress=on_stage)
+    except ApplyError as exc:
+        step("record")
+        revision = _record(session, actor, state="failed", checksum=checksum, files=files,
+                           output=str(exc), settings=settings)
+        return ApplyReport(revision, False, timings)
+    timings.update(result.timings)
+    timings["apply"] = time.perf_counter() - t1
+    step("record")
+    output = result.validation_output
+    if not result.changed:
+        output = f"already in force on disk; recorded\n{output}"
+    revision = _record(session, actor, state="applied", checksum=checksum, files=files,
+                       output=output, settings=settings)
+    row.config_applied_at = watermark or started
+    session.flush()
+    return ApplyReport(revision, False, timings)
+
+
+def apply_config(
+    session: Session,
+    actor: Actor,
+    *,
+    progress: Progress | None = None,
+    tools: Tools | None = None,
+) -> ConfigRevision:
+    """`apply_config_report` without the report: the revision in force or the failed one."""
+    return apply_config_report(session, actor, progress=progress, tools=tools).revision
+
+
+def list_revisions(
+    session: Session, actor: Actor, page: int = 1, per_page: int = 20
+) -> Page[ConfigRevision]:
+    """Newest first, without the (large) stored files."""
+    _require_admin(actor)
+    page, per_page = clamp(page, per_page)
+    total = session.scalar(select(func.count()).select_from(ConfigRevision)) or 0
+    items = list(session.scalars(
+        select(ConfigRevision).options(defer(ConfigRevision.files))
+        .order_by(ConfigRevision.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ))
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def get_revision(session: Session, actor: Actor, revision_id: int) -> ConfigRevision:
+    _require_admin(actor)
+    revision = session.get(ConfigRevision, revision_id)
+    if revision is None:
+        raise NotFound(f"There is no configuration revision {revision_id}.", field="revision")
+    return revision
+
+
+def previous_revision_id(session: Session, revision: ConfigRevision) -> int | None:
+    """The newest earlier revision that has files (the one to diff against)."""
+    return session.scalar(
+        select(ConfigRevision.id)
+        .where(ConfigRevision.id < revision.id, ConfigRevision.checksum != "")
+        .order_by(ConfigRevision.id.desc()).limit(1)
+    )
+
+
+def _files(revision: ConfigRevision) -> dict[str, str]:
+    data = json.loads(revision.files or "{}")
+    assert isinstance(data, dict)
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _release_root(files: Mapping[str, str], checksum: str) -> str:
+    """The folder a release's files name themselves by (``<config_dir>/releases/<sum>``)."""
+    if checksum:
+        pattern = re.compile(r"/[A-Za-z0-9._/-]*?/releases/" + re.escape(checksum))
+        for text in files.values():
+            match = pattern.search(text)
+            if match:
+                return match.group(0)
+    return f"/releases/{checksum or '-'}"
+
+
+def diff_revisions(session: Session, actor: Actor, a: int, b: int) -> str:
+    """Unified diff from revision `a` to revision `b` (release folders shown as <release>)."""
+    _require_admin(actor)
+    old, new = get_revision(session, actor, a), get_revision(session, actor, b)
+    old_files, new_files = _files(old), _files(new)
+    return diff_files(
+        old_files, new_files,
+        old_root=_release_root(old_files, old.checksum),
+        new_root=_release_root(new_files, new.checksum),
+        old_label=f"r{old.id}", new_label=f"r{new.id}",
+    )
+
+
+def diff_pending(session: Session, actor: Actor) -> str:
+    """What an apply would change: the revision in force against the database now."""
+    _require_admin(actor)
+    in_force = session.scalars(
+        select(ConfigRevision).where(ConfigRevision.state == "applied")
+        .order_by(ConfigRevision.id.desc()).limit(1)
+    ).first()
+    checksum, files = render_release(build_snapshot(session, _stack_settings(session)))
+    old_files = _files(in_force) if in_force is not None else {}
+    return diff_files(
+        old_files, files,
+        old_root=_release_root(old_files, in_force.checksum if in_force else ""),
+        new_root=_release_root(files, checksum),
+        old_label=f"r{in_force.id}" if in_force else "none", new_label="pending",
+    )
+
+
+def rollback_to(
+    session: Session,
+    actor: Actor,
+    revision_id: int,
+    *,
+    progress: Progress | None = None,
+    tools: Tools | None = None,
+) -> ConfigRevision:
+    """Re-apply the files stored with an earlier revision (re-validated by the real tools).
+
+    Recorded as a new revision whose ``rollback_of_id`` is `revision_id`; the revision in
+    force becomes ``rolled_back``. The database is not changed, so the servers now lag behind
+    it (`config_status` says so) until the next apply; the watcher does not undo a rollback,
+    but the next change's apply includes everything again.
+    """
+    _require_admin(actor)
+    step = progress or (lambda _name: None)
+    target = get_revision(session, actor, revision_id)
+    files = _files(target)
+    if target.state == "failed" or not files or not target.checksum:
+        raise ValidationError(
+            f"Revision {revision_id} never passed validation; roll back to an applied one.",
+            field="revision",
+        )
+    settings = _stack_settings(session)
+    expected = f"{settings.config_dir}/releases/{target.checksum}"
+    if _release_root(files, target.checksum) != expected:
+        raise ValidationError(
+            f"Revision {revision_id} was made for another configuration folder "
+            f"({_release_root(files, target.checksum)}); it cannot be rolled back to here.",
+            field="revision",
+        )
+    if current_release(settings.config_dir) == target.checksum:
+        raise ValidationError(f"Revision {revision_id}'s files are already in force.",
+                              field="revision")
+
+    def on_stage(name: str) -> None:
+        if name in APPLY_STEPS:
+            step(name)
+
+    try:
+        result = rollback(settings.config_dir, target.checksum, files=files, tools=tools,
+                          progress=on_stage)
+    except ApplyError as exc:
+        step("record")
+        return _record(session, actor, state="failed", checksum=target.checksum, files=files,
+                       output=str(exc), settings=settings, rollback_of=target.id)
+    step("record")
+    return _record(session, actor, state="applied", checksum=target.checksum, files=files,
+                   output=result.validation_output, settings=settings, rollback_of=target.id)
+
+
+def config_status(session: Session) -> ConfigStatus:
+    """(changed_at, applied_at, caught_up) for the panel's "servers up to date" indicator."""
+    row = session.get(ServerSettings, 1)
+    changed = row.config_changed_at if row is not None else None
+    applied = row.config_applied_at if row is not None else None
+    in_force_rollback = session.scalar(
+        select(ConfigRevision.rollback_of_id).where(ConfigRevision.state == "applied")
+        .order_by(ConfigRevision.id.desc()).limit(1)
+    )
+    pending = _pending(changed, applied)
+    return ConfigStatus(changed, applied, not pending and in_force_rollback is None)
+
+
+def _pending(changed: dt.datetime | None, applied: dt.datetime | None) -> bool:
+    return changed is not None and (applied is None or changed > applied)
+
+
+# --------------------------------------------------------------------------- coalescing
+
+
+@dataclasses.dataclass
+class WatchResult:
+    applies: int = 0
+    failures: int = 0
+    last: ConfigRevision | None = None
+
+
+def watch(
+    factory: sessionmaker[Session],
+    *,
+    quiet_seconds: float = 5.0,
+    interval: float = 1.0,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    only_when_automatic: bool = False,
+    actor: Actor = WATCHER,
+    on_apply: Callable[[ApplyReport], None] | None = None,
+    progress: Progress | None = None,
+    tools: Tools | None = None,
+) -> WatchResult:
+    """Apply whenever changes are pending and none came for `quiet_seconds`.
+
+    Each check and each apply is its own transaction. A failed apply is not retried until
+    something changes again. `once`: return after one apply, or at once when nothing is
+    pending. `only_when_automatic`: do nothing while the ``apply_automatically`` setting is
+    off (the panel's background thread; the setting can be switched at any time).
+    """
+    stop = stop or threading.Event()
+    outcome = WatchResult()
+    failed_at: dt.datetime | None = None
+    while not stop.is_set():
+        try:
+            with transaction(factory) as session:
+                row = session.get(ServerSettings, 1)
+                changed = row.config_changed_at if row is not None else None
+                applied = row.config_applied_at if row is not None else None
+                automatic = bool(row is not None and row.apply_automatically)
+            pending = _pending(changed, applied) and changed != failed_at
+            if once and not pending:
+                return outcome
+            quiet = changed is not None and (
+                (utcnow() - changed).total_seconds() >= quiet_seconds)
+            if pending and quiet and (automatic or not only_when_automatic):
+                with transaction(factory) as session:
+                    report = apply_config_report(session, actor, progress=progress,
+                                                 tools=tools)
+                    session.expunge(report.revision)
+                outcome.applies += 1
+                outcome.last = report.revision
+                if report.revision.state == "failed":
+                    outcome.failures += 1
+                    failed_at = changed
+                if on_apply is not None:
+                    on_apply(report)
+                if once:
+                    return outcome
+                continue
+        except Exception:  # keep watching: a locked database or a full disk may pass
+            log.exception("auto-apply: check or apply failed")
+            if once:
+                raise
+        stop.wait(interval)
+    return outcome
+
+
+def start_auto_apply(
+    factory: sessionmaker[Session], *, quiet_seconds: float = 5.0, interval: float = 2.0
+) -> tuple[threading.Thread, threading.Event]:
+    """Run `watch` in a daemon thread (``mailadmin serve``); it acts only while the
+    ``apply_automatically`` setting is on. Set the returned event to stop it."""
+    stop = threading.Event()
+
+    def run() -> None:
+        def logged(report: ApplyReport) -> None:
+            log.info("auto-apply: revision %s %s", report.revision.id, report.revision.state)
+
+        watch(factory, quiet_seconds=quiet_seconds, interval=interval, stop=stop,
+              only_when_automatic=True, on_apply=logged)
+
+    thread = threading.Thread(target=run, name="mailadmin-auto-apply", daemon=True)
+    thread.start()
+    return thread, stop
