@@ -108,6 +108,9 @@ class ClientSetup:
     domain: str
     endpoints: tuple[Endpoint, ...]
     provider_name: str
+    #: The same servers on their other port (IMAP 143 and POP3 110 with STARTTLS, SMTP 465
+    #: with TLS), for programs or networks that cannot use the preferred one.
+    alternates: tuple[Endpoint, ...] = ()
 
     @property
     def username(self) -> str:
@@ -158,11 +161,22 @@ def build_setup(
         for protocol, allowed, host, port in offered
         if allowed
     ]
+    alternate_ports: dict[Protocol, int | None] = {
+        "imap": getattr(hosts, "imap_starttls_port", None),
+        "pop3": getattr(hosts, "pop3_starttls_port", None),
+        "smtp": getattr(hosts, "smtps_port", None),
+    }
+    alternates = [
+        Endpoint(e.protocol, e.host, port, _security(port))
+        for e in endpoints
+        if (port := alternate_ports[e.protocol]) and port != e.port
+    ]
     return ClientSetup(
         address=address,
         domain=domain,
         endpoints=tuple(endpoints),
         provider_name=provider_name or domain,
+        alternates=tuple(alternates),
     )
 
 
@@ -192,7 +206,13 @@ def thunderbird_autoconfig(setup: ClientSetup) -> bytes:
     _sub(provider, "domain", setup.domain)
     _sub(provider, "displayName", setup.provider_name)
     _sub(provider, "displayShortName", setup.provider_name)
-    for endpoint in (*setup.incoming, *([setup.outgoing] if setup.outgoing else [])):
+    # Preferred servers first (Thunderbird tries them in order), then the alternative ports.
+    ordered = (
+        *setup.incoming,
+        *([setup.outgoing] if setup.outgoing else []),
+        *sorted(setup.alternates, key=lambda e: (not e.incoming, e.protocol)),
+    )
+    for endpoint in ordered:
         tag = "incomingServer" if endpoint.incoming else "outgoingServer"
         server = _sub(provider, tag, type=endpoint.protocol)
         _sub(server, "hostname", endpoint.host)

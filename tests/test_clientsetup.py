@@ -304,3 +304,23 @@ def test_mobileconfig_for_the_signed_in_mailbox_only(public: t.Any) -> None:
     assert account["EmailAccountType"] == "EmailTypePOP"
     assert account["EmailAddress"] == "poponly@example.org"
     assert account["IncomingMailServerHostName"] == "pop.host.example"
+
+
+def test_alternative_ports_follow_the_protocols_allowed() -> None:
+    """IMAP 993 / 143 STARTTLS, POP3 995 / 110, SMTP 587 / 465: only for allowed protocols."""
+    from types import SimpleNamespace
+
+    from mailadmin.clientsetup import build_setup, thunderbird_autoconfig
+
+    hosts = SimpleNamespace(
+        imap_host="mail.example.net", pop3_host="mail.example.net", smtp_host="mail.example.net",
+        imap_port=993, pop3_port=995, submission_port=587,
+        imap_starttls_port=143, pop3_starttls_port=110, smtps_port=465,
+    )
+    setup = build_setup(hosts, address="a@example.org", domain="example.org",
+                        imap=True, pop3=False, smtp=True)
+    assert {(e.protocol, e.port, e.security) for e in setup.alternates} == {
+        ("imap", 143, "STARTTLS"), ("smtp", 465, "SSL")}
+    xml = thunderbird_autoconfig(setup).decode()
+    assert xml.index("<port>993</port>") < xml.index("<port>143</port>")
+    assert "<port>110</port>" not in xml and "<port>995</port>" not in xml
