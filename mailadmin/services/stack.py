@@ -44,6 +44,8 @@ from ..mailstack import (
     write_render,
 )
 from ..mailstack.apply import Tools, diff_files
+from ..mailstack.sandbox import sandbox_settings
+from ..mailstack.snapshot import StackSnapshot
 from ..models import ConfigRevision, Role, ServerSettings, utcnow
 from .audit import record_event
 from .context import Actor
@@ -466,3 +468,24 @@ def start_auto_apply(
     thread = threading.Thread(target=run, name="mailadmin-auto-apply", daemon=True)
     thread.start()
     return thread, stop
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def sandbox_snapshot(
+    session: Session, actor: Actor, directory: str | Path, port_base: int
+) -> StackSnapshot:
+    """The database as it is now, rendered for a private sandbox under `directory`.
+
+    Loopback, high ports (`port_base` + the standard port) and a scratch folder; the message
+    size limit and the mail owner come from the server settings.
+    """
+    _require_admin(actor)
+    row = get_server_settings(session)
+    settings = sandbox_settings(
+        directory, port_base,
+        vmail_uid=row.vmail_uid or 5000, vmail_gid=row.vmail_gid or 5000,
+        message_size_limit=row.message_size_limit or 50 * 1024 * 1024,
+    )
+    return build_snapshot(session, settings)
