@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import typing as t
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,9 +46,12 @@ def _revision_line(rev: t.Any) -> str:
 def _steps(label: str) -> Iterator[Progress]:
     """A click progress bar over the apply steps; yields the callback that advances it."""
     steps = stack_service.APPLY_STEPS
-    with click.progressbar(length=len(steps), label=label, show_eta=False,
-                           item_show_func=lambda name: name,
-                           file=click.get_text_stream("stderr")) as bar:
+    def shown(name: str | None) -> str | None:
+        return name
+
+    bar: t.Any = click.progressbar(length=len(steps), label=label, show_eta=False,
+                                   item_show_func=shown, file=sys.stderr)
+    with bar:
         reached = 0
 
         def advance(name: str) -> None:
