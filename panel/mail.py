@@ -406,6 +406,21 @@ def forwarders_index() -> ResponseReturnValue:
     )
 
 
+def _forwarder_or_mailbox(address: str) -> t.Any:
+    """The forwarder at `address`, None for a mailbox without one; 404 for anything else."""
+    try:
+        return forwarders.get_forwarder(db.session(), current_actor(), address)
+    except NotFound:
+        pass
+    except MailadminError as exc:
+        abort(404, description=exc.message)
+    try:
+        mailboxes.get_mailbox(db.session(), current_actor(), address)
+    except MailadminError as exc:
+        abort(404, description=exc.message)
+    return None
+
+
 @bp.route("/forwarders/edit", methods=["GET", "POST"])
 @login_required  # type: ignore[misc]
 def forwarder_edit() -> ResponseReturnValue:
@@ -416,16 +431,17 @@ def forwarder_edit() -> ResponseReturnValue:
         return redirect(url_for("domains.index"))
     existing = request.args.get("address")
     if request.method == "GET" and existing:
-        try:
-            current = forwarders.get_forwarder(db.session(), current_actor(), existing)
-        except NotFound:
-            abort(404, description="There is no such forwarder in your account.")
-        except MailadminError:
-            abort(404)
-        form.local_part.data = current.local_part
-        form.domain.data = current.domain.name
-        form.destinations.data = "\n".join(d.address for d in current.destinations)
-        form.keep_copy.data = current.keep_copy
+        current = _forwarder_or_mailbox(existing)
+        if current is None:
+            # A mailbox without forwarding yet: start a new one at its address.
+            local, _, domain_name = existing.partition("@")
+            form.local_part.data, form.domain.data = local, domain_name
+            form.keep_copy.data = True
+        else:
+            form.local_part.data = current.local_part
+            form.domain.data = current.domain.name
+            form.destinations.data = "\n".join(d.address for d in current.destinations)
+            form.keep_copy.data = current.keep_copy
     if form.validate_on_submit():
         try:
             forwarders.set_forwarder(

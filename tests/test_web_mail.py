@@ -144,3 +144,14 @@ def test_another_customer_cannot_see_or_change_it(app: t.Any, alice: t.Any, sess
                                              "password": PASSWORD, "confirm": PASSWORD, "csrf_token": token})
     assert made.status_code in (302, 422)
     assert snapshot(session_factory)[:3] == before[:3]
+
+
+def test_forwarding_link_from_a_mailbox(alice: t.Any) -> None:
+    submit(alice, "/domains/", {"name": "a.example"})
+    submit(alice, "/mailboxes/new", {"local_part": "info", "domain": "a.example",
+                                    "password": PASSWORD, "confirm": PASSWORD})
+    page = alice.get("/forwarders/edit?address=info@a.example")
+    assert page.status_code == 200 and 'value="info"' in page.get_data(as_text=True)
+    for address in ("nope@a.example", "x@other.example", "a:b@x", ""):
+        if address:
+            assert alice.get(f"/forwarders/edit?address={address}").status_code == 404
