@@ -194,9 +194,15 @@ def apply_config_report(
     ).first()
     if (in_force is not None and in_force.checksum == checksum
             and current_release(settings.config_dir) == checksum):
+        step("record")
+        if in_force.rollback_of_id is not None:
+            # the database now says what the rolled-back files say: record that the servers
+            # are current again (no new release, nothing reloaded)
+            in_force = _record(session, actor, state="applied", checksum=checksum,
+                               files=files, settings=settings,
+                               output="already in force (after a rollback); nothing reloaded")
         row.config_applied_at = watermark or started
         session.flush()
-        step("record")
         return ApplyReport(in_force, True, timings)
 
     def on_stage(name: str) -> None:

@@ -332,3 +332,128 @@ def stack() -> Iterator[Stack]:
         engine.dispose()
         if os.environ.get("MAILSTACK_KEEP") is None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- service stack
+
+#: Mailbox password of every mailbox the service stack's data creates through the services.
+SERVICE_PASSWORD = "Tr0ub4dor&3-horse"
+
+
+@dataclasses.dataclass
+class ServiceStack(Stack):
+    """Real servers run from what `mailadmin apply` (services.stack) wrote for a migrated
+    panel database whose *server settings* point at a scratch folder and loopback ports.
+
+    Unlike `stack`, nothing here bypasses the product: the settings are set through the
+    settings service, the data through the mail services, the config by `apply_config`.
+    """
+
+    factory: t.Any = None
+    instance: Path = Path()
+    url: str = ""
+    port_base: int = 0
+
+    def cli(self, *args: str, input: str | None = None) -> t.Any:
+        from click.testing import CliRunner
+
+        from mailadmin.cli import main
+
+        return CliRunner().invoke(main, ["--instance", str(self.instance), *args], input=input,
+                                  env={"MAILADMIN_DATABASE_URL": self.url},
+                                  catch_exceptions=False)
+
+    def unit(self) -> t.Any:
+        from mailadmin.db import transaction
+
+        return transaction(self.factory)
+
+    def set_settings(self, **values: str) -> None:
+        from mailadmin.services import settings as settings_service
+        from mailadmin.services.context import Actor
+
+        with self.unit() as s:
+            settings_service.update_settings(s, Actor.operator(), values)
+
+    def apply(self) -> t.Any:
+        from mailadmin.services import stack as stack_service
+        from mailadmin.services.context import Actor
+
+        with self.unit() as s:
+            report = stack_service.apply_config_report(s, Actor.operator())
+        return report
+
+
+def service_populate(factory: t.Any) -> None:
+    from mailadmin.db import transaction
+    from mailadmin.models import Role
+    from mailadmin.services import accounts, domains, mailboxes
+    from mailadmin.services.context import Actor
+
+    op = Actor.operator()
+    with transaction(factory) as s:
+        for name in ("svc-cust", "svc-susp"):
+            accounts.create_panel_user(s, op, name, "correct horse 9", Role.CUSTOMER)
+        domains.add_domain(s, op, "svc.test", customer="svc-cust")
+        domains.add_domain(s, op, "susp.test", customer="svc-susp")
+        for address in ("anna@svc.test", "ben@svc.test", "selfpw@svc.test",
+                        "sam@susp.test", "sue@susp.test"):
+            mailboxes.create_mailbox(s, op, address, SERVICE_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def service_stack() -> Iterator[ServiceStack]:
+    from mailadmin import migrate
+    from mailadmin.db import make_engine, make_session_factory, transaction
+    from mailadmin.mailstack import settings_from_server_settings
+    from mailadmin.mailstack.sandbox import prepare_dirs
+    from mailadmin.services import settings as settings_service
+    from mailadmin.services.context import Actor
+    from mailadmin.services.server import get_server_settings
+
+    require_stack()
+    directory = Path(tempfile.mkdtemp(prefix="msv-", dir="/tmp"))
+    directory.chmod(0o755)
+    instance = directory / "instance"
+    instance.mkdir()
+    url = f"sqlite:///{instance}/mailadmin.db"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    base = free_port_base()
+    ports = {"imap": 143, "pop3": 110, "submission": 587, "smtp": 25, "lmtp": 24,
+             "reinject": 26}
+    with transaction(factory) as s:
+        settings_service.update_settings(s, Actor.operator(), {
+            "mail_hostname": "mail.svc.test",
+            "postmaster_address": "postmaster@svc.test",
+            "config_output_dir": f"{directory}/config",
+            "run_dir": f"{directory}/run",
+            "state_dir": f"{directory}/state",
+            "queue_dir": f"{directory}/spool/postfix",
+            "mail_root": f"{directory}/mail",
+            "log_dir": f"{directory}/log",
+            "listen_address": "127.0.0.1",
+            "message_size_limit": str(MESSAGE_SIZE_LIMIT),
+            **{f"{name}_listen_port": str(base + port) for name, port in ports.items()},
+        })
+    service_populate(factory)
+    with factory() as s:
+        settings = settings_from_server_settings(get_server_settings(s))
+    ensure_vmail_user(settings.vmail_uid, settings.vmail_gid)
+    prepare_dirs(settings)
+    from mailadmin.services import stack as stack_service
+
+    with transaction(factory) as s:
+        first = stack_service.apply_config(s, Actor.operator())
+        assert first.state == "applied", first.validation_output
+    info = start_sandbox(directory, base)
+    print(f"\nservice stack up in {info.startup_seconds:.2f}s on {info.ports.as_dict()}")
+    try:
+        yield ServiceStack(info, settings, engine, directory / "log", factory=factory,
+                           instance=instance, url=url, port_base=base)
+    finally:
+        stop_sandbox(directory)
+        engine.dispose()
+        if os.environ.get("MAILSTACK_KEEP") is None:
+            shutil.rmtree(directory, ignore_errors=True)
