@@ -1,0 +1,428 @@
+"""The mail log: find Postfix and Dovecot lines for an address or a queue id and join them into
+one message's story (received → queued → delivered / deferred / bounced, with the remote reply).
+
+Log files live in ``ServerSettings.log_dir`` (``postfix.log`` and ``dovecot.log``, with rotated
+``.1`` and gzip'd ``.N.gz`` / ``-DATE.gz`` files). Postfix lines are joined by queue id; Dovecot's
+LMTP lines join through the session id that Dovecot puts in its "250 2.0.0 <rcpt> SESSION Saved"
+reply, which Postfix logs. Each failure is classified with :func:`classify`.
+
+Scope: the server admin sees every story; anyone else sees only stories that touch one of its
+own addresses, and in those, addresses hosted for other customers are masked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import Domain, PanelUser, Role
+from ..services.context import Actor
+from ..services.selfservice import MailboxUser
+from .classify import Finding, classify
+
+MASKED = "(another account)"
+LOG_NAMES = ("postfix.log", "dovecot.log")
+#: Lines read per file at most (a huge log must not exhaust memory).
+MAX_LINES_PER_FILE = 2_000_000
+MAX_STORIES = 200
+
+_SYSLOG = re.compile(
+    r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
+    r"(?P<prog>postfix[\w/.-]*)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
+_DOVECOT = re.compile(
+    r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<svc>[a-z][\w-]*)"
+    r"(?:\((?P<who>[^)]*)\))?(?:<(?P<pid>\d+)>)?(?:<(?P<sess>[^>]+)>)?: "
+    r"(?P<level>[A-Z][a-z]+): (?P<msg>.*)$")
+_QID = re.compile(r"^(?P<qid>[0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-z]{12,20}): (?P<rest>.*)$")
+_KV = re.compile(r"\b(from|to|orig_to|relay|status|sasl_username|size|nrcpt|delay|dsn|client|"
+                 r"message-id)=(<[^>]*>|[^,\s]+)")
+_STATUS_REPLY = re.compile(r"status=(\w+) \((?P<reply>.*)\)\s*$")
+_SESSION_IN_REPLY = re.compile(r"250 2\.\d\.\d <[^>]+> (\S+) Saved")
+_CHILD = re.compile(r"sender (?:non-)?delivery (?:status )?notification: ([0-9A-Za-z]+)")
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+QUEUE_ID = re.compile(r"^(?:[0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-z]{12,20})$")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: dt.datetime
+    source: str  # "postfix" or "dovecot"
+    file: str
+    text: str
+    program: str
+    queue_id: str | None = None
+    session: str | None = None
+    user: str | None = None
+
+
+@dataclass
+class Delivery:
+    to: str
+    orig_to: str | None
+    relay: str | None
+    status: str  # sent, deferred, bounced, expired, ...
+    reply: str
+    at: dt.datetime
+    findings: list[Finding] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"to": self.to, "orig_to": self.orig_to, "relay": self.relay,
+                "status": self.status, "reply": self.reply, "at": self.at.isoformat(),
+                "findings": [f.as_dict() for f in self.findings]}
+
+
+@dataclass
+class Story:
+    """One message: every line with its queue id (and Dovecot's lines for its deliveries)."""
+
+    queue_id: str | None
+    lines: list[LogLine] = field(default_factory=list)
+    sender: str | None = None
+    client: str | None = None
+    sasl_username: str | None = None
+    size: int | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    rejected: str | None = None  # NOQUEUE reject text (never queued)
+    findings: list[Finding] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    removed: bool = False
+
+    @property
+    def first(self) -> dt.datetime:
+        return min(line.at for line in self.lines)
+
+    @property
+    def last(self) -> dt.datetime:
+        return max(line.at for line in self.lines)
+
+    @property
+    def outcome(self) -> str:
+        if self.rejected is not None:
+            return "rejected"
+        statuses = {d.status for d in self.deliveries}
+        for word in ("bounced", "expired", "deferred"):
+            if word in statuses:
+                return word
+        if statuses and statuses <= {"sent"}:
+            return "delivered"
+        return "queued" if self.lines else "unknown"
+
+    @property
+    def steps(self) -> list[str]:
+        out: list[str] = []
+        if self.rejected is not None:
+            return ["received", "rejected"]
+        if self.client or self.sasl_username:
+            out.append("received")
+        if self.sender is not None:
+            out.append("queued")
+        for d in self.deliveries:
+            out.append({"sent": "delivered"}.get(d.status, d.status))
+        if self.removed:
+            out.append("removed")
+        return out
+
+    def addresses(self) -> set[str]:
+        found: set[str] = set()
+        for line in self.lines:
+            found.update(a.lower() for a in _ADDRESS.findall(line.text))
+        return found
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "queue_id": self.queue_id,
+            "outcome": self.outcome,
+            "steps": self.steps,
+            "sender": self.sender,
+            "client": self.client,
+            "sasl_username": self.sasl_username,
+            "size": self.size,
+            "rejected": self.rejected,
+            "first": self.first.isoformat() if self.lines else None,
+            "last": self.last.isoformat() if self.lines else None,
+            "deliveries": [d.as_dict() for d in self.deliveries],
+            "findings": [f.as_dict() for f in self.findings],
+            "children": list(self.children),
+            "lines": [{"at": x.at.isoformat(), "source": x.source, "file": x.file,
+                       "text": x.text} for x in self.lines],
+        }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def log_files(log_dir: str | Path) -> list[Path]:
+    """Postfix and Dovecot logs, rotated ones first (oldest first), the live file last."""
+    folder = Path(log_dir)
+    files: list[Path] = []
+    for name in LOG_NAMES:
+        found = [p for p in folder.glob(name + "*") if p.is_file()]
+        files.extend(sorted(found, key=lambda p: (p.name == name, p.stat().st_mtime, p.name)))
+    return files
+
+
+def _open_lines(path: Path) -> Iterator[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        for count, line in enumerate(handle):
+            if count >= MAX_LINES_PER_FILE:
+                break
+            yield line.rstrip("\n")
+
+
+def _timestamp(text: str, now: dt.datetime) -> dt.datetime:
+    parsed = dt.datetime.strptime(f"{now.year} {' '.join(text.split())}", "%Y %b %d %H:%M:%S")
+    if parsed > now + dt.timedelta(days=1):  # a December line read in January
+        parsed = parsed.replace(year=now.year - 1)
+    return parsed
+
+
+def parse_line(raw: str, file: str, now: dt.datetime) -> LogLine | None:
+    m = _SYSLOG.match(raw)
+    if m:
+        qm = _QID.match(m.group("msg"))
+        return LogLine(_timestamp(m.group("ts"), now), "postfix", file, raw, m.group("prog"),
+                       queue_id=qm.group("qid") if qm else None)
+    d = _DOVECOT.match(raw)
+    if d:
+        who = d.group("who") or ""
+        user = who if "@" in who else None
+        return LogLine(_timestamp(d.group("ts"), now), "dovecot", file, raw, d.group("svc"),
+                       session=d.group("sess"), user=user)
+    return None
+
+
+def read_lines(files: Iterable[Path], now: dt.datetime) -> list[LogLine]:
+    out: list[LogLine] = []
+    for path in files:
+        try:
+            for raw in _open_lines(path):
+                line = parse_line(raw, path.name, now)
+                if line is not None:
+                    out.append(line)
+        except OSError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------- joining
+
+
+def _kv(text: str) -> dict[str, str]:
+    return {k: v.strip("<>") for k, v in _KV.findall(text)}
+
+
+def build_stories(lines: Sequence[LogLine]) -> list[Story]:
+    """Join Postfix lines by queue id, Dovecot LMTP lines by session; NOQUEUE lines alone."""
+    by_qid: dict[str, Story] = {}
+    singles: list[Story] = []
+    by_session: dict[str, list[LogLine]] = {}
+    for line in lines:
+        if line.source == "dovecot" and line.session:
+            by_session.setdefault(line.session, []).append(line)
+    for line in lines:
+        if line.source != "postfix":
+            continue
+        if line.queue_id is None:
+            if "NOQUEUE: reject:" in line.text:
+                story = Story(None, [line])
+                kv = _kv(line.text)
+                story.sender = kv.get("from")
+                reply = line.text.split("NOQUEUE: reject: ", 1)[1]
+                story.rejected = reply
+                story.findings = classify(reply.split(": ", 1)[-1])
+                singles.append(story)
+            continue
+        story = by_qid.setdefault(line.queue_id, Story(line.queue_id))
+        story.lines.append(line)
+        rest = line.text.split(f"{line.queue_id}: ", 1)[1]
+        kv = _kv(rest)
+        if rest.startswith("client="):
+            story.client = kv.get("client")
+            story.sasl_username = kv.get("sasl_username")
+        elif "from" in kv and ("nrcpt" in kv or "size" in kv):
+            story.sender = kv["from"]
+            if kv.get("size", "").isdigit():
+                story.size = int(kv["size"])
+        elif "to" in kv and "status" in kv:
+            sm = _STATUS_REPLY.search(rest)
+            reply = sm.group("reply") if sm else ""
+            d = Delivery(kv["to"], kv.get("orig_to"), kv.get("relay"), kv["status"], reply,
+                         line.at)
+            if d.status != "sent":
+                d.findings = classify(reply) or classify(rest)
+                story.findings.extend(d.findings)
+            story.deliveries.append(d)
+            session = _SESSION_IN_REPLY.search(reply)
+            if session:
+                sess = session.group(1)
+                story.lines.extend(by_session.get(sess, []))
+                base = sess.split(":", 1)[0]
+                if base != sess:
+                    story.lines.extend(x for x in by_session.get(base, []) if x.user == d.to)
+        elif rest.startswith("removed"):
+            story.removed = True
+        child = _CHILD.search(rest)
+        if child:
+            story.children.append(child.group(1))
+    stories = list(by_qid.values()) + singles
+    for story in stories:
+        seen: set[int] = set()
+        unique = []
+        for line in story.lines:
+            if id(line) not in seen:
+                seen.add(id(line))
+                unique.append(line)
+        story.lines = sorted(unique, key=lambda x: x.at)
+    return stories
+
+
+# --------------------------------------------------------------------------- scope
+
+
+Principal = Actor | MailboxUser
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which hosted addresses are the principal's own (None: everything, the server admin)."""
+
+    own_domains: frozenset[str] | None
+    own_address: str | None
+    hosted_domains: frozenset[str]
+
+    def is_own(self, address: str) -> bool:
+        address = address.lower()
+        if self.own_domains is None:
+            return True
+        if self.own_address is not None:
+            return address == self.own_address
+        return address.rpartition("@")[2] in self.own_domains
+
+    def is_foreign(self, address: str) -> bool:
+        return (address.lower().rpartition("@")[2] in self.hosted_domains
+                and not self.is_own(address))
+
+
+def scope_for(session: Session, principal: Principal) -> Scope:
+    rows = session.execute(select(Domain.name, Domain.owner_id)).all()
+    hosted = frozenset(name for name, _ in rows)
+    if isinstance(principal, MailboxUser):
+        return Scope(frozenset({principal.address.rpartition("@")[2]}),
+                     principal.address.lower(), hosted)
+    if principal.role is Role.ADMIN:
+        return Scope(None, None, hosted)
+    if principal.role is Role.CUSTOMER:
+        owners = {principal.customer_id}
+    else:
+        owners = set(session.scalars(select(PanelUser.id).where(
+            PanelUser.parent_id == principal.user_id)))
+    return Scope(frozenset(name for name, owner in rows if owner in owners), None, hosted)
+
+
+def _mask(text: str, scope: Scope) -> str:
+    return _ADDRESS.sub(lambda m: MASKED if scope.is_foreign(m.group(0)) else m.group(0), text)
+
+
+def _visible(story: Story, scope: Scope) -> Story | None:
+    if scope.own_domains is None:
+        return story
+    if not any(scope.is_own(a) and not _remote(a, scope) for a in story.addresses()):
+        return None
+    lines = []
+    for line in story.lines:
+        if line.user and scope.is_foreign(line.user):
+            continue  # another account's mailbox session
+        lines.append(LogLine(line.at, line.source, line.file, _mask(line.text, scope),
+                             line.program, line.queue_id, line.session,
+                             line.user))
+    masked = Story(story.queue_id, lines, sender=_mask_opt(story.sender, scope),
+                   client=story.client, sasl_username=_mask_opt(story.sasl_username, scope),
+                   size=story.size, rejected=_mask_opt(story.rejected, scope),
+                   findings=story.findings if story.rejected is not None else [],
+                   children=story.children, removed=story.removed)
+    for d in story.deliveries:
+        if scope.is_foreign(d.to) and not (d.orig_to and scope.is_own(d.orig_to)):
+            continue
+        masked.deliveries.append(Delivery(
+            _mask(d.to, scope), _mask_opt(d.orig_to, scope), d.relay, d.status,
+            _mask(d.reply, scope), d.at, d.findings))
+        masked.findings.extend(d.findings)
+    return masked
+
+
+def _remote(address: str, scope: Scope) -> bool:
+    return address.lower().rpartition("@")[2] not in scope.hosted_domains
+
+
+def _mask_opt(value: str | None, scope: Scope) -> str | None:
+    return None if value is None else _mask(value, scope)
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass
+class LogSearch:
+    query: str
+    stories: list[Story]
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"query": self.query, "note": self.note,
+                "stories": [s.as_dict() for s in self.stories]}
+
+
+def parse_since(text: str | None) -> dt.timedelta | None:
+    """"24h", "30m", "7d", "90s" (or None) as a time span."""
+    if not text:
+        return None
+    m = re.fullmatch(r"\s*(\d{1,6})\s*([smhdw]?)\s*", text.lower())
+    if not m:
+        raise ValueError(f"cannot read the time span {text!r}: use e.g. 30m, 24h or 7d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks", "": "hours"}
+    return dt.timedelta(**{unit[m.group(2)]: int(m.group(1))})
+
+
+def search_log(session: Session, principal: Principal, query: str, *,
+               log_dir: str | Path | None = None, since: dt.timedelta | None = None,
+               now: dt.datetime | None = None) -> LogSearch:
+    """The stories for an address or a queue id that the principal may see, newest last."""
+    from ..services.server import get_server_settings
+
+    now = now or dt.datetime.now()  # syslog timestamps are local time
+    query = query.strip()
+    folder = log_dir if log_dir is not None else get_server_settings(session).log_dir
+    if not folder:
+        return LogSearch(query, [], "No log folder is configured (the servers log to syslog); "
+                         "set log_dir in the server settings.")
+    scope = scope_for(session, principal)
+    is_qid = bool(QUEUE_ID.match(query)) and "@" not in query
+    wanted = query.lower()
+    if not is_qid and "@" in wanted and scope.own_domains is not None and not scope.is_own(
+            wanted):
+        return LogSearch(query, [], f"{query} is not hosted in your account.")
+    stories = build_stories(read_lines(log_files(folder), now))
+    hits: list[Story] = []
+    for story in stories:
+        if is_qid:
+            if story.queue_id != query:
+                continue
+        elif wanted not in story.addresses():
+            continue
+        if since is not None and story.lines and story.last < now - since:
+            continue
+        visible = _visible(story, scope)
+        if visible is not None and visible.lines:
+            hits.append(visible)
+    hits.sort(key=lambda s: s.first)
+    note = None if hits else "No log lines found for it" + (
+        f" in the last {since}." if since else ".")
+    return LogSearch(query, hits[-MAX_STORIES:], note)
