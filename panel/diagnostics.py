@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from werkzeug.datastructures import FileStorage
-from wtforms import SelectField, TextAreaField
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Optional
+from wtforms.validators import DataRequired, Length, Optional
 
 from mailadmin.diagnostics import CLIENTS
+from mailadmin.diagnostics.account import AccountReport, Principal, check_account
+from mailadmin.diagnostics.live import LiveReport, run_live_test
+from mailadmin.diagnostics.maillog import LogSearch, parse_since, search_log
 from mailadmin.diagnostics.parse import MAX_INPUT
 from mailadmin.diagnostics.present import CLIENT_LABELS, diagnose
+from mailadmin.errors import NotFound, RateLimited
+
+from . import db
+from .auth import MailboxPrincipal, current_actor
 
 bp = Blueprint("diagnostics", __name__, url_prefix="/diagnose")
 
@@ -55,6 +62,19 @@ class DiagnoseForm(FlaskForm):  # type: ignore[misc]
         default="",
         validators=[Optional()],
     )
+    address = StringField(
+        "Your mailbox or the address it is about (optional)",
+        validators=[Optional(), Length(max=320)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+
+
+def principal() -> Principal:
+    """The signed-in panel user's Actor, or the mailbox user's own principal."""
+    user = current_user._get_current_object()
+    if isinstance(user, MailboxPrincipal):
+        return user.as_mailbox_user()
+    return current_actor()
 
 
 def _input(form: DiagnoseForm) -> tuple[bytes | str, str | None]:
@@ -84,11 +104,82 @@ def index() -> ResponseReturnValue:
         return render_template("diagnostics/index.html", form=form, results=None, note=None), 422
     data, note = _input(form)
     results = diagnose(data, form.client.data or None)
+    address = (form.address.data or "").strip() or None
+    if address is None and isinstance(current_user._get_current_object(), MailboxPrincipal):
+        address = current_user.address
+    account: AccountReport | None = None
+    if results:
+        account = check_account(db.session(), principal(), [r.finding for r in results],
+                                address=address)
     return render_template(
         "diagnostics/index.html",
         form=form,
         results=results,
+        account=account,
         note=note,
         empty=not (data.strip() if isinstance(data, str) else data.strip(b" \t\r\n\0")),
         client_labels=CLIENT_LABELS,
     )
+
+
+class LoginTestForm(FlaskForm):  # type: ignore[misc]
+    password = PasswordField(
+        "Mailbox password", validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "off"},
+    )
+
+
+@bp.route("/login-test/<address>", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def login_test(address: str) -> ResponseReturnValue:
+    """Log in as the mailbox over SMTP, IMAP and POP3 now, step by step. The password is used
+    for the test only: the form field is never filled back in, stored or logged."""
+    form = LoginTestForm()
+    who = principal()
+    try:
+        from mailadmin.diagnostics.account import mailbox_in_scope
+
+        mailbox_in_scope(db.session(), who, address)
+    except NotFound:
+        abort(404)
+    report: LiveReport | None = None
+    error: str | None = None
+    status = 200
+    if form.validate_on_submit():
+        db.keep_changes_on_error()  # the rate-limit counter counts refused tests too
+        try:
+            report = run_live_test(db.session(), who, address, form.password.data)
+        except RateLimited as exc:
+            error = exc.message.replace("failed sign-ins", "login tests")
+            status = 429
+        form.password.data = ""
+    elif request.method == "POST":
+        status = 422
+    return render_template("diagnostics/login_test.html", form=form, address=address,
+                           report=report, error=error), status
+
+
+class LogForm(FlaskForm):  # type: ignore[misc]
+    class Meta:
+        csrf = False  # a read-only search by GET
+
+    q = StringField("Address or queue id", validators=[Optional(), Length(max=320)])
+    since = StringField("Within", validators=[Optional(), Length(max=16)], default="24h")
+
+
+@bp.route("/log")
+@login_required  # type: ignore[misc]
+def mail_log() -> ResponseReturnValue:
+    """The mail log for an address or a queue id: one story per message."""
+    form = LogForm(request.args)
+    result: LogSearch | None = None
+    error: str | None = None
+    query = (form.q.data or "").strip()
+    if query and form.validate():
+        try:
+            since = parse_since(form.since.data)
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            result = search_log(db.session(), principal(), query, since=since)
+    return render_template("diagnostics/log.html", form=form, result=result, error=error)

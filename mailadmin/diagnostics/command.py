@@ -48,9 +48,12 @@ def _human(record: dict[str, object]) -> str:
 @click.command("diagnose")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines, one object per finding.")
-def diagnose_command(files: tuple[str, ...], as_json: bool) -> None:
+@click.option("--account", "account", metavar="ADDRESS",
+              help="Check the findings against this hosted mailbox's state.")
+def diagnose_command(files: tuple[str, ...], as_json: bool, account: str | None) -> None:
     """Diagnose bounces, SMTP replies, logs or client errors in FILE(s) ("-" or none: stdin)."""
     failed = False
+    collected: list[Finding] = []
     for name in files or ("-",):
         try:
             data = _read(name)
@@ -58,10 +61,35 @@ def diagnose_command(files: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{name}: cannot read: {exc.strerror or exc}", err=True)
             failed = True
             continue
-        for record in _records(name, classify(data)):
+        findings = classify(data)
+        collected.extend(findings)
+        for record in _records(name, findings):
             if as_json:
                 click.echo(json.dumps(record, ensure_ascii=False))
             else:
                 click.echo(_human(record))
+    if account is not None:
+        _account_report(account, collected, as_json)
     if failed:
         sys.exit(2)
+
+
+def _account_report(address: str, findings: list[Finding], as_json: bool) -> None:
+    """Hold the findings against the account (needs the `mailadmin` group's database)."""
+    from ..cli import CliState
+    from .account import check_account
+
+    state = click.get_current_context().find_object(CliState)
+    if state is None:
+        raise click.ClickException("--account needs the database: run it as `mailadmin diagnose`.")
+    with state.unit_of_work() as (session, actor):
+        report = check_account(session, actor, findings, address=address)
+        data = report.as_dict()
+    if as_json:
+        click.echo(json.dumps({"account": data}, ensure_ascii=False))
+        return
+    click.echo(f"account {report.address}: {report.summary}")
+    for check in report.checks:
+        click.echo(f"  [{check.cause}] {check.title}")
+        click.echo(f"    {check.detail}")
+        click.echo(f"    next: {check.next_step}")

@@ -6,10 +6,12 @@ import typing as t
 
 from pydantic import Field
 
+from mailadmin.diagnostics.account import check_account
 from mailadmin.diagnostics.present import diagnose
 
+from .. import db
 from . import bp
-from .routing import operation
+from .routing import current_api_actor, operation
 from .schemas import Body, Output
 
 ClientName = t.Literal["outlook", "thunderbird", "apple_mail", "ios", "android"]
@@ -20,6 +22,10 @@ class DiagnoseRequest(Body):
         max_length=2 * 1024 * 1024, description="A bounce, transcript, log line or error text"
     )
     client: ClientName | None = Field(default=None, description="Mail program to give the fix for")
+    address: str | None = Field(
+        default=None, max_length=320,
+        description="The mailbox that logged in or sent; its state is checked against the findings",
+    )
 
 
 class ExcerptLineOut(Output):
@@ -51,9 +57,27 @@ class DiagnosisOut(Output):
     excerpt: ExcerptOut
 
 
+class AccountCheckOut(Output):
+    cause: str
+    address: str | None
+    title: str
+    detail: str
+    next_step: str
+    account_caused: bool
+    family: str | None
+
+
+class AccountReportOut(Output):
+    address: str | None
+    account_fine: bool
+    summary: str
+    checks: list[AccountCheckOut]
+
+
 class DiagnoseResponse(Output):
     recognised: bool
     findings: list[DiagnosisOut]
+    account: AccountReportOut | None = None
 
 
 @operation(
@@ -75,4 +99,9 @@ def diagnose_text(body: DiagnoseRequest) -> DiagnoseResponse:
         findings.append(
             DiagnosisOut.model_validate({key: data.get(key) for key in DiagnosisOut.model_fields})
         )
-    return DiagnoseResponse(recognised=bool(findings), findings=findings)
+    account = None
+    if presented:
+        report = check_account(db.session(), current_api_actor(),
+                               [item.finding for item in presented], address=body.address)
+        account = AccountReportOut.model_validate(report.as_dict())
+    return DiagnoseResponse(recognised=bool(findings), findings=findings, account=account)
