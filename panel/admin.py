@@ -1,17 +1,19 @@
-"""The server admin's pages: server settings."""
+"""The server admin's pages: server settings, and the mail servers' configuration revisions
+(apply, roll back, diffs, and whether the servers have caught up with the panel)."""
 
 from __future__ import annotations
 
 import typing as t
 from functools import wraps
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from mailadmin.errors import MailadminError
+from mailadmin.errors import MailadminError, NotFound, PermissionDenied
 from mailadmin.services import settings as settings_service
+from mailadmin.services import stack as stack_service
 
 from . import db
 from .auth import current_actor
@@ -66,3 +68,112 @@ def settings() -> ResponseReturnValue:
         specs=settings_service.SPECS,
         errors=errors,
     ), status
+
+
+def _iso(value: t.Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _status_payload() -> dict[str, t.Any]:
+    session = db.session()
+    status = stack_service.config_status(session)
+    in_force = stack_service.in_force_revision(session)
+    return {
+        "changed_at": _iso(status.changed_at),
+        "applied_at": _iso(status.applied_at),
+        "caught_up": status.caught_up,
+        "in_force": None if in_force is None else {
+            "id": in_force.id, "checksum": in_force.checksum,
+            "rollback_of": in_force.rollback_of_id, "applied_at": _iso(in_force.applied_at),
+        },
+    }
+
+
+@bp.route("/revisions")
+@login_required  # type: ignore[misc]
+@admin_required
+def revisions() -> ResponseReturnValue:
+    session = db.session()
+    try:
+        page = stack_service.list_revisions(session, current_actor(),
+                                            request.args.get("page", 1, type=int) or 1)
+    except PermissionDenied as exc:
+        abort(403, description=exc.message)
+    previous = {rev.id: stack_service.previous_revision_id(session, rev) for rev in page.items}
+    return render_template(
+        "admin/revisions.html", page=page, previous=previous, status=_status_payload(),
+        form=FlaskForm(),
+    )
+
+
+@bp.route("/revisions/<int:revision_id>/diff")
+@login_required  # type: ignore[misc]
+@admin_required
+def revision_diff(revision_id: int) -> ResponseReturnValue:
+    session = db.session()
+    actor = current_actor()
+    try:
+        revision = stack_service.get_revision(session, actor, revision_id)
+        against = request.args.get("against", type=int)
+        if against is None:
+            against = stack_service.previous_revision_id(session, revision)
+        diff = (stack_service.diff_revisions(session, actor, against, revision_id)
+                if against is not None else None)
+    except NotFound as exc:
+        abort(404, description=exc.message)
+    except PermissionDenied as exc:
+        abort(403, description=exc.message)
+    return render_template("admin/revision_diff.html", revision=revision, against=against,
+                           diff=diff)
+
+
+@bp.route("/config/apply", methods=["POST"])
+@login_required  # type: ignore[misc]
+@admin_required
+def apply_now() -> ResponseReturnValue:
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    try:
+        report = stack_service.apply_config_report(db.session(), current_actor())
+    except MailadminError as exc:
+        flash(exc.message, "danger")
+        return redirect(url_for("admin.revisions"))
+    rev = report.revision
+    if rev.state == "failed":
+        flash(f"Apply failed (revision {rev.id}); the configuration in force is unchanged. "
+              "See its validation output below.", "danger")
+    elif report.already_applied:
+        flash(f"Already applied: revision {rev.id} is in force.", "info")
+    else:
+        flash(f"Applied revision {rev.id}; the mail servers were reloaded.", "success")
+    return redirect(url_for("admin.revisions"))
+
+
+@bp.route("/revisions/<int:revision_id>/rollback", methods=["POST"])
+@login_required  # type: ignore[misc]
+@admin_required
+def rollback(revision_id: int) -> ResponseReturnValue:
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    try:
+        rev = stack_service.rollback_to(db.session(), current_actor(), revision_id)
+    except NotFound as exc:
+        abort(404, description=exc.message)
+    except MailadminError as exc:
+        flash(exc.message, "danger")
+        return redirect(url_for("admin.revisions"))
+    if rev.state == "failed":
+        flash(f"Rollback failed (revision {rev.id}); the configuration in force is unchanged.",
+              "danger")
+    else:
+        flash(f"Rolled back to revision {revision_id}'s files (new revision {rev.id}). The "
+              "panel's data still says otherwise: the next apply brings it back.", "warning")
+    return redirect(url_for("admin.revisions"))
+
+
+@bp.route("/config/status")
+@login_required  # type: ignore[misc]
+@admin_required
+def config_status() -> ResponseReturnValue:
+    """JSON for a page to poll: have the mail servers caught up with the panel's changes?"""
+    return jsonify(_status_payload())

@@ -273,6 +273,14 @@ def previous_revision_id(session: Session, revision: ConfigRevision) -> int | No
     )
 
 
+def in_force_revision(session: Session) -> ConfigRevision | None:
+    """The revision whose files the servers run (the newest applied one)."""
+    return session.scalars(
+        select(ConfigRevision).options(defer(ConfigRevision.files))
+        .where(ConfigRevision.state == "applied").order_by(ConfigRevision.id.desc()).limit(1)
+    ).first()
+
+
 def _files(revision: ConfigRevision) -> dict[str, str]:
     data = json.loads(revision.files or "{}")
     assert isinstance(data, dict)
