@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from ..errors import RateLimited
-from ..models import ServerSettings
+from ..models import ServerSettings, utcnow
 from ..services import throttle
 from ..services.server import get_server_settings
 from .account import AccountReport, Principal, check_account, mailbox_in_scope
@@ -408,7 +408,7 @@ def run_live_test(session: Session, actor: Principal, address: str, password: st
     """
     mailbox = mailbox_in_scope(session, actor, address)
     normal = mailbox.address
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or utcnow()
     keys = {throttle.ACCOUNT: THROTTLE_PREFIX + normal}
     throttle.ensure_not_locked(session, keys, now)
     refusal: RateLimited | None = throttle.record_failure(session, keys, now, policy)

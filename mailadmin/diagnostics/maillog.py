@@ -32,6 +32,8 @@ LOG_NAMES = ("postfix.log", "dovecot.log")
 #: Lines read per file at most (a huge log must not exhaust memory).
 MAX_LINES_PER_FILE = 2_000_000
 MAX_STORIES = 200
+#: How far apart a failed LMTP delivery's Postfix line and Dovecot's lines may be.
+LMTP_JOIN_SECONDS = 2
 
 _SYSLOG = re.compile(
     r"^(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
@@ -224,9 +226,12 @@ def build_stories(lines: Sequence[LogLine]) -> list[Story]:
     by_qid: dict[str, Story] = {}
     singles: list[Story] = []
     by_session: dict[str, list[LogLine]] = {}
+    by_user: dict[str, list[LogLine]] = {}
     for line in lines:
         if line.source == "dovecot" and line.session:
             by_session.setdefault(line.session, []).append(line)
+            if line.program == "lmtp" and line.user:
+                by_user.setdefault(line.user.lower(), []).append(line)
     for line in lines:
         if line.source != "postfix":
             continue
@@ -261,6 +266,12 @@ def build_stories(lines: Sequence[LogLine]) -> list[Story]:
                 story.findings.extend(d.findings)
             story.deliveries.append(d)
             session = _SESSION_IN_REPLY.search(reply)
+            if not session and d.relay and "lmtp" in d.relay:
+                # A failed LMTP delivery's reply carries no session id: take Dovecot's lines
+                # for that recipient's LMTP session logged within a few seconds of it.
+                story.lines.extend(
+                    x for x in by_user.get(d.to.lower(), ())
+                    if abs((x.at - d.at).total_seconds()) <= LMTP_JOIN_SECONDS)
             if session:
                 sess = session.group(1)
                 story.lines.extend(by_session.get(sess, []))
