@@ -72,7 +72,7 @@ def _populate(s: Session, settings: t.Any) -> None:
     s.add_all(doms.values())
     s.flush()
     pw = dovecot_hash(PASSWORD)
-    for addr, kw in [
+    boxes: list[tuple[str, dict[str, t.Any]]] = [
         ("healthy@example.test", {}), ("live@example.test", {}), ("bob@example.test", {}),
         ("noimap@example.test", {"imap": False}), ("nosmtp@example.test", {"smtp": False}),
         ("suspended@example.test", {"suspend_login": True}),
@@ -80,7 +80,8 @@ def _populate(s: Session, settings: t.Any) -> None:
         ("small@example.test", {"quota": QUOTA}), ("tiny@example.test", {"quota": QUOTA}),
         ("defer@example.test", {}), ("carol@other.test", {}),
         ("leak@example.test", {"password_hash": dovecot_hash(LEAK_PW)}),
-    ]:
+    ]
+    for addr, kw in boxes:
         local, _, dom = addr.partition("@")
         s.add(Mailbox(domain_id=doms[dom].id, local_part=local,
                       password_hash=kw.pop("password_hash", pw), **kw))
@@ -221,7 +222,7 @@ def test_data_without_a_valid_rcpt_names_sending_suspended(diag: Stack) -> None:
 
 
 def test_customer_cannot_check_another_customers_address(diag: Stack) -> None:
-    ok, reply = diag.submission_login("carol@other.test", "wrong")
+    _ok, reply = diag.submission_login("carol@other.test", "wrong")
     report = _report(diag, reply, "carol@other.test", who="cust1")
     assert report.causes == ("not_in_your_account",)
     missing = _report(diag, reply, "nobody@nowhere.test", who="cust1")
@@ -395,7 +396,7 @@ def test_mail_log_page_and_cli(diag: Stack, tmp_path: Path,
     assert '"outcome": "delivered"' in result.output
     result = runner.invoke(main, [*base, "--as", "cust2", "log", "bob@example.test"])
     assert result.exit_code == 0 and "not hosted in your account" in result.output
-    ok, reply = diag.submission_login("nosmtp@example.test")
+    _ok, reply = diag.submission_login("nosmtp@example.test")
     result = runner.invoke(main, [*base, "diagnose", "--account", "nosmtp@example.test"],
                            input=reply)
     assert result.exit_code == 0, result.output
