@@ -14,6 +14,7 @@ from mailadmin.cli import CliState, main, pass_state
 from mailadmin.db import transaction
 from mailadmin.diagnostics.command import diagnose_command
 from mailadmin.services import accounts
+from mailadmin.services import stack as stack_service
 from mailadmin.services.context import Actor
 
 DEFAULT_PORT = 2082
@@ -45,6 +46,8 @@ def serve(state: CliState, host: str, port: int, threads: int) -> None:
         click.echo(f"    password:  {first_admin.password}")
         click.echo("")
     app = create_app({"INSTANCE_PATH": state.config["INSTANCE_PATH"], **_overrides(state)})
+    # coalescing auto-apply: acts only while the apply_automatically setting is on
+    stack_service.start_auto_apply(state.session_factory)
     click.echo(f"mailadmin panel on http://{host}:{port}/ (Ctrl+C stops it)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="mailadmin")
 

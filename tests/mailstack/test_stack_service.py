@@ -234,3 +234,26 @@ def test_watcher_applies_once_after_a_burst(service_stack: ServiceStack) -> None
     assert eventually(lambda: svc.imap_login("burst4@svc.test", SERVICE_PASSWORD)[0])
     print(f"burst of 5 changes over 1.5 s: one apply, caught up {caught_up_after:.2f}s "
           "after the first change")
+
+
+def test_serve_auto_apply_thread_obeys_the_setting(service_stack: ServiceStack) -> None:
+    """The thread `mailadmin serve` starts applies only while apply_automatically is on."""
+    svc = service_stack
+    svc.apply()
+    thread, stop = stack_service.start_auto_apply(svc.factory, quiet_seconds=0.3,
+                                                  interval=0.05)
+    try:
+        with svc.unit() as s:
+            mailboxes.create_mailbox(s, OP, "auto@svc.test", SERVICE_PASSWORD)
+        time.sleep(1.0)
+        assert not status(svc).caught_up  # off (the default): nothing applied
+        svc.set_settings(apply_automatically="true")
+        t0 = time.monotonic()
+        assert eventually(lambda: status(svc).caught_up, timeout=15)
+        print(f"auto-apply after switching it on: {time.monotonic() - t0:.2f}s")
+        assert eventually(lambda: svc.imap_login("auto@svc.test", SERVICE_PASSWORD)[0])
+    finally:
+        stop.set()
+        thread.join(10)
+        svc.set_settings(apply_automatically="false")
+    assert not thread.is_alive()
