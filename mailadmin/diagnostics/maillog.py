@@ -12,6 +12,7 @@ own addresses, and in those, addresses hosted for other customers are masked.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import re
@@ -262,7 +263,8 @@ def build_stories(lines: Sequence[LogLine]) -> list[Story]:
             d = Delivery(kv["to"], kv.get("orig_to"), kv.get("relay"), kv["status"], reply,
                          line.at)
             if d.status != "sent":
-                d.findings = classify(reply) or classify(rest)
+                d.findings = [_with_dsn(f, d.status, kv.get("dsn", ""))
+                              for f in classify(reply) or classify(rest)]
                 story.findings.extend(d.findings)
             story.deliveries.append(d)
             session = _SESSION_IN_REPLY.search(reply)
@@ -293,6 +295,12 @@ def build_stories(lines: Sequence[LogLine]) -> list[Story]:
                 unique.append(line)
         story.lines = sorted(unique, key=lambda x: x.at)
     return stories
+
+
+def _with_dsn(finding: Finding, status: str, dsn: str) -> Finding:
+    """Postfix's own verdict wins: a deferral is soft, a bounce hard, whatever the text says."""
+    hard = {"deferred": False, "bounced": True, "expired": True}.get(status, finding.hard)
+    return dataclasses.replace(finding, hard=hard, status=finding.status or dsn)
 
 
 # --------------------------------------------------------------------------- scope
@@ -343,24 +351,39 @@ def _mask(text: str, scope: Scope) -> str:
 
 
 def _visible(story: Story, scope: Scope) -> Story | None:
+    """The story as the principal may see it, or None when it touches none of its addresses.
+
+    A message the principal sent shows all of it but other customers' mailboxes (masked);
+    a message it received shows only the lines about its own addresses and the neutral ones
+    (connection, queueing, the sender), so other recipients stay hidden.
+    """
     if scope.own_domains is None:
         return story
     if not any(scope.is_own(a) and not _remote(a, scope) for a in story.addresses()):
         return None
+    sender = (story.sender or "").lower()
+    sent_by_own = any(x and scope.is_own(x) and not _remote(x, scope)
+                      for x in (story.sender, story.sasl_username))
     lines = []
     for line in story.lines:
-        if line.user and scope.is_foreign(line.user):
-            continue  # another account's mailbox session
+        if line.user and not scope.is_own(line.user):
+            continue  # another mailbox's session
+        to = _kv(line.text).get("to")
+        if to and scope.is_foreign(to):
+            continue  # a delivery to another customer's mailbox is that customer's business
+        others = {a.lower() for a in _ADDRESS.findall(line.text)} - {sender}
+        if not sent_by_own and others and not any(scope.is_own(a) for a in others):
+            continue  # about another recipient of a message this account received
         lines.append(LogLine(line.at, line.source, line.file, _mask(line.text, scope),
-                             line.program, line.queue_id, line.session,
-                             line.user))
+                             line.program, line.queue_id, line.session, line.user))
     masked = Story(story.queue_id, lines, sender=_mask_opt(story.sender, scope),
                    client=story.client, sasl_username=_mask_opt(story.sasl_username, scope),
                    size=story.size, rejected=_mask_opt(story.rejected, scope),
                    findings=story.findings if story.rejected is not None else [],
-                   children=story.children, removed=story.removed)
+                   children=story.children if sent_by_own else [], removed=story.removed)
     for d in story.deliveries:
-        if scope.is_foreign(d.to) and not (d.orig_to and scope.is_own(d.orig_to)):
+        own = scope.is_own(d.to) or bool(d.orig_to and scope.is_own(d.orig_to))
+        if scope.is_foreign(d.to) or not (own or sent_by_own):
             continue
         masked.deliveries.append(Delivery(
             _mask(d.to, scope), _mask_opt(d.orig_to, scope), d.relay, d.status,
