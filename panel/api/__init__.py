@@ -9,6 +9,18 @@ ValidationError, InvalidName, WeakPassword and LimitReached 422 (a package limit
 the request against the account, not a missing right, so it is not 403), NotFound 404,
 PermissionDenied 403, Conflict 409, AuthenticationFailed 401, RateLimited 429 with Retry-After.
 An error response rolls the request's transaction back (panel.db).
+
+Every request made with a valid token is audited (`audit.record_api_call`: channel "api",
+action "api.call", method, path and status). A successful call's event is written in the
+request's own transaction, so the change and its record commit or vanish together. A refused
+call (status 400 or more) has its transaction rolled back, which would take the record with it;
+so the request's changes are discarded first and the event is written in a separate short
+transaction from the session factory. Discarding first matters: the request's session may hold
+a write lock (the token's last use), which SQLite would make the second transaction wait for.
+A valid token refused for its scope (a read-only token writing) is audited as its owner's call.
+Requests whose token did not authenticate are not audited here: they carry no actor, and they
+already count against the client address (see `tokens.authenticate_api_token`). Nor are
+requests that match no API route (404/405 before any API view or hook runs).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
+from mailadmin.db import transaction
 from mailadmin.errors import (
     AuthenticationFailed,
     Conflict,
@@ -31,7 +44,7 @@ from mailadmin.errors import (
     ValidationError,
 )
 from mailadmin.models import utcnow
-from mailadmin.services import tokens
+from mailadmin.services import audit, tokens
 from mailadmin.services.context import Actor
 
 from .. import csrf
@@ -172,7 +185,44 @@ def _authenticate() -> None:
         # The failure count must survive the error response's rollback.
         request_db.keep_changes_on_error()
         raise
+    except PermissionDenied:
+        # A valid token without the scope the method needs: still a call with a token.
+        g.api_refused_token = _token_prefix()
+        raise
     g.api_actor = Actor.for_user(user, channel="api", source=request.remote_addr)
+
+
+@bp.after_request
+def _audit_call(response: Response) -> Response:
+    """Audit a call made with a valid token (see the module docstring for the transactions)."""
+    actor: Actor | None = g.get("api_actor")
+    refused_token: str | None = g.get("api_refused_token")
+    if actor is None and refused_token is None:
+        return response
+    call: dict[str, t.Any] = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "token_prefix": _token_prefix(),
+    }
+    if actor is not None and (response.status_code < 400 or g.get("keep_changes_on_error")):
+        audit.record_api_call(request_db.session(), actor, **call)
+        return response
+    request_db.discard_changes()
+    factory = current_app.extensions["mailadmin"].session_factory
+    with transaction(factory) as session:
+        if actor is None and refused_token is not None:
+            actor = audit.api_caller(session, refused_token, request.remote_addr)
+        if actor is not None:
+            audit.record_api_call(session, actor, **call)
+    return response
+
+
+def _token_prefix() -> str | None:
+    """The public prefix of the bearer token sent (never the secret)."""
+    _, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    match = tokens.TOKEN_PATTERN.fullmatch(credentials.strip())
+    return match.group(1) if match else None
 
 
 from . import diagnose, views  # noqa: E402, F401  (register the operations on bp)
