@@ -202,7 +202,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
                 owner_suspended.label("owner_suspended"),
             )
             .join(Domain, Mailbox.domain_id == Domain.id)
-            .join(PanelUser, Domain.owner_id == PanelUser.id)
+            .outerjoin(PanelUser, Domain.owner_id == PanelUser.id)
             .order_by(Domain.name, Mailbox.local_part)
         )
     )
