@@ -77,7 +77,16 @@ class AccountReportOut(Output):
 class DiagnoseResponse(Output):
     recognised: bool
     findings: list[DiagnosisOut]
-    account: AccountReportOut | None = None
+    account: AccountReportOut | None = Field(
+        default=None,
+        description="The findings held against the account (present when something was found)",
+    )
+
+    def model_dump(self, **kwargs: t.Any) -> dict[str, t.Any]:
+        data = super().model_dump(**kwargs)
+        if data.get("account") is None:
+            data.pop("account", None)  # nothing recognised: the response stays as it was
+        return data
 
 
 @operation(
