@@ -8,6 +8,7 @@ from mailadmin import (
     cli_admin,  # noqa: F401  (registers package, customer, reseller)
     cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
     cli_settings,  # noqa: F401  (registers settings)
+    cli_tokens,  # noqa: F401  (registers token)
     migrate,
 )
 from mailadmin.cli import CliState, main, pass_state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
@@ -12,7 +12,7 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from mailadmin.errors import MailadminError
+from mailadmin.errors import MailadminError, NotFound
 from mailadmin.services import tokens
 
 from . import db
@@ -89,6 +89,8 @@ def revoke(token_id: int) -> ResponseReturnValue:
         return redirect(url_for("tokens.index"))
     try:
         token = tokens.revoke_api_token(db.session(), current_actor(), token_id)
+    except NotFound as exc:
+        abort(404, description=exc.message)
     except MailadminError as exc:
         db.discard_changes()
         flash(exc.message, "error")

@@ -529,10 +529,7 @@ ANALYSIS = {"POST /diagnose", "diagnostics.index"}
 #: Routes that refuse another tenant's object without a 403/404: endpoint -> where they
 #: redirect instead. The database is still compared, so nothing may change; and
 #: `test_known_deviations_still_deviate` fails once one is fixed, so it is taken off this list.
-KNOWN_DEVIATIONS = {
-    # panel/tokens.py answers an unknown or foreign token id with a flash and a redirect.
-    "tokens.revoke": "/account/tokens",
-}
+KNOWN_DEVIATIONS: dict[str, str] = {}
 #: A mailbox user's own settings forms: they take no object, in the URL or a field, and change
 #: only the signed-in mailbox (tests/test_selfservice.py covers them); posting them would change
 #: the attacker's own mailbox, which is not an attack on another tenant. Panel users posting
@@ -554,8 +551,7 @@ def test_the_tokens_and_packages_of_the_world_exist(matrix: t.Any,
             assert s.get(ApiToken, int(ids[customer]["token"])) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN_DEVIATIONS: tokens.revoke redirects with a flash")
-def test_known_deviations_still_deviate(matrix: t.Any) -> None:
+def test_revoking_a_foreign_token_is_not_found(matrix: t.Any) -> None:
     app, ids = matrix
     carl = attacker(app, "carl", ids)
     response = carl.client.post(f"/account/tokens/{ids['alice']['token']}/revoke",
