@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 #: The steps `apply_config` reports to its `progress` callback, in order.
 APPLY_STEPS = ("snapshot", "render", "write", "validate", "switch", "record")
+#: Revisions that keep their files (for rollback and diffs); older ones keep only their
+#: checksum and output. A release at 100,000 mailboxes is ~32 MB of text.
+KEEP_FILES = 20
 WATCHER = Actor(name="auto-apply", role=Role.ADMIN, channel="system", source="watcher")
 
 Progress = Callable[[str], None]
@@ -146,6 +149,7 @@ def _record(
     )
     session.add(revision)
     session.flush()
+    _prune_files(session)
     action = "config.rollback" if rollback_of is not None else "config.apply"
     record_event(
         session, actor, action, object_type="config", object_id=revision.id,
@@ -153,6 +157,21 @@ def _record(
         after={"state": state, "rollback_of": rollback_of},
     )
     return revision
+
+
+def _prune_files(session: Session) -> None:
+    oldest_kept = session.scalar(
+        select(ConfigRevision.id).order_by(ConfigRevision.id.desc()).offset(KEEP_FILES - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        session.execute(
+            update(ConfigRevision)
+            .where(ConfigRevision.id < oldest_kept, ConfigRevision.state != "applied",
+                   ConfigRevision.files != "{}")
+            .values(files="{}")
+            .execution_options(synchronize_session=False)
+        )
 
 
 def apply_config_report(
@@ -347,11 +366,15 @@ def rollback_to(
     step = progress or (lambda _name: None)
     target = get_revision(session, actor, revision_id)
     files = _files(target)
-    if target.state == "failed" or not files or not target.checksum:
+    if target.state == "failed" or not target.checksum:
         raise ValidationError(
             f"Revision {revision_id} never passed validation; roll back to an applied one.",
             field="revision",
         )
+    if not files:
+        raise ValidationError(
+            f"Revision {revision_id} is older than the newest {KEEP_FILES}; its files are no "
+            "longer kept.", field="revision")
     settings = _stack_settings(session)
     expected = f"{settings.config_dir}/releases/{target.checksum}"
     if _release_root(files, target.checksum) != expected:

@@ -257,3 +257,22 @@ def test_serve_auto_apply_thread_obeys_the_setting(service_stack: ServiceStack) 
         thread.join(10)
         svc.set_settings(apply_automatically="false")
     assert not thread.is_alive()
+
+
+def test_old_revisions_drop_their_files(service_stack: ServiceStack,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = service_stack
+    monkeypatch.setattr(stack_service, "KEEP_FILES", 2)
+    first = svc.apply().revision
+    for quota in (7 * 1024**3, 0):
+        with svc.unit() as s:
+            s.scalars(select(Mailbox).where(Mailbox.local_part == "ben")).one().quota = quota
+        assert svc.apply().revision.state == "applied"
+    with svc.factory() as s:
+        rows = s.execute(select(ConfigRevision.id, ConfigRevision.state, ConfigRevision.files)
+                         .order_by(ConfigRevision.id.desc())).all()
+        kept = [r.id for r in rows if r.files != "{}"]
+        assert kept == [r.id for r in rows[:2]], kept
+        assert first.id not in kept
+        with pytest.raises(ValidationError, match="no longer kept"):
+            stack_service.rollback_to(s, OP, first.id)
