@@ -62,8 +62,11 @@ def _echo_log(result: LogSearch) -> None:
     if result.note:
         click.echo(result.note)
     for story in result.stories:
-        click.echo(f"\n{story.queue_id or 'NOQUEUE'}: {story.outcome} "
-                   f"({' -> '.join(story.steps)})")
+        name = "LOGIN" if story.kind == "login" else story.queue_id or "NOQUEUE"
+        click.echo(f"\n{name}: {story.outcome} ({' -> '.join(story.steps)})")
+        if not story.deliveries:
+            for f in story.findings:
+                click.echo(f"  diagnosis: {f.family} ({f.reason})")
         for d in story.deliveries:
             via = f" (for {d.orig_to})" if d.orig_to else ""
             click.echo(f"  {d.to}{via}: {d.status}: {d.reply}")

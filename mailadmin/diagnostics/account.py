@@ -59,7 +59,7 @@ class AccountCheck:
     #: protocol_off, login_suspended, receiving_suspended, sending_suspended,
     #: customer_suspended, over_quota, quota_ok, domain_not_hosted, no_such_address,
     #: forwarder_loop, sender_not_owned, package_limit, password_wrong, account_fine,
-    #: not_in_your_account.
+    #: not_in_your_account, address_needed.
     cause: str
     address: str | None
     title: str
@@ -95,7 +95,8 @@ class AccountReport:
     @property
     def account_fine(self) -> bool:
         return not self.account_caused and not any(
-            c.cause in {"not_in_your_account", "no_such_address", "domain_not_hosted"}
+            c.cause in {"not_in_your_account", "no_such_address", "domain_not_hosted",
+                        "address_needed"}
             for c in self.checks
         )
 
@@ -110,6 +111,8 @@ class AccountReport:
             return "The account causes this: " + "; ".join(c.title for c in caused) + "."
         if any(c.cause == "not_in_your_account" for c in self.checks):
             return "The address is not hosted in your account, so its state cannot be checked."
+        if any(c.cause == "address_needed" for c in self.checks):
+            return "Name the mailbox to hold this against its account."
         if self.account_fine and self.checks:
             return "The account is fine; the problem lies elsewhere."
         return "Nothing in the account explains this."
@@ -469,8 +472,13 @@ def check_account(session: Session, actor: Principal, findings: Iterable[Finding
                     add([h])
                 continue
             add(_receiving_checks(session, h, finding))
-        if fam in LOGIN_FAMILIES and primary is None and not targets:
-            continue
+    if primary is None and not checks and any(f.family in LOGIN_FAMILIES for f in found):
+        return AccountReport(None, (AccountCheck(
+            "address_needed", None, "Name the mailbox to check its account",
+            "A refused login looks the same whether the password is wrong, the protocol is "
+            "switched off or the login is suspended; only the mailbox's state tells them apart.",
+            "Give the mailbox's address (or run the login test from the mailbox page).",
+            False, found[0].family),))
     if primary is None and not checks:
         return AccountReport(None, (_elsewhere(None, found),) if found else ())
     if not any(c.account_caused or c.cause in {"password_wrong", "not_in_your_account"}

@@ -49,7 +49,13 @@ _KV = re.compile(r"\b(from|to|orig_to|relay|status|sasl_username|size|nrcpt|dela
 _STATUS_REPLY = re.compile(r"status=(\w+) \((?P<reply>.*)\)\s*$")
 _SESSION_IN_REPLY = re.compile(r"250 2\.\d\.\d <[^>]+> (\S+) Saved")
 _CHILD = re.compile(r"sender (?:non-)?delivery (?:status )?notification: ([0-9A-Za-z]+)")
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_LOGIN_USER = re.compile(r"\buser=<([^<>@\s]+@[^<>\s]+)>")
+_AUTH_LOOKUP = re.compile(
+    r"[\w-]+\((?P<user>[^,()<>]+@[^,()<>]+)(?:,[^,()<>]*)?(?:,<(?P<sess>[^>]+)>)?\)")
+_LOGIN_SESSION = re.compile(r"\bsession=<([^<>]+)>")
+_SASL_FAILED = re.compile(r"SASL \S+ authentication failed.*sasl_username=(\S+)")
+_LOGIN_FAILED = re.compile(r"auth failed|Password mismatch|authentication failed", re.I)
 QUEUE_ID = re.compile(r"^(?:[0-9A-F]{8,12}|[0-9B-DF-HJ-NP-TV-Zb-z]{12,20})$")
 
 
@@ -96,6 +102,8 @@ class Story:
     findings: list[Finding] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
     removed: bool = False
+    #: "message" (joined by queue id) or "login" (a Dovecot session or a SASL failure).
+    kind: str = "message"
 
     @property
     def first(self) -> dt.datetime:
@@ -107,6 +115,10 @@ class Story:
 
     @property
     def outcome(self) -> str:
+        if self.kind == "login":
+            if any(_LOGIN_FAILED.search(x.text) for x in self.lines):
+                return "login failed"
+            return "logged in" if any("Login: " in x.text for x in self.lines) else "login"
         if self.rejected is not None:
             return "rejected"
         statuses = {d.status for d in self.deliveries}
@@ -120,6 +132,8 @@ class Story:
     @property
     def steps(self) -> list[str]:
         out: list[str] = []
+        if self.kind == "login":
+            return ["login", self.outcome]
         if self.rejected is not None:
             return ["received", "rejected"]
         if self.client or self.sasl_username:
@@ -140,6 +154,7 @@ class Story:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "kind": self.kind,
             "queue_id": self.queue_id,
             "outcome": self.outcome,
             "steps": self.steps,
@@ -195,10 +210,27 @@ def parse_line(raw: str, file: str, now: dt.datetime) -> LogLine | None:
                        queue_id=qm.group("qid") if qm else None)
     d = _DOVECOT.match(raw)
     if d:
+        # "lmtp(user)<pid><session>", "auth: passwd-file(user,ip,<session>)",
+        # "imap-login: Login: user=<user>, ..., session=<session>"
         who = d.group("who") or ""
-        user = who if "@" in who else None
+        session = d.group("sess")
+        user = who.split(",", 1)[0] if "@" in who.split(",", 1)[0] else None
+        inner = re.search(r"<([^<>]+)>$", who)
+        msg = d.group("msg")
+        if inner and session is None:
+            session = inner.group(1)
+        auth = _AUTH_LOOKUP.match(msg)
+        if auth:
+            user = user or auth.group("user")
+            session = session or auth.group("sess")
+        login = _LOGIN_USER.search(msg)
+        if login:
+            user = user or login.group(1)
+        login_session = _LOGIN_SESSION.search(msg)
+        if login_session and session is None:
+            session = login_session.group(1)
         return LogLine(_timestamp(d.group("ts"), now), "dovecot", file, raw, d.group("svc"),
-                       session=d.group("sess"), user=user)
+                       session=session, user=user)
     return None
 
 
@@ -237,6 +269,11 @@ def build_stories(lines: Sequence[LogLine]) -> list[Story]:
         if line.source != "postfix":
             continue
         if line.queue_id is None:
+            sasl = _SASL_FAILED.search(line.text)
+            if sasl:
+                singles.append(Story(None, [line], sasl_username=sasl.group(1).rstrip(","),
+                                     findings=classify(line.text.split(": ", 1)[-1]),
+                                     kind="login"))
             if "NOQUEUE: reject:" in line.text:
                 story = Story(None, [line])
                 kv = _kv(line.text)
@@ -285,7 +322,14 @@ def build_stories(lines: Sequence[LogLine]) -> list[Story]:
         child = _CHILD.search(rest)
         if child:
             story.children.append(child.group(1))
-    stories = list(by_qid.values()) + singles
+    joined = {id(x) for story in by_qid.values() for x in story.lines}
+    logins: dict[str, Story] = {}
+    for line in lines:
+        if (line.source == "dovecot" and line.user and line.program != "lmtp"
+                and id(line) not in joined):
+            key = line.session or f"{line.user} {line.at.isoformat()}"
+            logins.setdefault(key, Story(None, kind="login")).lines.append(line)
+    stories = list(by_qid.values()) + singles + list(logins.values())
     for story in stories:
         seen: set[int] = set()
         unique = []
@@ -380,7 +424,8 @@ def _visible(story: Story, scope: Scope) -> Story | None:
                    client=story.client, sasl_username=_mask_opt(story.sasl_username, scope),
                    size=story.size, rejected=_mask_opt(story.rejected, scope),
                    findings=story.findings if story.rejected is not None else [],
-                   children=story.children if sent_by_own else [], removed=story.removed)
+                   children=story.children if sent_by_own else [], removed=story.removed,
+                   kind=story.kind)
     for d in story.deliveries:
         own = scope.is_own(d.to) or bool(d.orig_to and scope.is_own(d.orig_to))
         if scope.is_foreign(d.to) or not (own or sent_by_own):

@@ -185,3 +185,8 @@ def test_live_test_is_rate_limited_per_mailbox(session: Session, data: t.Any) ->
     with pytest.raises(NotFound):
         run_live_test(session, data["c2"], "ok@one.test", "pw", targets=[])
 
+
+
+def test_a_refused_login_without_an_address_asks_for_one(session: Session, data: t.Any) -> None:
+    report = check_account(session, data["c1"], classify(AUTH_SMTP))
+    assert report.causes == ("address_needed",) and not report.account_fine

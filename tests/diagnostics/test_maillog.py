@@ -48,6 +48,7 @@ Nov 26 08:00:03 mail postfix/smtp[21]: 2B3C4D5E6F: to=<bob@two.test>, relay=none
 """
 # Now: a rejection before queueing, and a message to both customers through a forwarder.
 LIVE_POSTFIX = f"""\
+Nov 26 10:30:00 mail postfix/submission/smtpd[31]: warning: unknown[192.0.2.9]: SASL PLAIN authentication failed: (reason unavailable), sasl_username=alice@one.test
 Nov 26 11:00:00 mail postfix/smtpd[30]: NOQUEUE: reject: RCPT from unknown[192.0.2.8]: 552 5.2.2 <alice@one.test>: Recipient address rejected: Mailbox is full; from=<ann@remote.test> to=<alice@one.test> proto=ESMTP helo=<x>
 Nov 26 11:30:00 mail postfix/smtpd[30]: 4D5E6F7A8B: client=unknown[192.0.2.8]
 Nov 26 11:30:00 mail postfix/qmgr[12]: 4D5E6F7A8B: from=<ann@remote.test>, size=500, nrcpt=2 (queue active)
@@ -56,6 +57,9 @@ Nov 26 11:30:01 mail postfix/lmtp[13]: 4D5E6F7A8B: to=<bob@two.test>, orig_to=<t
 Nov 26 11:30:01 mail postfix/qmgr[12]: 4D5E6F7A8B: removed
 """
 LIVE_DOVECOT = """\
+Nov 26 10:00:00 auth: Info: passwd-file(alice@one.test,192.0.2.9,<AbCd>): Password mismatch
+Nov 26 10:00:01 imap-login: Info: Disconnected: Connection closed (auth failed, 1 attempts in 1 secs): user=<alice@one.test>, method=PLAIN, rip=192.0.2.9, lip=192.0.2.10, session=<AbCd>
+Nov 26 10:00:02 imap-login: Info: Login: user=<bob@two.test>, method=PLAIN, rip=192.0.2.9, lip=192.0.2.10, mpid=7, session=<EfGh>
 Nov 26 11:30:01 lmtp(alice@one.test)<14><SeSsIoN2>: Info: msgid=<m4@remote.test>: saved mail to INBOX
 Nov 26 11:30:01 lmtp(bob@two.test)<14><SeSsIoN2:R2>: Info: msgid=<m4@remote.test>: saved mail to INBOX
 """
@@ -126,12 +130,23 @@ def test_bounce_and_deferral_are_classified(session: Session, actors: t.Any,
 
 def test_by_address_and_since(session: Session, actors: t.Any, log_dir: Path) -> None:
     found = search(session, actors["admin"], "alice@one.test", log_dir)
-    assert [s.queue_id for s in found.stories] == ["1A2B3C4D5E", "2B3C4D5E6F", None,
-                                                   "4D5E6F7A8B"]
-    rejected = found.stories[2]
-    assert rejected.outcome == "rejected" and rejected.findings[0].family == "quota_full"
+    assert [(s.kind, s.queue_id, s.outcome) for s in found.stories] == [
+        ("message", "1A2B3C4D5E", "delivered"),
+        ("login", None, "logged in"),
+        ("message", "2B3C4D5E6F", "bounced"),
+        ("login", None, "login failed"),  # Dovecot: auth lookup and imap-login, one session
+        ("login", None, "login failed"),  # Postfix SASL
+        ("message", None, "rejected"),
+        ("message", "4D5E6F7A8B", "delivered"),
+    ]
+    dovecot_failure = found.stories[3]
+    assert len(dovecot_failure.lines) == 2
+    assert found.stories[4].findings[0].family == "auth_failed"
+    rejected = found.stories[5]
+    assert rejected.findings[0].family == "quota_full"
     recent = search(session, actors["admin"], "alice@one.test", log_dir, since="2h")
-    assert [s.queue_id for s in recent.stories] == [None, "4D5E6F7A8B"]
+    assert [s.outcome for s in recent.stories] == [
+        "login failed", "login failed", "rejected", "delivered"]
     assert search(session, actors["admin"], "nobody@nowhere.test", log_dir).note
 
 
@@ -151,6 +166,11 @@ def test_customer_sees_only_its_own_lines(session: Session, actors: t.Any,
     bounce = search(session, c2, "2B3C4D5E6F", log_dir).stories[0]
     assert [d.to for d in bounce.deliveries] == ["bob@two.test"]
     assert "alice@one.test" not in str(bounce.as_dict())
+    # bob's login is customer 2's, alice's failed logins are customer 1's
+    logins = [x for x in search(session, c2, "bob@two.test", log_dir).stories
+              if x.kind == "login"]
+    assert [x.outcome for x in logins] == ["logged in"]
+    assert not any("alice" in line.text for x in logins for line in x.lines)
     # customer 1 sees its side in full
     own = search(session, actors["c1"], "4D5E6F7A8B", log_dir).stories[0]
     assert {d.to for d in own.deliveries} == {"alice@one.test"}
@@ -159,7 +179,7 @@ def test_customer_sees_only_its_own_lines(session: Session, actors: t.Any,
 def test_mailbox_user_sees_only_its_own_address(session: Session, actors: t.Any,
                                                 log_dir: Path) -> None:
     me = MailboxUser(mailbox_id=1, address="alice@one.test")
-    assert len(search(session, me, "alice@one.test", log_dir).stories) == 4
+    assert len(search(session, me, "alice@one.test", log_dir).stories) == 7
     assert search(session, me, "team@one.test", log_dir).stories == []
 
 

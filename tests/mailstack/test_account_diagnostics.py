@@ -376,6 +376,24 @@ def test_mail_log_joins_delivery_bounce_and_deferral(diag: Stack) -> None:
         assert {d.to for d in shared[0].deliveries} == {"carol@other.test"}
 
 
+def test_mail_log_shows_a_real_failed_login(diag: Stack) -> None:
+    assert not diag.imap_login("bob@example.test", "wrong")[0]
+    assert not diag.submission_login("bob@example.test", "wrong")[0]
+
+    def failed() -> list[t.Any]:
+        with diag.session() as s:
+            found = search_log(s, Actor.operator(), "bob@example.test").stories
+        return [x for x in found if x.kind == "login" and x.outcome == "login failed"]
+
+    stories = eventually(lambda: len(failed()) >= 2 and failed(), timeout=10)
+    assert stories, "no failed login in the log"
+    assert any(x.source == "dovecot" and "imap-login" in x.text
+               for story in stories for x in story.lines)
+    assert any(f.family == "auth_failed" for story in stories for f in story.findings)
+    with diag.session() as s:
+        assert search_log(s, _actor(s, "cust2"), "bob@example.test").stories == []
+
+
 def test_mail_log_page_and_cli(diag: Stack, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     diag.send("someone@remote.test", ["bob@example.test"], subject="page")
