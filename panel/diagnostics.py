@@ -150,7 +150,7 @@ def login_test(address: str) -> ResponseReturnValue:
         try:
             report = run_live_test(db.session(), who, address, form.password.data)
         except RateLimited as exc:
-            error = exc.message.replace("failed sign-ins", "login tests")
+            error = exc.message
             status = 429
         form.password.data = ""
     elif request.method == "POST":

@@ -410,9 +410,16 @@ def run_live_test(session: Session, actor: Principal, address: str, password: st
     normal = mailbox.address
     now = now or utcnow()
     keys = {throttle.ACCOUNT: THROTTLE_PREFIX + normal}
-    throttle.ensure_not_locked(session, keys, now)
-    refusal: RateLimited | None = throttle.record_failure(session, keys, now, policy)
-    del refusal  # this test still runs; the next one is refused
+    try:
+        throttle.ensure_not_locked(session, keys, now)
+    except RateLimited as exc:
+        minutes = max(1, -(-exc.retry_after_seconds // 60))
+        raise RateLimited(
+            f"The login of {normal} was tested {policy.max_failures_per_account} times "
+            f"recently; try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+            retry_after_seconds=exc.retry_after_seconds) from None
+    # Every test counts (not only failed ones); this one still runs, the next is refused.
+    throttle.record_failure(session, keys, now, policy)
     chosen = list(targets) if targets is not None else targets_from_settings(
         get_server_settings(session))
     results: list[ProtocolResult] = []

@@ -173,7 +173,7 @@ def test_live_test_is_rate_limited_per_mailbox(session: Session, data: t.Any) ->
         report = run_live_test(session, data["c1"], "ok@one.test", "pw", targets=[],
                                policy=policy)
         assert report.results == []
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimited, match="tested 2 times recently; try again in 15 minutes"):
         run_live_test(session, data["c1"], "ok@one.test", "pw", targets=[], policy=policy)
     # another mailbox is not affected, and nothing but the address is kept
     run_live_test(session, data["c1"], "roomy@one.test", "pw", targets=[], policy=policy)

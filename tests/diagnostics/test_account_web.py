@@ -118,3 +118,16 @@ def test_mail_log_page_scope(world: t.Any) -> None:
     sign_in(bert, "bert", PANEL_PW)
     html = bert.get("/diagnose/log?q=4D5E6F7A8B&since=").get_data(as_text=True)
     assert 'data-queue-id="4D5E6F7A8B" data-outcome="delivered"' in html
+
+
+def test_login_test_page_is_rate_limited_per_mailbox(world: t.Any) -> None:
+    from mailadmin.diagnostics.live import LIVE_TEST_POLICY
+
+    client = world.test_client()
+    sign_in(client, "alice", PANEL_PW)
+    page = "/diagnose/login-test/anna@example.org"
+    for _ in range(LIVE_TEST_POLICY.max_failures_per_account):
+        assert submit(client, page, {"password": MAILBOX_PW}).status_code == 200
+    refused = submit(client, page, {"password": MAILBOX_PW})
+    assert refused.status_code == 429
+    assert "try again in 15 minutes" in refused.get_data(as_text=True)
