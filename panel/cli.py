@@ -8,6 +8,7 @@ from mailadmin import (
     cli_admin,  # noqa: F401  (registers package, customer, reseller)
     cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
     cli_settings,  # noqa: F401  (registers settings)
+    cli_stack,  # noqa: F401  (registers render, apply, revisions, rollback, config, sandbox)
     cli_tokens,  # noqa: F401  (registers token)
     migrate,
 )

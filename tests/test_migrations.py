@@ -75,3 +75,17 @@ def test_upgrade_keeps_existing_rows(backend_url: str) -> None:
             assert conn.execute(sa.text("SELECT name FROM domains")).scalar() == "a.example"
     finally:
         engine.dispose()
+
+
+def test_large_revision_files_fit(migrated_engine: sa.Engine) -> None:
+    """A release at scale is tens of MB; 2 MB must round-trip on every backend."""
+    from mailadmin.models import ConfigRevision, utcnow
+
+    files = "x" * (2 * 1024 * 1024)
+    with sa.orm.Session(migrated_engine) as session:
+        session.add(ConfigRevision(created_at=utcnow(), created_by="t", mode="files",
+                                   dovecot_version="2.3", state="applied", checksum="0" * 64,
+                                   files=files))
+        session.commit()
+        stored = session.scalars(sa.select(ConfigRevision.files)).one()
+    assert stored == files

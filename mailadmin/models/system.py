@@ -15,9 +15,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
+
+LONG_TEXT = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
 
 
 class AuditEvent(Base):
@@ -72,8 +75,9 @@ class ConfigRevision(Base):
     #: SHA-256 over the whole file set; equal checksums mean nothing changed.
     checksum: Mapped[str] = mapped_column(String(64), index=True)
     #: JSON {relative path: file text}; kept so a rollback can re-apply exactly these files.
-    files: Mapped[str] = mapped_column(Text)
-    validation_output: Mapped[str | None] = mapped_column(Text)
+    #: Tens of MB at 100,000 mailboxes: MariaDB's TEXT stops at 64 KB, hence LONGTEXT there.
+    files: Mapped[str] = mapped_column(LONG_TEXT)
+    validation_output: Mapped[str | None] = mapped_column(LONG_TEXT)
     applied_at: Mapped[dt.datetime | None]
     rollback_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("config_revisions.id", ondelete="SET NULL")

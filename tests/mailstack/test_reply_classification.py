@@ -74,13 +74,6 @@ def sender_not_owned(stack: Stack) -> tuple[int, bytes]:
     return _send_as(stack, "alice@example.test", "carol@other.test")
 
 
-#: Known misdiagnosis, reported to issue 6 (the classifier is not edited here): Postfix's
-#: "550 5.7.1 <a@b>: SASL login name rejected: Sending is suspended for this mailbox" matches
-#: none of account_suspended's patterns ("mailbox is suspended", "account ... suspended") and
-#: falls back to the 5.7.1 status: policy_rejected. strict: an XPASS (once fixed) fails.
-SENDING_SUSPENDED_MISSED = pytest.mark.xfail(
-    strict=True, reason="classifier: 'Sending is suspended for this mailbox' -> policy_rejected")
-
 CASES: list[tuple[str, t.Callable[[Stack], tuple[int, bytes]], int, str]] = [
     ("data-before-rcpt", data_before_rcpt, 503, "rcpt_before_data"),
     ("relay-denied", relay_denied, 554, "relay_denied"),
@@ -94,8 +87,7 @@ CASES: list[tuple[str, t.Callable[[Stack], tuple[int, bytes]], int, str]] = [
 
 @pytest.mark.parametrize(
     ("produce", "code", "family"),
-    [pytest.param(*c[1:], id=c[0], marks=[SENDING_SUSPENDED_MISSED] if c[0] ==
-                  "sending-suspended" else []) for c in CASES],
+    [pytest.param(*c[1:], id=c[0]) for c in CASES],
 )
 def test_real_reply_is_classified(stack: Stack, produce: t.Callable[[Stack], tuple[int, bytes]],
                                   code: int, family: str) -> None:
