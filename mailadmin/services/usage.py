@@ -1,0 +1,278 @@
+"""Mailbox usage read back from Dovecot: refresh, recalculate, and sums per domain and customer.
+
+Usage is stored on the mailbox (``usage_bytes``, ``usage_messages``) with the time it was read
+(``usage_read_at``), so pages and the API show it without asking Dovecot. The server admin's
+refresh reads every mailbox in one ``doveadm quota get -A``; a reseller or customer refresh
+reads only their own mailboxes, one ``-u`` call each. Mailboxes Dovecot does not know yet
+(created since the last apply) keep what they had.
+
+Every function takes the caller's Session and Actor and only flushes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Mapping
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..errors import NotFound
+from ..mailstack import usage as dovecot_usage
+from ..mailstack.usage import Usage
+from ..models import Domain, Mailbox, PanelUser, Role
+from ..names import domain_to_unicode
+from .audit import record_event
+from .context import Actor
+from .mailboxes import get_mailbox, scoped_domain_ids
+from .scope import get_domain, require_mail_manager
+from .server import get_server_settings
+
+#: The mailbox list and the mailbox user's page warn from these percentages of the quota.
+WARN_PERCENT = 80
+CRITICAL_PERCENT = 95
+
+#: Called with (mailboxes stored so far, mailboxes to store).
+Progress = Callable[[int, int], None]
+#: (config_dir, addresses or None for all) -> usage per address; tests and odd setups swap it.
+Reader = Callable[[str, "list[str] | None"], Mapping[str, Usage]]
+
+_BATCH = 1000
+
+
+def usage_level(percent: int | None) -> str | None:
+    """"critical" from 95 %, "warning" from 80 %, else None."""
+    if percent is None:
+        return None
+    if percent >= CRITICAL_PERCENT:
+        return "critical"
+    if percent >= WARN_PERCENT:
+        return "warning"
+    return None
+
+
+def _default_reader(config_dir: str, addresses: list[str] | None) -> Mapping[str, Usage]:
+    if addresses is None:
+        return dovecot_usage.read_all(config_dir)
+    return dovecot_usage.read_many(config_dir, addresses)
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshReport:
+    read_at: dt.datetime
+    #: Mailboxes whose usage was stored.
+    updated: int
+    #: Mailboxes in scope that Dovecot did not report (not applied yet).
+    not_known: tuple[str, ...]
+
+
+def _config_dir(session: Session) -> str:
+    from ..mailstack import settings_from_server_settings
+
+    return settings_from_server_settings(get_server_settings(session)).config_dir
+
+
+def _scoped_mailboxes(session: Session, actor: Actor) -> list[tuple[int, str]]:
+    query = (select(Mailbox.id, Mailbox.local_part, Domain.name)
+             .join(Domain, Domain.id == Mailbox.domain_id)
+             .order_by(Domain.name, Mailbox.local_part))
+    if actor.role is not Role.ADMIN:
+        query = query.where(Mailbox.domain_id.in_(scoped_domain_ids(session, actor)))
+    return [(mid, f"{local}@{dom}") for mid, local, dom in session.execute(query)]
+
+
+def _store(
+    session: Session,
+    boxes: list[tuple[int, str]],
+    found: Mapping[str, Usage],
+    now: dt.datetime,
+    progress: Progress | None,
+) -> RefreshReport:
+    rows = []
+    missing = []
+    for mailbox_id, address in boxes:
+        usage = found.get(address)
+        if usage is None:
+            missing.append(address)
+            continue
+        rows.append({"id": mailbox_id, "usage_bytes": usage.bytes,
+                     "usage_messages": usage.messages, "usage_read_at": now})
+    total = len(rows)
+    if progress is not None:
+        progress(0, total)
+    for start in range(0, total, _BATCH):
+        batch = rows[start:start + _BATCH]
+        # bulk UPDATE by primary key: one statement per batch, not one per mailbox
+        session.execute(update(Mailbox), batch)
+        if progress is not None:
+            progress(start + len(batch), total)
+    session.flush()
+    return RefreshReport(now, total, tuple(missing))
+
+
+def refresh_usage(
+    session: Session,
+    actor: Actor,
+    *,
+    address: str | None = None,
+    progress: Progress | None = None,
+    reader: Reader | None = None,
+) -> RefreshReport:
+    """Read usage from Dovecot and store it for the actor's mailboxes (or one `address`).
+
+    The server admin's full refresh is one ``doveadm quota get -A``; anyone else's reads
+    their own mailboxes one by one. Raises UsageUnavailable when doveadm fails (nothing is
+    stored then), NotFound for an address outside the actor's mailboxes.
+    """
+    require_mail_manager(actor)
+    read = reader or _default_reader
+    config_dir = _config_dir(session)
+    now = actor.now()
+    if address is not None:
+        mailbox = get_mailbox(session, actor, address)
+        boxes = [(mailbox.id, mailbox.address)]
+        found = read(config_dir, [mailbox.address])
+    else:
+        boxes = _scoped_mailboxes(session, actor)
+        if actor.role is Role.ADMIN:
+            found = read(config_dir, None)
+        else:
+            found = read(config_dir, [a for _, a in boxes])
+    return _store(session, boxes, found, now, progress)
+
+
+def recalculate(
+    session: Session, actor: Actor, address: str, *, reader: Reader | None = None,
+    recalc: Callable[[str, str], None] | None = None,
+) -> Mailbox:
+    """Have Dovecot recount a mailbox from its files (``doveadm quota recalc``), then store the
+    fresh usage. Raises NotFound (not the actor's, or not applied yet) or UsageUnavailable."""
+    require_mail_manager(actor)
+    mailbox = get_mailbox(session, actor, address)
+    config_dir = _config_dir(session)
+    (recalc or dovecot_usage.recalc)(config_dir, mailbox.address)
+    found = (reader or _default_reader)(config_dir, [mailbox.address])
+    if mailbox.address not in found:
+        raise NotFound(f"The mail server does not know {mailbox.address} yet; apply the "
+                       "configuration first.", field="address")
+    before = {"usage_bytes": mailbox.usage_bytes, "usage_messages": mailbox.usage_messages}
+    _store(session, [(mailbox.id, mailbox.address)], found, actor.now(), None)
+    session.refresh(mailbox)
+    owner = session.get(PanelUser, mailbox.domain.owner_id)
+    record_event(
+        session, actor, "mailbox.usage_recalculate", object_type="mailbox",
+        object_id=mailbox.id, object_label=mailbox.address,
+        customer_id=owner.id if owner else None,
+        reseller_id=owner.parent_id if owner else None,
+        before=before,
+        after={"usage_bytes": mailbox.usage_bytes, "usage_messages": mailbox.usage_messages},
+    )
+    return mailbox
+
+
+# --------------------------------------------------------------------------- sums
+
+
+@dataclasses.dataclass(frozen=True)
+class UsageSum:
+    name: str
+    unicode_name: str
+    mailboxes: int
+    #: Mailboxes with a reading; the sums cover only those.
+    read: int
+    usage_bytes: int
+    usage_messages: int
+    #: Sum of the quotas; None when any mailbox is unlimited.
+    quota: int | None
+    #: The oldest reading in the sum (how stale it may be).
+    oldest_read_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MailboxUsage:
+    address: str
+    quota: int
+    usage_bytes: int | None
+    usage_messages: int | None
+    usage_read_at: dt.datetime | None
+
+    @property
+    def usage_percent(self) -> int | None:
+        if self.usage_bytes is None or not self.quota:
+            return None
+        return min(100, round(100 * self.usage_bytes / self.quota))
+
+    @property
+    def level(self) -> str | None:
+        return usage_level(self.usage_percent)
+
+
+@dataclasses.dataclass(frozen=True)
+class UsageSummary:
+    domains: tuple[UsageSum, ...]
+    customers: tuple[UsageSum, ...]
+    #: Only with a `domain` filter: that domain's mailboxes.
+    mailboxes: tuple[MailboxUsage, ...]
+
+
+def _sum_columns() -> tuple[object, ...]:
+    return (
+        func.count(Mailbox.id),
+        func.count(Mailbox.usage_read_at),
+        func.coalesce(func.sum(Mailbox.usage_bytes), 0),
+        func.coalesce(func.sum(Mailbox.usage_messages), 0),
+        func.coalesce(func.sum(Mailbox.quota), 0),
+        func.min(Mailbox.quota),
+        func.min(Mailbox.usage_read_at),
+    )
+
+
+def _sum(name: str, unicode_name: str, row: tuple[object, ...]) -> UsageSum:
+    count, read, used, messages, quota, min_quota, oldest = row
+    assert isinstance(count, int)
+    return UsageSum(
+        name=name, unicode_name=unicode_name, mailboxes=count, read=int(read or 0),  # type: ignore[call-overload]
+        usage_bytes=int(used or 0), usage_messages=int(messages or 0),  # type: ignore[call-overload]
+        quota=None if min_quota == 0 else int(quota or 0),  # type: ignore[call-overload]
+        oldest_read_at=oldest if isinstance(oldest, dt.datetime) else None,
+    )
+
+
+def usage_summary(session: Session, actor: Actor, *, domain: str | None = None) -> UsageSummary:
+    """Stored usage summed per domain and per customer, in the database (GROUP BY)."""
+    require_mail_manager(actor)
+    if domain is not None:
+        domain_ids: object = [get_domain(session, actor, domain).id]
+    else:
+        domain_ids = scoped_domain_ids(session, actor)
+    per_domain = session.execute(
+        select(Domain.name, *_sum_columns())
+        .join(Mailbox, Mailbox.domain_id == Domain.id)
+        .where(Domain.id.in_(domain_ids))  # type: ignore[arg-type]
+        .group_by(Domain.name).order_by(Domain.name)
+    ).all()
+    per_customer = session.execute(
+        select(PanelUser.username, *_sum_columns())
+        .join(Domain, Domain.owner_id == PanelUser.id)
+        .join(Mailbox, Mailbox.domain_id == Domain.id)
+        .where(Domain.id.in_(domain_ids))  # type: ignore[arg-type]
+        .group_by(PanelUser.username).order_by(PanelUser.username)
+    ).all()
+    boxes: tuple[MailboxUsage, ...] = ()
+    if domain is not None:
+        boxes = tuple(
+            MailboxUsage(f"{local}@{name}", quota, used, messages, read_at)
+            for local, name, quota, used, messages, read_at in session.execute(
+                select(Mailbox.local_part, Domain.name, Mailbox.quota, Mailbox.usage_bytes,
+                       Mailbox.usage_messages, Mailbox.usage_read_at)
+                .join(Domain, Domain.id == Mailbox.domain_id)
+                .where(Domain.id.in_(domain_ids))  # type: ignore[arg-type]
+                .order_by(Mailbox.local_part)
+            )
+        )
+    return UsageSummary(
+        domains=tuple(_sum(r[0], domain_to_unicode(r[0]), tuple(r[1:])) for r in per_domain),
+        customers=tuple(_sum(r[0], r[0], tuple(r[1:])) for r in per_customer),
+        mailboxes=boxes,
+    )
