@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 from mailadmin.errors import MailadminError, NotFound
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode
-from mailadmin.services import autoresponders, domains, forwarders, mailboxes
+from mailadmin.services import autoresponders, domains, forwarders, mailboxes, usage
 from mailadmin.sizes import format_size, parse_size, size_for_input
 
 from . import db
@@ -247,6 +247,8 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
         delete_form=forms.get("delete") or DeleteForm(formdata=None),
         responder_form=responder_form,
         format_size=format_size,
+        usage_percent=(min(100, round(100 * box.usage_bytes / box.quota))
+                       if box.usage_bytes is not None and box.quota else None),
     ), status
 
 
@@ -341,6 +343,24 @@ def mailbox_delete(address: str) -> ResponseReturnValue:
             )
             return redirect(url_for("mail.mailboxes_index"))
     return _render_mailbox(address, 422, delete=form)
+
+
+@bp.route("/mailboxes/<address>/usage/recalculate", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailbox_recalculate(address: str) -> ResponseReturnValue:
+    """Dovecot recounts the mailbox from its files; the fresh usage is stored."""
+    _mailbox_or_404(address)
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        box = usage.recalculate(db.session(), current_actor(), address)
+    except MailadminError as exc:
+        flash(f"The usage could not be recalculated: {exc.message}", "error")
+    else:
+        flash(f"Usage recalculated: {box.usage_messages} message(s), read "
+              f"{box.usage_read_at:%Y-%m-%d %H:%M} UTC.", "success")
+    return redirect(url_for("mail.mailbox_detail", address=address))
 
 
 @bp.route("/mailboxes/<address>/autoresponder", methods=["POST"])

@@ -39,6 +39,7 @@ class MailboxRow:
     suspend_outgoing: bool
     usage_bytes: int | None
     usage_read_at: dt.datetime | None
+    usage_messages: int | None = None
 
     @property
     def usage_percent(self) -> int | None:
@@ -398,6 +399,7 @@ def list_mailboxes(
             suspend_outgoing=m.suspend_outgoing,
             usage_bytes=m.usage_bytes,
             usage_read_at=m.usage_read_at,
+            usage_messages=m.usage_messages,
         )
         for m, name in (loaded[i] for i in ids if i in loaded)
     ]

@@ -225,7 +225,7 @@ def _token_prefix() -> str | None:
     return match.group(1) if match else None
 
 
-from . import diagnose, views  # noqa: E402, F401  (register the operations on bp)
+from . import diagnose, resolve, views  # noqa: E402, F401  (register the operations on bp)
 from .openapi import build_document  # noqa: E402
 from .routing import OPERATIONS, Operation  # noqa: E402
 

@@ -214,8 +214,11 @@ class MailboxOut(Output):
     suspend_login: bool
     suspend_incoming: bool
     suspend_outgoing: bool
-    usage_bytes: int | None
-    usage_read_at: dt.datetime | None
+    usage_bytes: int | None = Field(
+        description="Bytes used as Dovecot last reported it (to the KiB); null until read.")
+    usage_messages: int | None = Field(description="Messages stored; null until read.")
+    usage_read_at: dt.datetime | None = Field(
+        description="When the usage was read from Dovecot; null until read.")
 
 
 class ForwarderOut(Output):

@@ -10,7 +10,7 @@ import typing as t
 
 from mailadmin.models import Autoresponder, Domain, Forwarder, Mailbox
 from mailadmin.names import address_to_unicode, domain_to_unicode
-from mailadmin.services import autoresponders, domains, forwarders, mailboxes
+from mailadmin.services import autoresponders, domains, forwarders, mailboxes, usage
 from mailadmin.services.domains import DomainRow
 from mailadmin.services.forwarders import ForwarderRow
 from mailadmin.services.mailboxes import MailboxRow
@@ -55,7 +55,7 @@ def _mailbox(mailbox: Mailbox | MailboxRow) -> s.MailboxOut:
         imap=mailbox.imap, pop3=mailbox.pop3, smtp=mailbox.smtp,
         suspend_login=mailbox.suspend_login, suspend_incoming=mailbox.suspend_incoming,
         suspend_outgoing=mailbox.suspend_outgoing, usage_bytes=mailbox.usage_bytes,
-        usage_read_at=mailbox.usage_read_at,
+        usage_messages=mailbox.usage_messages, usage_read_at=mailbox.usage_read_at,
     )
 
 
@@ -218,6 +218,15 @@ def resume_mailbox(address: str, body: s.Suspensions) -> s.MailboxOut:
 def delete_mailbox(address: str, body: s.MailboxDelete) -> None:
     """The body must repeat the address. The mail on disk is not touched by the panel."""
     mailboxes.delete_mailbox(db.session(), current_api_actor(), address, confirm=body.confirm)
+
+
+@operation(bp, "/mailboxes/<address>/usage/recalculate", "POST",
+           summary="Recount a mailbox's usage", tag="mailboxes", response=s.MailboxOut)
+def recalculate_usage(address: str) -> s.MailboxOut:
+    """Dovecot recounts the mailbox from its files (`doveadm quota recalc`); the fresh usage
+    and the time it was read are stored and returned. 404 when the mail server does not know
+    the mailbox yet (not applied); 400 `usage_unavailable` when doveadm fails."""
+    return _mailbox(usage.recalculate(db.session(), current_api_actor(), address))
 
 
 # --- Autoresponders -----------------------------------------------------------------------
