@@ -405,3 +405,5 @@ def render_release(snapshot: StackSnapshot) -> tuple[str, Files]:
     if any("\x00" in text for text in files.values()):
         raise RenderError("a NUL character reached a rendered file")
     return digest, files
+
+from . import render_24  # noqa: E402, F401, I001  (registers ("files", "2.4"))

@@ -239,7 +239,7 @@ def test_any_local_part_is_refused_or_harmless(local: str) -> None:
 def test_registry() -> None:
     assert render(dataclasses.replace(SNAPSHOT, settings=dataclasses.replace(
         SETTINGS, dovecot_version="2.3.19.1")), ROOT) == render(SNAPSHOT, ROOT)
-    for mode, version in (("sql", "2.3"), ("files", "2.4")):
+    for mode, version in (("nosuch", "2.3"), ("files", "2.5")):  # not registered
         with pytest.raises(RenderError):
             render(dataclasses.replace(SNAPSHOT, settings=dataclasses.replace(
                 SETTINGS, mode=mode, dovecot_version=version)), ROOT)
