@@ -11,6 +11,7 @@ debian_packages=(
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
   dovecot-sqlite dovecot-pgsql dovecot-mysql
   postfix postfix-sqlite postfix-pgsql postfix-mysql sqlite3
+  mmdebstrap
   chromium fonts-liberation fonts-dejavu-core
 )
 missing=()

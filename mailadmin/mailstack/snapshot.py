@@ -24,6 +24,7 @@ from ..models import (
     Role,
     ServerSettings,
 )
+from .version import detect_dovecot_version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,4 +298,6 @@ def settings_from_server_settings(row: ServerSettings, **overrides: object) -> S
         "tls_key_file": row.tls_key_file,
     }
     values.update(overrides)
+    if values["dovecot_version"] == "auto":
+        values["dovecot_version"] = detect_dovecot_version()
     return StackSettings(**values)  # type: ignore[arg-type]

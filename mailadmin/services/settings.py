@@ -136,7 +136,7 @@ SPECS: dict[str, SettingSpec] = {
             "min_password_length", "Shortest mailbox password accepted", _int_between(8, 128)
         ),
         SettingSpec("stack_mode", "How the mail servers read the data", _choice("files", "sql")),
-        SettingSpec("dovecot_version", "Dovecot configuration syntax", _choice("2.3", "2.4")),
+        SettingSpec("dovecot_version", "Dovecot config syntax", _choice("2.3", "2.4", "auto")),
         SettingSpec("config_output_dir", "Where generated configuration is written", _path),
         SettingSpec("mail_root", "Where the mail servers keep mailboxes", _path),
         SettingSpec("vmail_uid", "User id owning the mail files", _int_between(1, 2**31 - 1)),
