@@ -47,9 +47,6 @@ ACCESS_FILE = "access.json"
 DOVECOT_CONNECT = "dovecot-connect.conf.ext"
 #: libpq password file for Postfix (0600 postfix: libpq ignores group-readable ones)
 POSTFIX_PGPASS = "postfix.pgpass"
-#: MariaDB client option file for Postfix (0640 root:postfix)
-POSTFIX_MYCNF = "postfix-my.cnf"
-MYCNF_GROUP = "mailadmin"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 _DB_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
 _HOST_RE = re.compile(r"[A-Za-z0-9.-]{1,253}")
@@ -177,12 +174,14 @@ def check_password(value: str) -> str:
     return value
 
 
-def postfix_cf(access: SqlAccess, query: str, secrets_dir: str) -> str:
+def postfix_cf(access: SqlAccess, query: str, secrets_dir: str, password: str = "") -> str:
+    """A Postfix SQL table. PostgreSQL: libpq reads the password from a passfile outside the
+    release. MariaDB: Postfix always hands the client library a password (empty unless set
+    here), so these files carry it and live outside the release (`mysql_tables_dir`)."""
     lines = [f"# {HEADER}"]
     if access.backend == "sqlite":
         lines.append(f"dbpath = {access.path}")
     elif access.backend == "postgresql":
-        # libpq reads the password from the passfile (outside the release)
         lines.append(f"hosts = postgresql://{access.user}@{access.host}:{access.port}/"
                      f"{access.dbname}?passfile={secrets_dir}/{POSTFIX_PGPASS}")
         lines.append(f"dbname = {access.dbname}")
@@ -190,10 +189,15 @@ def postfix_cf(access: SqlAccess, query: str, secrets_dir: str) -> str:
     else:
         lines.append(f"hosts = inet:{access.host}:{access.port}")
         lines.append(f"dbname = {access.dbname}")
-        lines.append(f"option_file = {secrets_dir}/{POSTFIX_MYCNF}")
-        lines.append(f"option_group = {MYCNF_GROUP}")
+        lines.append(f"user = {access.user}")
+        lines.append(f"password = {check_password(password)}")
     lines.append(f"query = {query}")
     return "\n".join(lines) + "\n"
+
+
+def mysql_tables_dir(config_dir: str | Path) -> Path:
+    """MariaDB: the Postfix tables (with the password), written by `sql-access grant`."""
+    return access_dir(config_dir) / "postfix"
 
 
 def _dovecot_sql_ext(access: SqlAccess, secrets_dir: str, queries: Mapping[str, str]) -> str:
@@ -250,11 +254,19 @@ def render_sql_23(snapshot: StackSnapshot, root: str) -> Files:
         files[sieve_path("", names.address(a.address)).lstrip("/")] = sieve_vacation(a)
 
     kind = _POSTFIX_TYPE[access.backend]
-    for name, query in POSTFIX_QUERIES.items():
-        files[f"postfix/sql/{name}.cf"] = postfix_cf(access, query, secrets_dir)
+    if access.backend == "mysql":
+        tables = mysql_tables_dir(settings.config_dir)
+        missing = [n for n in POSTFIX_QUERIES if not (tables / f"{n}.cf").exists()]
+        if missing:
+            raise RenderError(f"run `mailadmin sql-access grant`: {tables} lacks {missing}")
+        tables_dir = str(tables)
+    else:
+        tables_dir = f"{pf}/sql"
+        for name, query in POSTFIX_QUERIES.items():
+            files[f"postfix/sql/{name}.cf"] = postfix_cf(access, query, secrets_dir)
 
     def table(name: str) -> str:
-        return f"{kind}:{pf}/sql/{name}.cf"
+        return f"{kind}:{tables_dir}/{name}.cf"
 
     main = ENV.get_template("main.cf").render(ctx)
     replacements = {

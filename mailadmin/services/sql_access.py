@@ -9,7 +9,10 @@
   password, included by the release's ``dovecot-sql*.conf.ext``;
 - PostgreSQL: ``postfix.pgpass`` (0600 postfix): libpq's password file, named in the
   Postfix maps' connection URI (libpq ignores a group-readable password file);
-- MariaDB: ``postfix-my.cnf`` (0640 root:postfix): a client option file (``option_file``).
+- MariaDB: ``postfix/*.cf`` (0640 root:postfix): the Postfix tables themselves, password
+  included (Postfix always passes the client library a password, so an option file cannot
+  supply it); the release's main.cf refers to them. Run `grant` again after an upgrade that
+  changes the lookups.
 
 Releases never hold the password: they are recorded as revisions and shown as diffs.
 
@@ -42,14 +45,15 @@ from ..errors import ValidationError
 from ..mailstack.render_sql import (
     ACCESS_FILE,
     DOVECOT_CONNECT,
-    MYCNF_GROUP,
-    POSTFIX_MYCNF,
     POSTFIX_PGPASS,
+    POSTFIX_QUERIES,
     SqlAccess,
     access_dir,
     check_password,
     dovecot_connect_line,
     load_access,
+    mysql_tables_dir,
+    postfix_cf,
 )
 
 #: The views of migration 0004; the only objects the mail servers' user may read.
@@ -196,9 +200,13 @@ def grant(engine: Engine, config_dir: str | Path, *, user: str | None = None,
                           owner=pf[0], group=pf[1], mode=0o600)
         else:
             _grant_mysql(engine, user, password)
-            _write_secret(folder / POSTFIX_MYCNF,
-                          f"[{MYCNF_GROUP}]\nuser={user}\npassword={password}\n",
-                          owner=0, group=_gid("postfix") or 0, mode=0o640)
+            tables = mysql_tables_dir(config_dir)
+            tables.mkdir(exist_ok=True)
+            tables.chmod(0o755)
+            for name, query in POSTFIX_QUERIES.items():
+                _write_secret(tables / f"{name}.cf",
+                              postfix_cf(access, query, str(folder), password),
+                              owner=0, group=_gid("postfix") or 0, mode=0o640)
     _write_secret(folder / DOVECOT_CONNECT,
                   f"# written by mailadmin sql-access grant\n"
                   f"{dovecot_connect_line(access, password)}",
@@ -232,7 +240,8 @@ def show(config_dir: str | Path) -> tuple[SqlAccess, list[AccessFile]]:
     """What `grant` set up (never the password)."""
     access = load_access(config_dir)
     folder = access_dir(config_dir)
-    files = [_describe(p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+    files = [_describe(p) for p in sorted(folder.rglob("*"))
+             if p.is_file() and not p.name.startswith(".")]
     if access.backend == "sqlite":
         files += [_describe(Path(p)) for p in (access.path, f"{access.path}-wal",
                                                f"{access.path}-shm") if Path(p).exists()]

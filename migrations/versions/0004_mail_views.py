@@ -31,12 +31,13 @@ depends_on: str | Sequence[str] | None = None
 SUSPENDED_INCOMING_REPLY = "550 5.2.1 This mailbox is suspended and does not accept mail"
 DISCARD_ADDRESS = "devnull@discard.mailadmin.invalid"
 
+#: In drop order (each view only uses views after it).
 VIEWS = (
     "mailsrv_recipient_access",
     "mailsrv_aliases",
     "mailsrv_addresses",
-    "mailsrv_users",
     "mailsrv_domains",
+    "mailsrv_users",
 )
 
 
