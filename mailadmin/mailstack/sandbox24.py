@@ -10,8 +10,10 @@ first, then Dovecot, then the bind mount goes (lab 2: never delete a chroot with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -75,9 +77,27 @@ def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> Sa
                        time.monotonic() - t0)
 
 
-def stop_sandbox24(directory: str | Path, chroot: Chroot, *, unshare: bool = True) -> None:
-    """Postfix, then Dovecot's process group (`sandbox.stop_sandbox`), then the bind mount."""
+def stop_sandbox24(
+    directory: str | Path, chroot: Chroot, *, dovecot_pid: int | None = None,
+    unshare: bool = True,
+) -> None:
+    """Postfix, then Dovecot's process group (`sandbox.stop_sandbox`), then the bind mount.
+
+    `dovecot_pid` (from `SandboxInfo`) also stops a Dovecot this process started when the
+    sandbox folder's state file is gone, so a damaged folder cannot leave the master running
+    (and the bind mount busy).
+    """
     stop_sandbox(directory)
+    child = _CHILDREN.pop(dovecot_pid, None) if dovecot_pid is not None else None
+    if child is not None and child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
     if unshare:
         chroot.unshare(directory)
 

@@ -91,6 +91,7 @@ def stack(chroot24: Chroot) -> Iterator[Stack24]:
     engine = create_engine(f"sqlite:///{directory}/panel.sqlite")
     Base.metadata.create_all(engine)
     chroot24.share(directory)
+    dovecot_pid: int | None = None
     try:
         with Session(engine) as s:
             populate(s)
@@ -98,12 +99,13 @@ def stack(chroot24: Chroot) -> Iterator[Stack24]:
             snapshot = build_snapshot(s, settings)
         sandbox24_apply(snapshot, chroot24)
         info = start_sandbox24(directory, settings.ports.smtp - 25, chroot24)
+        dovecot_pid = info.dovecot_pid
         print(f"\nmail stack (Dovecot 2.4) up in {info.startup_seconds:.2f}s "
               f"on {info.ports.as_dict()}")
         yield Stack24(info, settings, engine, directory / "log", chroot=chroot24)
     finally:
         t0 = time.monotonic()
-        stop_sandbox24(directory, chroot24)
+        stop_sandbox24(directory, chroot24, dovecot_pid=dovecot_pid)
         print(f"\nmail stack (Dovecot 2.4) down in {time.monotonic() - t0:.2f}s")
         engine.dispose()
         if os.environ.get("MAILSTACK_KEEP") is None:
