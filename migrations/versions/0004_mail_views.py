@@ -130,8 +130,12 @@ UNION ALL
 SELECT f.local_part, d.name, '{SUSPENDED_INCOMING_REPLY}'
 FROM forwarders f
 JOIN domains d ON d.id = f.domain_id
-WHERE NOT EXISTS (SELECT 1 FROM mailsrv_aliases a
-                  WHERE a.local_part = f.local_part AND a.domain = d.name)
+WHERE NOT EXISTS (SELECT 1 FROM forwarder_destinations fd
+                  WHERE fd.forwarder_id = f.id AND fd.address <> {f_address}
+                    AND NOT {undeliverable("fd.address")})
+  AND NOT EXISTS (SELECT 1 FROM mailsrv_users u3
+                  WHERE f.keep_copy AND u3.local_part = f.local_part AND u3.domain = d.name
+                    AND u3.receive_ok = 1)
   AND NOT EXISTS (SELECT 1 FROM mailsrv_users u2
                   WHERE u2.local_part = f.local_part AND u2.domain = d.name
                     AND u2.receive_ok = 0)"""
