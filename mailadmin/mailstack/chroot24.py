@@ -220,8 +220,14 @@ def _write_wrappers(root: Path) -> None:
     bin_dir.mkdir(parents=True, exist_ok=True)
     for tool in _TOOLS:
         path = bin_dir / tool
-        path.write_text(f'#!/bin/sh\nexec chroot {root} {tool} "$@"\n')
-        path.chmod(0o755)
+        text = f'#!/bin/sh\nexec chroot {root} {tool} "$@"\n'
+        if path.exists() and path.read_text() == text:
+            continue
+        # atomically: another test run may be executing the wrapper right now
+        tmp = path.with_name(f".{tool}.{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
 
 
 def ensure_chroot(

@@ -252,3 +252,28 @@ def test_settings_service_accepts_auto() -> None:
         "2.3", "2.4", "auto", "auto"]
     with pytest.raises(Exception, match="Choose one of"):
         spec.parse("2.5")
+
+
+# --------------------------------------------------------------------------- chroot safety
+
+
+def test_chroot_removal_refuses_while_a_sandbox_is_bind_mounted(chroot24: Chroot) -> None:
+    """`rm -rf --one-file-system` does not stop at a bind mount of the same file system; a
+    rebuild must never delete a sandbox folder shared into the chroot."""
+    from mailadmin.mailstack.chroot24 import ChrootError, _remove_root
+
+    base = Path(tempfile.mkdtemp(prefix="rmroot-", dir="/tmp"))
+    fake = dataclasses.replace(chroot24, root=base / "root")
+    shared = Path(tempfile.mkdtemp(prefix="rmshared-", dir="/tmp"))
+    (shared / "mail").write_text("precious")
+    fake.share(shared)
+    try:
+        with pytest.raises(ChrootError, match="is mounted in it"):
+            _remove_root(fake.root)
+        assert (shared / "mail").read_text() == "precious"
+    finally:
+        fake.unshare(shared)
+    _remove_root(fake.root)
+    assert not fake.root.exists() and (shared / "mail").exists()
+    shutil.rmtree(base)
+    shutil.rmtree(shared)
