@@ -6,6 +6,7 @@ import click
 
 from mailadmin import (
     cli_admin,  # noqa: F401  (registers package, customer, reseller)
+    cli_diagnostics,  # noqa: F401  (registers test-login, log)
     cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
     cli_settings,  # noqa: F401  (registers settings)
     cli_stack,  # noqa: F401  (registers render, apply, revisions, rollback, config, sandbox)
