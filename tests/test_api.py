@@ -588,6 +588,8 @@ def test_openapi_document_is_generated_from_the_schemas(api_app: t.Any, api: t.A
         ("/api/v1/forwarders", "get"), ("/api/v1/forwarders/{address}", "put"),
         ("/api/v1/forwarders/{address}", "delete"), ("/api/v1/openapi.json", "get"),
         ("/api/v1/diagnose", "post"),
+        ("/api/v1/mailboxes/{address}/usage/recalculate", "post"),
+        ("/api/v1/resolve/{address}", "get"),
     }
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert documented == expected
