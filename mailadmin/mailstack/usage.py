@@ -6,8 +6,9 @@ generated config sets up (``quota = maildir:User quota``). Dovecot reports the S
 resource in KiB (rounded up) and MESSAGE as a count; bytes here are therefore KiB x 1024.
 
 ``doveadm -f tab quota get -A`` lists every user the userdb can iterate (the passwd-file),
-two lines per user; ``-u ADDRESS`` asks for one. ``doveadm quota recalc -u ADDRESS`` recounts
-the mailbox from its files (mail copied into the Maildir by hand, a damaged ``maildirsize``).
+two lines per user; ``-u ADDRESS`` asks for one, ``-u '*@DOMAIN'`` for a domain's.
+``doveadm quota recalc -u ADDRESS`` recounts the mailbox from its files (mail copied into
+the Maildir by hand, a damaged ``maildirsize``).
 """
 
 from __future__ import annotations
@@ -139,18 +140,34 @@ def read_one(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") 
     return usage
 
 
+def read_domain(
+    config_dir: str | Path, domain: str, *, doveadm: str = "doveadm"
+) -> dict[str, Usage]:
+    """Every mailbox of one domain in one call (``-u '*@domain'``: doveadm iterates the
+    userdb and keeps the matching users)."""
+    names.domain(domain)
+    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", f"*@{domain}"], doveadm)
+    if proc.returncode != 0:
+        raise UsageUnavailable(f"doveadm quota get -u '*@{domain}' exited {proc.returncode}: "
+                               f"{proc.stderr.strip()[-2000:]}")
+    return parse_quota_get(proc.stdout)
+
+
 def read_many(
     config_dir: str | Path, addresses: Iterable[str], *, doveadm: str = "doveadm"
 ) -> dict[str, Usage]:
-    """One ``-u`` call per address (for a handful; `read_all` for everything). Addresses the
-    servers do not know yet are left out."""
-    result = {}
-    for address in addresses:
+    """Usage of the given mailboxes: one call per domain (one ``-u`` call for a single
+    address). Addresses the servers do not know yet are left out."""
+    wanted = list(dict.fromkeys(addresses))
+    if len(wanted) == 1:
         try:
-            result[address] = read_one(config_dir, address, doveadm=doveadm)
+            return {wanted[0]: read_one(config_dir, wanted[0], doveadm=doveadm)}
         except NotFound:
-            continue
-    return result
+            return {}
+    found: dict[str, Usage] = {}
+    for domain in sorted({a.rpartition("@")[2] for a in wanted}):
+        found.update(read_domain(config_dir, domain, doveadm=doveadm))
+    return {a: found[a] for a in wanted if a in found}
 
 
 def recalc(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") -> None:

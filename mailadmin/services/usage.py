@@ -3,8 +3,8 @@
 Usage is stored on the mailbox (``usage_bytes``, ``usage_messages``) with the time it was read
 (``usage_read_at``), so pages and the API show it without asking Dovecot. The server admin's
 refresh reads every mailbox in one ``doveadm quota get -A``; a reseller or customer refresh
-reads only their own mailboxes, one ``-u`` call each. Mailboxes Dovecot does not know yet
-(created since the last apply) keep what they had.
+reads only their own domains, one ``doveadm quota get -u '*@domain'`` each. Mailboxes
+Dovecot does not know yet (created since the last apply) keep what they had.
 
 Every function takes the caller's Session and Actor and only flushes.
 """
@@ -122,7 +122,7 @@ def refresh_usage(
     """Read usage from Dovecot and store it for the actor's mailboxes (or one `address`).
 
     The server admin's full refresh is one ``doveadm quota get -A``; anyone else's reads
-    their own mailboxes one by one. Raises UsageUnavailable when doveadm fails (nothing is
+    their own domains, one call per domain. Raises UsageUnavailable when doveadm fails (nothing is
     stored then), NotFound for an address outside the actor's mailboxes.
     """
     require_mail_manager(actor)
