@@ -261,3 +261,29 @@ def test_warnings_over_80_and_95_percent(service_stack: ServiceStack, web: t.Any
         match = re.search(r"^User quota\s+STORAGE\s+\d+\s+(\d+)\s+(\d+)", out, re.M)
         assert match and match.group(1) == "100", out
         assert low <= int(match.group(2)) < high, out
+
+
+def test_customer_refresh_reads_only_its_own_domains(service_stack: ServiceStack) -> None:
+    """`--as svc-cust usage refresh` asks Dovecot for svc.test (one '*@svc.test' call) and
+    stores nothing for another customer's mailboxes."""
+    svc = service_stack
+    svc.apply()
+    lmtp_deliver(svc, "sam@susp.test", 3_000, "for another customer")
+    lmtp_deliver(svc, "ben@svc.test", 3_000, "for svc-cust")
+    with svc.factory() as s:
+        s.execute(Mailbox.__table__.update().values(usage_read_at=None, usage_bytes=None,
+                                                    usage_messages=None))
+        s.commit()
+    result = svc.cli("--as", "svc-cust", "usage", "refresh", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    with svc.factory() as s:
+        read = {f"{m.local_part}@{m.domain.name}": m.usage_messages
+                for m in s.scalars(select(Mailbox)) if m.usage_read_at is not None}
+    assert read and all(a.endswith("@svc.test") for a in read), read
+    assert read["ben@svc.test"] == dovecot_says(svc, "ben@svc.test")[1] >= 1
+    assert stored(svc, "sam@susp.test").usage_read_at is None
+    assert report["updated"] == len(read)
+    # another customer's mailbox is not found for this customer
+    refused = svc.cli("--as", "svc-cust", "usage", "recalc", "sam@susp.test")
+    assert refused.exit_code == 1 and "no domain" in refused.output.lower()
