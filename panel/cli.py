@@ -9,6 +9,7 @@ from mailadmin import (
     cli_diagnostics,  # noqa: F401  (registers test-login, log)
     cli_mail,  # noqa: F401  (registers domain, mailbox, forwarder)
     cli_settings,  # noqa: F401  (registers settings)
+    cli_sql,  # noqa: F401  (registers sql-access)
     cli_stack,  # noqa: F401  (registers render, apply, revisions, rollback, config, sandbox)
     cli_tokens,  # noqa: F401  (registers token)
     migrate,
