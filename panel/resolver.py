@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
-from mailadmin.errors import MailadminError
+from mailadmin.errors import MailadminError, NotFound
 from mailadmin.services import resolver
 
 from . import db
@@ -22,11 +22,12 @@ def index() -> ResponseReturnValue:
     address = (request.args.get("address") or "").strip()[:320]
     answer = None
     error = None
+    status = 200
     if address:
         try:
             answer = resolver.resolve_address(db.session(), current_actor(), address)
         except MailadminError as exc:
             error = exc.message
-    status = 422 if error else 200
+            status = 404 if isinstance(exc, NotFound) else 422
     return render_template("resolver/index.html", address=address, answer=answer,
                            error=error), status

@@ -155,6 +155,7 @@ PAGES: dict[str, Route] = {
     "mail.mailbox_autoresponder": Route(OBJECT, {"subject": "Away", "body": "Gone",
                                                  "interval_days": "1", "enabled": "y"}),
     "mail.mailbox_delete": Route(OBJECT, {"confirm": "{address}"}),
+    "mail.mailbox_recalculate": Route(OBJECT),
     "mail.mailbox_password": Route(OBJECT, {"password": NEW_PASSWORD,
                                             "confirm": NEW_PASSWORD}),
     "mail.mailbox_settings": Route(OBJECT, {"quota": "1G", "imap": "y"}),
@@ -192,6 +193,8 @@ OPERATIONS: dict[str, Route] = {
     "DELETE /mailboxes/{address}/autoresponder": Route(OBJECT),
     "PUT /forwarders/{address}": Route(OBJECT, {"destinations": ["thief@elsewhere.example"]}),
     "DELETE /forwarders/{address}": Route(OBJECT),
+    "POST /mailboxes/{address}/usage/recalculate": Route(OBJECT),
+    "GET /resolve/{address}": Route(OBJECT),
 }
 
 # --- the world --------------------------------------------------------------------------------

@@ -22,8 +22,10 @@ So the resolver cannot drift from the generated configuration: a rule changed in
 changes the resolver's answer with it. (SQL mode reads views that implement the same rules;
 they are checked against the same test matrix.)
 
-Tenancy: a customer or reseller resolves only addresses in its own domains; any other address
-is answered exactly like an address not hosted here ("not hosted in your account"). Where a
+Tenancy: a customer or reseller resolves only addresses in its own domains; for any other
+address it gets NotFound "... is not hosted in your account", the same whether another account
+hosts the domain or nobody does. The server admin gets a "not_hosted" answer (Postfix refuses
+relaying) for a domain nobody hosts. Where a
 forward or a default address hands mail to an address outside the actor's domains, that
 destination is shown as configured, without what happens to it there.
 """
@@ -36,6 +38,7 @@ import typing as t
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..errors import NotFound
 from ..mailstack import build_snapshot, settings_from_server_settings
 from ..mailstack.render import (
     DISCARD_DOMAIN,
@@ -160,23 +163,17 @@ def _reachable(snapshot: StackSnapshot, domain: str) -> StackSnapshot:
     )
 
 
-def _not_hosted(address: str, actor: Actor) -> Resolution:
-    if actor.role is Role.ADMIN:
-        reply: str | None = f"554 5.7.1 <{address}>: Relay access denied"
-        step = (f"The domain of {address} is not hosted on this server: Postfix refuses mail "
-                "for it from the Internet ('Relay access denied') and nobody can log in "
-                "with it.")
-    else:
-        # the same answer whether another account hosts the domain or nobody does
-        reply = None
-        step = f"The domain of {address} is not hosted in your account."
+def _not_hosted(address: str) -> Resolution:
+    """The server admin's answer for a domain nobody hosts here."""
     return Resolution(
         address=address, hosted=False, kind="not_hosted", accepted=False,
-        rcpt_reply=reply, deliveries=(), forward_to=(),
+        rcpt_reply=f"554 5.7.1 <{address}>: Relay access denied", deliveries=(), forward_to=(),
         keep_copy=None, default_action=None, default_reject_reason=None, default_target=None,
         default_applies=False, quota=None, logins=(), receiving_suspended=None,
         sending_suspended=None, sending_reply=None, customer_suspended=None,
-        steps=(step,),
+        steps=(f"The domain of {address} is not hosted on this server: Postfix refuses mail "
+               "for it from the Internet ('Relay access denied') and nobody can log in "
+               "with it.",),
     )
 
 
@@ -216,14 +213,18 @@ def _expand(valias: dict[str, str], address: str, depth: int = 0) -> list[str]:
 def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
     """Where mail for `address` goes and who may log in with it (see the module docstring).
 
-    Raises InvalidName for something that is not an address.
+    Raises InvalidName for something that is not an address, NotFound for an address outside
+    the actor's domains (a customer or reseller).
     """
     require_mail_manager(actor)
     local, domain_name = split_address(address)
     address = f"{local}@{domain_name}"
     domain = session.scalars(select(Domain).where(Domain.name == domain_name)).one_or_none()
+    if actor.role is Role.ADMIN and domain is None:
+        return _not_hosted(address)
     if domain is None or not may_manage_domain(session, actor, domain):
-        return _not_hosted(address, actor)
+        # the same refusal whether another account hosts the domain or nobody does
+        raise NotFound(f"{address} is not hosted in your account.", field="address")
 
     settings = settings_from_server_settings(get_server_settings(session))
     snapshot = _reachable(build_snapshot(session, settings), domain_name)

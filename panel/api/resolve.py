@@ -28,7 +28,7 @@ class DeliveryOut(Output):
 
 class ResolutionOut(Output):
     address: str
-    hosted: bool = Field(description="The domain is hosted here and in your account.")
+    hosted: bool = Field(description="The domain is hosted here.")
     kind: str = Field(description="mailbox, mailbox_forwarding, forwarder, default_address or "
                                   "not_hosted.")
     accepted: bool = Field(description="Postfix accepts the address at RCPT TO.")
@@ -54,6 +54,7 @@ class ResolutionOut(Output):
 def resolve_address(address: str) -> ResolutionOut:
     """Hosted domain? Mailbox, forwarder or default address? Which protocols may log in?
     Receiving or sending suspended? Computed from the lookup tables the servers read. An
-    address outside your account is answered as not hosted."""
+    address outside your account is 404 "not hosted in your account", whether or not another
+    account hosts it; the server admin gets kind "not_hosted" for a domain nobody hosts."""
     answer = resolver.resolve_address(db.session(), current_api_actor(), address)
     return ResolutionOut.model_validate(answer.as_dict())
