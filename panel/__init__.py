@@ -117,6 +117,7 @@ def _register_blueprints(app: Flask) -> None:
     from .domains import bp as domains_bp
     from .home import bp as home_bp
     from .mail import bp as mail_bp
+    from .resolver import bp as resolver_bp
     from .selfservice import bp as self_bp
     from .tokens import bp as tokens_bp
 
@@ -134,6 +135,7 @@ def _register_blueprints(app: Flask) -> None:
         *admin_user_blueprints,
         self_bp,
         clientsetup_bp,
+        resolver_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -169,6 +171,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("packages.index", "Packages"),
         ("admin.settings", "Server settings"),
         ("admin.revisions", "Mail server config"),
+        ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],
@@ -176,6 +179,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("home.dashboard", "Dashboard"),
         ("customers.index", "Customers"),
         ("packages.index", "Packages"),
+        ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],
@@ -185,6 +189,7 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("mail.mailboxes_index", "Mailboxes"),
         ("mail.forwarders_index", "Forwarders"),
         ("diagnostics.index", "Diagnose a problem"),
+        ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
     ],

@@ -12,6 +12,7 @@ from mailadmin import (
     cli_sql,  # noqa: F401  (registers sql-access)
     cli_stack,  # noqa: F401  (registers render, apply, revisions, rollback, config, sandbox)
     cli_tokens,  # noqa: F401  (registers token)
+    cli_usage,  # noqa: F401  (registers usage, resolve)
     migrate,
 )
 from mailadmin.cli import CliState, main, pass_state

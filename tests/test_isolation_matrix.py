@@ -156,6 +156,7 @@ PAGES: dict[str, Route] = {
                                                  "interval_days": "1", "enabled": "y"}),
     "mail.mailbox_delete": Route(OBJECT, {"confirm": "{address}"}),
     "mail.mailbox_recalculate": Route(OBJECT),
+    "resolver.index": Route(OWN),
     "mail.mailbox_password": Route(OBJECT, {"password": NEW_PASSWORD,
                                             "confirm": NEW_PASSWORD}),
     "mail.mailbox_settings": Route(OBJECT, {"quota": "1G", "imap": "y"}),
