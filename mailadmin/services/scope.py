@@ -60,10 +60,14 @@ def resolve_customer(session: Session, actor: Actor, customer_name: str | None) 
         return customer
     if not customer_name:
         raise ValidationError("Name the customer the domain belongs to.", field="customer")
+    # Scoped in the query itself: a customer out of reach is never loaded, only not found.
     customer = session.scalars(
-        select(PanelUser).where(PanelUser.username == customer_name.strip().lower())
+        select(PanelUser).where(
+            PanelUser.username == customer_name.strip().lower(),
+            PanelUser.id.in_(customer_ids_query(actor).scalar_subquery()),
+        )
     ).one_or_none()
-    if customer is None or not may_manage_customer(actor, customer):
+    if customer is None:
         raise NotFound(f"There is no customer {customer_name!r}.", field="customer")
     return customer
 
@@ -71,8 +75,14 @@ def resolve_customer(session: Session, actor: Actor, customer_name: str | None) 
 def get_domain(session: Session, actor: Actor, name: str, *, field: str = "domain") -> Domain:
     """A domain the actor may manage, by name (Unicode or ASCII)."""
     ascii_name = normalize_domain(name, field=field)
-    domain = session.scalars(select(Domain).where(Domain.name == ascii_name)).one_or_none()
-    if domain is None or not may_manage_domain(session, actor, domain):
+    # Scoped in the query itself: another tenant's domain is never loaded, only not found.
+    domain = session.scalars(
+        select(Domain).where(
+            Domain.name == ascii_name,
+            Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery()),
+        )
+    ).one_or_none()
+    if domain is None:
         raise NotFound(f"There is no domain {name!r} in your account.", field=field)
     return domain
 
