@@ -79,6 +79,13 @@ def test_reseller_sells_a_package_and_acts_as_the_customer(
     page.get_by_label("Domain name").fill("alice-shop.example")
     page.get_by_role("button", name="Add domain").click()
     expect(page.get_by_text("Domain alice-shop.example added.")).to_be_visible()
+    page.get_by_role("link", name="Mailboxes").first.click()
+    page.get_by_role("link", name="New mailbox").click()
+    page.get_by_label("Name", exact=True).fill("sales")
+    page.get_by_label("Password", exact=True).fill("Tr0ub4dor&3-horse")
+    page.get_by_label("Password again").fill("Tr0ub4dor&3-horse")
+    page.get_by_role("button", name="Create mailbox").click()
+    expect(page.get_by_text("Mailbox sales@alice-shop.example created.")).to_be_visible()
     page.screenshot(path=tmp_path / "acting.png", full_page=True)
 
     # Back to the reseller's own account; the audit log shows who did it as whom.
@@ -90,4 +97,7 @@ def test_reseller_sells_a_package_and_acts_as_the_customer(
     row = page.locator("tr", has_text="domain.create")
     expect(row).to_contain_text("rita")
     expect(row).to_contain_text("as alice")
+    mailbox_row = page.locator("tr", has_text="mailbox.create")
+    expect(mailbox_row).to_contain_text("rita")
+    expect(mailbox_row).to_contain_text("as alice")
     expect(page.locator("tr", has_text="customer.act_as").first).to_contain_text("as alice")
