@@ -2,10 +2,14 @@
 
 Follows ../shared/dovecot24-lab.md: a minbase trixie chroot with the Dovecot packages is
 bootstrapped once (mmdebstrap, ~20 s; debootstrap as a fallback), packed into a tarball
-outside the repository (``/var/cache/mailadmin/dovecot24-chroot.tar.gz``) and restored from it
-in about 2 s when the chroot folder is missing. The chroot shares the host's network, so its
-Dovecot listens on the host's 127.0.0.1; a sandbox folder is bind-mounted into the chroot at
-the *same* absolute path, so every generated path and unix socket means the same thing on both
+outside the repository (``/var/cache/mailadmin/dovecot24-chroot-<key>.tar.gz``) and restored
+from it in about 2 s when the chroot folder is missing. ``<key>`` is a hash of the suite and the
+package list, and the chroot records the same list: when the list changes, an old tarball is
+no longer found (or, restored from an explicit cache path, is recognised as stale) and an old
+chroot folder is rebuilt - unless a sandbox is mounted in it, which is never deleted.
+The chroot shares the host's network, so its Dovecot listens on the host's 127.0.0.1 (and
+reaches PostgreSQL / MariaDB there); a sandbox folder is bind-mounted into the chroot at the
+*same* absolute path, so every generated path and unix socket means the same thing on both
 sides and the host's Postfix talks to the chroot's Dovecot over those sockets.
 
 Nothing here runs in production: on Debian 13 Dovecot 2.4 is simply the installed package.
@@ -17,6 +21,7 @@ import contextlib
 import dataclasses
 import fcntl
 import grp
+import hashlib
 import os
 import pwd
 import shutil
@@ -32,9 +37,14 @@ PACKAGES = (
     "dovecot-sqlite", "dovecot-pgsql", "dovecot-mysql",
 )
 SUITE = "trixie"
-DEFAULT_CACHE = "/var/cache/mailadmin/dovecot24-chroot.tar.gz"
+#: What a chroot built from PACKAGES records in _MARKER; anything else is stale.
+CONTENTS = f"{SUITE} {' '.join(PACKAGES)}\n"
+#: Changes whenever SUITE or PACKAGES do, so a cache built from another list is not reused.
+CACHE_KEY = hashlib.sha256(CONTENTS.encode()).hexdigest()[:12]
+DEFAULT_CACHE = f"/var/cache/mailadmin/dovecot24-chroot-{CACHE_KEY}.tar.gz"
 DEFAULT_ROOT = "/var/cache/mailadmin/dovecot24/root"
-#: Written last into a complete chroot; a folder without it is rebuilt.
+#: Written last into a complete chroot (holding CONTENTS); a folder without it, or with
+#: another package list in it, is rebuilt.
 _MARKER = "etc/mailadmin-dovecot24-ready"
 _TOOLS = ("dovecot", "doveconf", "doveadm", "sievec")
 
@@ -230,6 +240,14 @@ def _write_wrappers(root: Path) -> None:
         os.replace(tmp, path)
 
 
+def _is_current(root: Path) -> bool:
+    marker = root / _MARKER
+    try:
+        return marker.read_text() == CONTENTS
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def ensure_chroot(
     root: str | Path | None = None,
     cache: str | Path | None = None,
@@ -250,7 +268,8 @@ def ensure_chroot(
     t0 = time.monotonic()
     with _lock(root.parent / ".lock"):
         how = "present"
-        if rebuild or not (root / _MARKER).exists():
+        if rebuild or not _is_current(root):
+            # refuses (ChrootError) while another run has a sandbox mounted in the old root
             _remove_root(root)
             partial = root.with_name(root.name + ".partial")
             _remove_root(partial)
@@ -258,9 +277,12 @@ def ensure_chroot(
             if cache.exists() and not rebuild:
                 _check(["tar", "-C", str(partial), "-xzf", str(cache)])
                 how = "restored"
-            else:
+                if not _is_current(partial):  # a tarball of another package list
+                    _remove_root(partial)
+                    partial.mkdir(parents=True)
+            if not _is_current(partial):
                 how = _bootstrap(partial, root.parent / "bootstrap.log")
-                (partial / _MARKER).write_text(f"{SUITE} {' '.join(PACKAGES)}\n")
+                (partial / _MARKER).write_text(CONTENTS)
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache.with_name(cache.name + ".tmp")
                 _check(["tar", "-C", str(partial), "-czf", str(tmp), "."])

@@ -408,3 +408,4 @@ def render_release(snapshot: StackSnapshot) -> tuple[str, Files]:
 
 from . import render_24  # noqa: E402, F401, I001  (registers ("files", "2.4"))
 from . import render_sql  # noqa: E402, F401  (registers ("sql", "2.3"))
+from . import render_sql24  # noqa: E402, F401  (registers ("sql", "2.4"))

@@ -6,7 +6,9 @@
 - ``access.json`` (0644): backend, host, port, database and user name - no secret; the SQL
   renderer reads it;
 - ``dovecot-connect.conf.ext`` (0640 root:dovecot): Dovecot's ``connect =`` line with the
-  password, included by the release's ``dovecot-sql*.conf.ext``;
+  password, included by the release's ``dovecot-sql*.conf.ext`` (Dovecot 2.3);
+- ``dovecot24-connect.conf.ext`` (0640 root:dovecot): the same connection in Dovecot 2.4's
+  syntax (a ``pgsql``/``mysql`` block), ``!include``d by a 2.4 release's dovecot.conf;
 - PostgreSQL: ``postfix.pgpass`` (0600 postfix): libpq's password file, named in the
   Postfix maps' connection URI (libpq ignores a group-readable password file);
 - MariaDB: ``postfix/*.cf`` (0640 root:postfix): the Postfix tables themselves, password
@@ -55,6 +57,7 @@ from ..mailstack.render_sql import (
     mysql_tables_dir,
     postfix_cf,
 )
+from ..mailstack.render_sql24 import DOVECOT24_CONNECT, dovecot24_connect_block
 
 #: The views of migration 0004; the only objects the mail servers' user may read.
 VIEWS = (
@@ -210,6 +213,11 @@ def grant(engine: Engine, config_dir: str | Path, *, user: str | None = None,
     _write_secret(folder / DOVECOT_CONNECT,
                   f"# written by mailadmin sql-access grant\n"
                   f"{dovecot_connect_line(access, password)}",
+                  owner=root_dovecot[0], group=root_dovecot[1], mode=0o640)
+    # Dovecot 2.4 reads the connection in its own syntax (!included by its dovecot.conf)
+    _write_secret(folder / DOVECOT24_CONNECT,
+                  f"# written by mailadmin sql-access grant\n"
+                  f"{dovecot24_connect_block(access, password)}",
                   owner=root_dovecot[0], group=root_dovecot[1], mode=0o640)
     _write_secret(folder / ACCESS_FILE, access.as_json(), owner=0, group=0, mode=0o644)
     return access
