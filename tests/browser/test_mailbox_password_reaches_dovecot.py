@@ -1,0 +1,70 @@
+"""Issue 9, end to end: in the browser a mailbox user changes its password, signs in with the
+new one, and after the apply the real Dovecot of the mail-stack tests accepts it over IMAP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+from werkzeug.serving import make_server
+
+from ..mailstack.conftest import (  # noqa: F401  (service_stack is a fixture used below)
+    SERVICE_PASSWORD,
+    ServiceStack,
+    eventually,
+    service_stack,
+)
+
+pytestmark = pytest.mark.mailstack
+USER = "selfpw@svc.test"
+NEW_PASSWORD = "Gl4cier-lantern-77"
+
+
+@pytest.fixture
+def stack_panel(service_stack: ServiceStack) -> Iterator[str]:  # noqa: F811
+    from panel import create_app
+
+    app = create_app({"INSTANCE_PATH": str(service_stack.instance),
+                      "DATABASE_URL": service_stack.url})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def sign_in(page: Page, base: str, password: str) -> None:
+    page.goto(f"{base}/me/login")
+    page.get_by_label("Mail address").fill(USER)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_new_password_from_the_browser_works_in_dovecot(
+    page: Page, stack_panel: str, service_stack: ServiceStack  # noqa: F811
+) -> None:
+    svc = service_stack
+    svc.apply()
+    assert svc.imap_login(USER, SERVICE_PASSWORD)[0]
+    sign_in(page, stack_panel, SERVICE_PASSWORD)
+    expect(page).to_have_url(f"{stack_panel}/me/")
+    page.goto(f"{stack_panel}/me/password")
+    page.get_by_label("Current password").fill(SERVICE_PASSWORD)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Your password has been changed")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, stack_panel, NEW_PASSWORD)
+    expect(page).to_have_url(f"{stack_panel}/me/")
+
+    report = svc.apply()
+    assert report.revision.state == "applied"
+    assert eventually(lambda: svc.imap_login(USER, NEW_PASSWORD)[0])
+    ok, text = svc.imap_login(USER, SERVICE_PASSWORD)
+    assert not ok and "AUTHENTICATIONFAILED" in text, text
