@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from mailadmin.services import overview, server
+from mailadmin.sizes import format_size
 
 from . import db
 from .auth import current_actor
@@ -34,4 +35,4 @@ def webmail() -> ResponseReturnValue:
 @login_required  # type: ignore[misc]
 def dashboard() -> ResponseReturnValue:
     summary = overview.dashboard_summary(db.session(), current_actor())
-    return render_template("dashboard.html", summary=summary)
+    return render_template("dashboard.html", summary=summary, format_size=format_size)

@@ -130,3 +130,23 @@ def test_recalculate_is_scoped_and_recounts(world: sessionmaker[Session]) -> Non
     with transaction(world) as s, pytest.raises(NotFound):
         usage_service.recalculate(s, actor(world, "anne"), "b1@bert.test",
                                   reader=FakeDovecot(), recalc=lambda _dir, a: None)
+
+
+def test_dashboard_shows_usage_sums(app: t.Any, session_factory: t.Any, make_user: t.Any) -> None:
+    from mailadmin.db import transaction
+    from mailadmin.services import domains, mailboxes
+    from mailadmin.services.context import Actor
+
+    from .web import sign_in
+
+    make_user("dash", "customer")
+    with transaction(session_factory) as s:
+        domains.add_domain(s, Actor.operator(), "dash.example", customer="dash")
+        box = mailboxes.create_mailbox(s, Actor.operator(), "a@dash.example", "Tr0ub4dor&3-horse",
+                                       quota=1024**3)
+        box.usage_bytes, box.usage_messages = 300 * 1024**2, 12
+    client = app.test_client()
+    sign_in(client, "dash", "correct horse 9")
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert 'data-testid="usage-sums"' in html
+    assert "dash.example" in html and "300 MiB" in html

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session
 
 from ..models import Domain, Forwarder, Mailbox, PanelUser, Role
 from .context import Actor
+from .usage import UsageSum, usage_summary
+
+USAGE_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class DashboardSummary:
     domains: int = 0
     mailboxes: int = 0
     forwarders: int = 0
+    #: Stored mail usage summed per domain (customers) or per customer (resellers, admin),
+    #: largest first; the page shows the first few.
+    usage: tuple[UsageSum, ...] = ()
 
 
 def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
@@ -51,7 +57,11 @@ def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
         customers = session.scalar(
             select(func.count()).select_from(PanelUser).where(PanelUser.parent_id == actor.user_id)
         )
+    sums = usage_summary(session, actor)
+    usage_rows = sums.domains if actor.role is Role.CUSTOMER else sums.customers
+    usage = tuple(sorted(usage_rows, key=lambda row: row.usage_bytes, reverse=True)[:USAGE_ROWS])
     return DashboardSummary(
+        usage=usage,
         role=actor.role,
         resellers=resellers,
         customers=customers,
