@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,20 +30,37 @@ from mailadmin.db import make_engine
 from mailadmin.mailstack import build_snapshot
 from mailadmin.mailstack.apply import ApplyResult
 from mailadmin.mailstack.chroot24 import Chroot
-from mailadmin.mailstack.sandbox import (
-    ensure_vmail_user,
-    free_port_base,
-    prepare_dirs,
-    sandbox_settings,
-)
+from mailadmin.mailstack.sandbox import ensure_vmail_user, prepare_dirs, sandbox_settings
 from mailadmin.mailstack.sandbox24 import sandbox24_apply, start_sandbox24, stop_sandbox24
+from mailadmin.mailstack.snapshot import StackPorts
 from mailadmin.services import sql_access
 from tests.databases import BACKENDS, throwaway_database
 from tests.mailstack.conftest import MESSAGE_SIZE_LIMIT, populate
 from tests.mailstack24.conftest import Stack24, chroot24  # noqa: F401  (fixture)
 
-#: Port bases for this folder's stacks (each stack uses base+24 ... base+993).
-PORT_START, PORT_STOP = 45000, 50000
+#: Port bases for this folder's stacks (each stack uses base+24 ... base+993): 45000-49999.
+PORT_BASES = range(45000, 50000, 1000)
+
+
+def port_base() -> int:
+    """A base in PORT_BASES whose ports are all free on 127.0.0.1 now (parallel runs start at
+    different places). `sandbox.free_port_base` may wander past its `stop`, so not used."""
+    offsets = StackPorts.from_base(0).as_dict().values()
+    first = os.getpid() % len(PORT_BASES)
+    for base in [*PORT_BASES[first:], *PORT_BASES[:first]]:
+        free = True
+        for off in offsets:
+            with socket.socket() as sock:
+                # as the servers do: a TIME_WAIT left by an earlier stack does not count
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", base + off))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return base
+    raise RuntimeError(f"no free port base in {PORT_BASES}")
 
 
 @dataclasses.dataclass
@@ -69,7 +87,7 @@ def stack(request: pytest.FixtureRequest, chroot24: Chroot) -> Iterator[SqlStack
                 with Session(engine) as s:
                     populate(s)
                     s.commit()
-                base = free_port_base(start=PORT_START, stop=PORT_STOP)
+                base = port_base()
                 settings = sandbox_settings(directory, base,
                                             message_size_limit=MESSAGE_SIZE_LIMIT,
                                             mode="sql", dovecot_version="2.4")
