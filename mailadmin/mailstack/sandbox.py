@@ -118,12 +118,15 @@ def prepare_dirs(settings: StackSettings) -> None:
 def free_port_base(start: int = 20000, stop: int = 60000, step: int = 1000) -> int:
     """A base whose derived ports are all free on 127.0.0.1 right now (racy, but cheap)."""
     offsets: list[int] = list(StackPorts.from_base(0).as_dict().values())
-    first = start + (os.getpid() % 20) * step  # parallel runs start at different places
+    slots = max(1, (stop - start) // step)
+    first = start + (os.getpid() % slots) * step  # parallel runs start at different places
     bases: list[int] = [*range(first, stop, step), *range(start, first, step)]
     for base in bases:
         free = True
         for off in offsets:
             with socket.socket() as sock:
+                # As Dovecot and Postfix do: a port in TIME_WAIT from an earlier stack is free.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind(("127.0.0.1", base + off))
                 except OSError:
