@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/diagnostics_bench.py [--corpus DIR] [--misses]
+    .venv/bin/python bench/diagnostics_bench.py [--corpus DIR] [--misses] [--split A|B --seed N]
 
 Prints reason accuracy per reason on the bounce corpus, family accuracy per
 family on the error corpus, the overall figures, and messages per second.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from collections import Counter, defaultdict
@@ -53,12 +54,30 @@ def match_findings(
     return paired
 
 
-def score_bounces(corpus: Path) -> tuple[list[Outcome], int, float]:
+def split_files(names: Sequence[str], half: str | None, seed: int) -> set[str]:
+    """The files of half A or B of a seeded random split (all files when no half is given).
+
+    Tune by looking only at half A; half B stays held out to check that a
+    change generalises.
+    """
+    ordered = sorted(names)
+    if half is None:
+        return set(ordered)
+    random.Random(seed).shuffle(ordered)
+    middle = len(ordered) // 2
+    return set(ordered[:middle] if half.upper() == "A" else ordered[middle:])
+
+
+def score_bounces(
+    corpus: Path, half: str | None = None, seed: int = 0
+) -> tuple[list[Outcome], int, float]:
     labels: dict[str, list[dict[str, object]]] = defaultdict(list)
     for line in (corpus / "bounces" / "labels.jsonl").read_text("utf-8").splitlines():
         if line.strip():
             item = json.loads(line)
             labels[item["file"]].append(item)
+    chosen = split_files(list(labels), half, seed)
+    labels = defaultdict(list, {k: v for k, v in labels.items() if k in chosen})
     outcomes = []
     elapsed = 0.0
     for name, items in labels.items():
@@ -107,11 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--misses", action="store_true", help="list every wrong answer")
+    parser.add_argument("--split", choices=["A", "B"], type=str.upper,
+                        help="score only one half of a seeded random split of the bounce files")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --split (default 0)")
     args = parser.parse_args(argv)
     classify("warm up: load and compile the catalogue outside the timing")
-    bounces, n_bounce_msgs, t_bounce = score_bounces(args.corpus)
+    bounces, n_bounce_msgs, t_bounce = score_bounces(args.corpus, args.split, args.seed)
     errors, n_error_msgs, t_errors = score_errors(args.corpus)
-    reason_acc = report("Bounce corpus: reason accuracy per recipient", bounces, args.misses)
+    title = "Bounce corpus: reason accuracy per recipient"
+    if args.split:
+        title += f" (half {args.split} of split seed {args.seed}: {n_bounce_msgs} files)"
+    reason_acc = report(title, bounces, args.misses)
     family_acc = report("Error corpus: family accuracy per text", errors, args.misses)
     messages = n_bounce_msgs + n_error_msgs
     seconds = t_bounce + t_errors

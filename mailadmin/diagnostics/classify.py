@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .catalogue import Catalogue, Rule, load_catalogue
 from .parse import Block, Parsed, parse
 
 log = logging.getLogger(__name__)
 
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY = re.compile(r"(?<![\w.:/=#-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
+# Only failures count: a transcript's "250 2.1.5 Ok" before the error is not it.
+_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_REPLY = re.compile(r"(?<![\w.:/=#-])([45][0-5]\d)(?=[ -]|$)", re.MULTILINE)
 _REMOTE = (
     re.compile(r"(?i)\bhost\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*\[[0-9a-fA-F.:]+\]"),
     re.compile(r"(?i)\brelay=([A-Za-z0-9.-]+\.[A-Za-z]{2,})\["),
@@ -31,7 +32,21 @@ _COMMAND = (
      "MAIL"),
     (re.compile(r"(?i)(in reply to|after|did not like our)\s+(the )?(end of |final )?DATA\b|"
                 r"failed after I sent the message|after end of data"), "DATA"),
+    # Refused before any envelope command: at the greeting, or to HELO/EHLO.
+    (re.compile(r"(?i)(in reply to|after|did not like our|reply to)\s+(the )?"
+                r"(initial connection|connection greeting|greeting|banner|(HELO|EHLO|LHLO)\b)|"
+                r"refused to talk to me|rejected (our|the) (connection|greeting|EHLO|HELO)"),
+     "CONN"),
 )
+# Reasons a refusal at connect or HELO time turns into Sisimai's "blocked": the
+# server refused the sending host, whatever generic words it used.
+_CONN_GENERIC = frozenset({"rejected", "systemerror", "onhold", "undefined", "securityerror",
+                           "exceedlimit"})
+# DSN statuses that outrank a phrase found outside the recipient's own
+# Diagnostic-Code (X.4.7: delivery time expired).
+_OUTRANKS_CONTEXT = frozenset({"4.4.7", "5.4.7"})
+# Diagnostic-Code types of a local delivery program rather than an SMTP reply.
+_LOCAL_DIAGNOSTIC = frozenset({"x-unix"})
 _SOFT_REASONS = frozenset({"expired", "greylisted", "toomanyconn", "speeding", "systemfull"})
 
 
@@ -185,6 +200,18 @@ def _not_a_bounce(parsed: Parsed, block: Block, reason: str) -> Finding:
 
 
 def _decide(cat: Catalogue, parsed: Parsed, block: Block, whole: str, memo: _Memo) -> Finding:
+    finding = _decide_reason(cat, parsed, block, whole, memo)
+    if finding.family == "not_a_bounce":
+        return finding
+    command = _command(block.text) or _command(parsed.text)
+    if command == "CONN" and finding.reason in _CONN_GENERIC:
+        # Refused at the greeting or to HELO/EHLO: the sending host was blocked.
+        return replace(finding, family="rbl_blocked", reason="blocked")
+    return finding
+
+
+def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, whole: str,
+                   memo: _Memo) -> Finding:
     if parsed.kind in {"feedback", "vacation", "delivered"}:
         return _not_a_bounce(parsed, block, parsed.kind)
     if block.action in {"delivered", "relayed", "expanded"}:
@@ -199,10 +226,24 @@ def _decide(cat: Catalogue, parsed: Parsed, block: Block, whole: str, memo: _Mem
     status = status or _status_in(line) or _status_in(text)
     if hit is not None and status in cat.decisive:
         hit = None
-    if hit is None:
-        coded = _code_lookup(cat, status, reply)
+    if hit is not None and status in _OUTRANKS_CONTEXT and confidence < 0.9:
+        # The DSN says the delivery time expired; a connection error quoted
+        # elsewhere in the notice was only the last attempt.
+        hit = None
+    local = block.diag_type in _LOCAL_DIAGNOSTIC
+    mailer = ("other", "mailererror", f"diagnostic:{block.diag_type}")
+    if hit is None or (local and hit[0].reason == "systemerror"):
+        # "x-unix; temporary failure": the local delivery program (a pipe,
+        # procmail, a script) failed, not the mail system.
+        coded = mailer if hit is not None else _code_lookup(cat, status, reply)
+        if local and coded is None:
+            coded = mailer
         if coded is None:
-            return Finding("other", "undefined", _line_at(text, 0) if text else "", reply, status,
+            # A bounce that names the recipient but gives no recognisable
+            # reason: Sisimai calls that "onhold" (decided later), not unknown.
+            onhold = parsed.kind == "bounce" and bool(block.recipient) and parsed.mail
+            return Finding("other", "onhold" if onhold else "undefined",
+                           _line_at(text, 0) if text else "", reply, status,
                            block.recipient, _remote_host(block, parsed.text),
                            _hard(status, reply, ""),
                            0.1, "none")

@@ -74,6 +74,8 @@ class Block:
     diagnostic: str | None = None
     remote_host: str | None = None
     action: str | None = None
+    #: The type of the DSN Diagnostic-Code ("smtp", "x-unix", ...), lower case.
+    diag_type: str | None = None
 
 
 @dataclass
@@ -83,6 +85,8 @@ class Parsed:
     kind: str  # "bounce", "feedback", "vacation" or "text"
     text: str
     blocks: list[Block] = field(default_factory=list)
+    #: True when the input was a whole e-mail (a bounce message), not a paste.
+    mail: bool = False
 
 
 def to_text(data: str | bytes) -> str:
@@ -131,9 +135,11 @@ def _fields_to_block(fields: dict[str, str]) -> Block | None:
     if recipient is None and not value("status") and not value("diagnostic-code"):
         return None
     diag = value("diagnostic-code")
+    diag_type = None
     if ";" in diag[:20]:
-        diag_type, _, diag_text = diag.partition(";")
-        if diag_type.strip().lower() in {"smtp", "x-postfix", "x-unix"}:
+        kind, _, diag_text = diag.partition(";")
+        if kind.strip().lower() in {"smtp", "x-postfix", "x-unix"}:
+            diag_type = kind.strip().lower()
             diag = diag_text.strip()
     remote = value("remote-mta")
     remote = remote.partition(";")[2].strip() if ";" in remote else remote
@@ -146,6 +152,7 @@ def _fields_to_block(fields: dict[str, str]) -> Block | None:
         diagnostic=diag or None,
         remote_host=remote or None,
         action=value("action").lower() or None,
+        diag_type=diag_type,
     )
 
 
@@ -264,6 +271,8 @@ def _split_by_recipient(body: str, exclude: set[str]) -> list[Block]:
         line_start = body.rfind("\n", 0, match.start()) + 1
         if _NOT_RECIPIENT_LINE.match(body, line_start):
             continue
+        if _ENVELOPE_SENDER.search(body[max(line_start, match.start() - 40) : match.start()]):
+            continue
         seen.add(address)
         found.append((line_start, address))
         if len(found) >= MAX_RECIPIENTS:
@@ -278,6 +287,37 @@ def _split_by_recipient(body: str, exclude: set[str]) -> list[Block]:
     return blocks
 
 
+_DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+
+
+def _attached_dsn_blocks(msg: Message) -> list[Block]:
+    """DSN fields of a bounce that was forwarded or re-bounced as an attachment.
+
+    Some gateways wrap the original delivery report in a new notice (a
+    ``message/rfc822`` part holding a ``multipart/report``); when the outer
+    notice has no DSN of its own, the inner one names the recipients and status.
+    """
+    stack = [msg]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part = stack.pop()
+        seen += 1
+        ctype = part.get_content_type()
+        if part is not msg and ctype in _DSN_TYPES:
+            blocks = _dsn_blocks_from_part(part)
+            if blocks:
+                return blocks
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(reversed([p for p in payload[:MAX_PARTS] if isinstance(p, Message)]))
+    return []
+
+
+# A transcript's "MAIL FROM:<sender>" names the sender, not a failed recipient.
+_ENVELOPE_SENDER = re.compile(r"(?i)\bMAIL\s+FROM\s*:\s*<?\s*$")
+
+
 def _is_autoreply(msg: Message, subject: str, sender: str, has_dsn: bool) -> bool:
     if has_dsn or _DAEMON.search(sender) or _BOUNCE_SUBJECT.search(subject):
         return False
@@ -289,7 +329,12 @@ def _is_autoreply(msg: Message, subject: str, sender: str, has_dsn: bool) -> boo
     return bool(_AUTOREPLY_SUBJECT.search(subject))
 
 
-_FEEDBACK_SUBJECT = re.compile(r"(?i)^\s*(complaint about message from|(e-?mail )?abuse report\b)")
+_FEEDBACK_SUBJECT = re.compile(
+    r"(?i)^\s*(complaint about message from|(e-?mail )?abuse report\b|unsubscribe\s*$)"
+)
+# A mail program's one-click unsubscribe (RFC 2369 List-Unsubscribe mailto:) is
+# the recipient's feedback about the mail, not a bounce or an auto-reply.
+_UNSUBSCRIBE_HEADERS = ("X-Apple-Unsubscribe",)
 # Header lines quoted in a bounce name the sender, the message or a relay, not
 # a failed recipient.
 _NOT_RECIPIENT_LINE = re.compile(
@@ -316,6 +361,12 @@ def _header_addresses(msg: Message) -> set[str]:
 
 
 def parse_mail(raw: str | bytes) -> Parsed:
+    parsed = _parse_mail(raw)
+    parsed.mail = True
+    return parsed
+
+
+def _parse_mail(raw: str | bytes) -> Parsed:
     if isinstance(raw, bytes):
         msg = email.message_from_bytes(raw[:MAX_INPUT])
     else:
@@ -327,6 +378,9 @@ def parse_mail(raw: str | bytes) -> Parsed:
     htmls: list[str] = []
     dsn_blocks: list[Block] = []
     feedback = report_type == "feedback-report" or bool(_FEEDBACK_SUBJECT.search(subject))
+    feedback = feedback or any(
+        str(msg.get(name, "")).strip().lower() in {"true", "yes"} for name in _UNSUBSCRIBE_HEADERS
+    )
     for part in _walk(msg):
         ctype = part.get_content_type()
         if ctype == "message/delivery-status" or ctype == "message/global-delivery-status":
@@ -353,6 +407,8 @@ def parse_mail(raw: str | bytes) -> Parsed:
         return Parsed(ses[0], whole, ses[1])
     if not dsn_blocks and re.search(r"(?im)^final-recipient\s*:", body):
         dsn_blocks = _dsn_blocks_from_text(body)
+    if not dsn_blocks:
+        dsn_blocks = _attached_dsn_blocks(msg)
     if _is_autoreply(msg, subject, sender, bool(dsn_blocks)):
         return Parsed("vacation", whole, [Block(text=body[:MAX_BLOCK_TEXT])])
     exclude = _header_addresses(msg)
