@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mailadmin.diagnostics import family
 from mailadmin.diagnostics.present import CLIENT_LABELS
 
+from .databases import unavailable
 from .web import csrf_token, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,7 @@ def test_client_choice_changes_the_fix(alice: t.Any) -> None:
 def test_uploaded_bounce_eml_from_the_corpus(alice: t.Any) -> None:
     path = CORPUS / "bounces" / "eml" / "lhost-postfix-13.eml"
     if not path.exists():
-        pytest.skip(f"bounce corpus not found at {path}")
+        unavailable(f"bounce corpus not found at {path}")
     data = path.read_bytes()
     response = diagnose(alice, {"upload": (io.BytesIO(data), "bounce.eml"),
                                 "client": "apple_mail"})
