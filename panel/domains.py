@@ -217,18 +217,13 @@ def self_service(name: str) -> ResponseReturnValue:
 def remove(name: str) -> ResponseReturnValue:
     form = RemoveDomainForm()
     if form.validate_on_submit():
-        typed = form.confirm.data.strip().lower().rstrip(".")
-        if typed not in {name, domain_to_unicode(name)}:
-            form.confirm.errors = [
-                *form.confirm.errors,
-                f"Type {domain_to_unicode(name)} to confirm.",
-            ]
+        try:
+            domains.remove_domain(
+                db.session(), current_actor(), name, confirm=form.confirm.data
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
         else:
-            try:
-                domains.remove_domain(db.session(), current_actor(), name)
-            except MailadminError as exc:
-                attach_error(form, exc)
-            else:
-                flash(f"Domain {domain_to_unicode(name)} removed.", "success")
-                return redirect(url_for("domains.index"))
+            flash(f"Domain {domain_to_unicode(name)} removed.", "success")
+            return redirect(url_for("domains.index"))
     return _render_detail(name, 422, remove=form)

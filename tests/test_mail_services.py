@@ -240,3 +240,14 @@ def test_list_paginates_searches_and_sorts(world: dict[str, Actor], session_fact
     assert by_quota.items[0].quota == 6 * 1024**2
     with pytest.raises(ValidationError):
         run(session_factory, mailboxes.list_mailboxes, world["bert"], sort="password_hash")
+
+
+def test_domain_removal_confirmation_lives_in_the_service(
+    world: dict[str, Actor], session_factory: t.Any
+) -> None:
+    alice = world["alice"]
+    run(session_factory, domains.add_domain, alice, "bücher.example")
+    with pytest.raises(ValidationError, match=r"Type bücher\.example to confirm"):
+        run(session_factory, domains.remove_domain, alice, "bücher.example", confirm="other.example")
+    run(session_factory, domains.remove_domain, alice, "bücher.example", confirm="BÜCHER.example.")
+    assert counts(session_factory)[0] == 0

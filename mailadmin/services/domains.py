@@ -105,9 +105,19 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
     return domain
 
 
-def remove_domain(session: Session, actor: Actor, name: str) -> None:
-    """Remove a domain that has no mailboxes and no forwarders left."""
+def remove_domain(session: Session, actor: Actor, name: str, *, confirm: str | None = None) -> None:
+    """Remove a domain that has no mailboxes and no forwarders left.
+
+    `confirm`, when given (the panel's form asks for it), must repeat the domain's name, in
+    ASCII or Unicode. Raises ValidationError, Conflict, NotFound.
+    """
     domain = get_domain(session, actor, name, field="name")
+    if confirm is not None:
+        typed = confirm.strip().lower().rstrip(".")
+        if typed not in {domain.name, domain_to_unicode(domain.name)}:
+            raise ValidationError(
+                f"Type {domain_to_unicode(domain.name)} to confirm.", field="confirm"
+            )
     mailboxes = (
         session.scalar(
             select(func.count()).select_from(Mailbox).where(Mailbox.domain_id == domain.id)
