@@ -28,6 +28,7 @@ from .cli_mail import (
 )
 from .errors import ValidationError
 from .models import Package, PanelUser
+from .protocols import PROTOCOLS
 from .security import generate_password
 from .services import packages, resellers
 from .services.packages import PackageSpec
@@ -77,11 +78,11 @@ _PACKAGE_SIZES = {"quota_per_mailbox": "max_quota_per_mailbox", "total_quota": "
 
 
 def _package_options(f: F) -> F:
-    for flag in ("smtp", "pop3", "imap"):
-        f = click.option(f"--default-{flag}/--no-default-{flag}", f"default_{flag}",
-                         default=None, help=f"New mailboxes get {flag.upper()}.")(f)
-        f = click.option(f"--{flag}/--no-{flag}", f"allow_{flag}", default=None,
-                         help=f"The package allows {flag.upper()}.")(f)
+    for flag in reversed(PROTOCOLS):
+        f = click.option(f"--default-{flag}/--no-default-{flag}", flag.default_field,
+                         default=None, help=f"New mailboxes get {flag.label}.")(f)
+        f = click.option(f"--{flag}/--no-{flag}", flag.allow_field, default=None,
+                         help=f"The package allows {flag.label}.")(f)
     f = click.option("--default-quota", metavar="SIZE", help="Quota of new mailboxes.")(f)
     f = click.option("--unlimited-quota/--no-unlimited-quota", "allow_unlimited_quota",
                      default=None, help="Mailboxes may have no quota.")(f)
@@ -114,8 +115,8 @@ def _package_changes(as_json: bool, options: dict[str, t.Any]) -> dict[str, t.An
     if options.get("default_quota") is not None:
         quota = _bytes(as_json, options["default_quota"], "--default-quota")
         changes["default_quota"] = quota or 0
-    for key in ("allow_unlimited_quota", "allow_imap", "allow_pop3", "allow_smtp",
-                "default_imap", "default_pop3", "default_smtp"):
+    for key in ("allow_unlimited_quota", *(p.allow_field for p in PROTOCOLS),
+                *(p.default_field for p in PROTOCOLS)):
         if options.get(key) is not None:
             changes[key] = options[key]
     return changes
@@ -333,9 +334,9 @@ def customer_list(state: CliState, search: str | None, page: int, per_page: int,
 
 
 def _allocation_options(f: F) -> F:
-    for flag in ("smtp", "pop3", "imap"):
-        f = click.option(f"--{flag}/--no-{flag}", f"allow_{flag}", default=None,
-                         help=f"Its packages may offer {flag.upper()}.")(f)
+    for flag in reversed(PROTOCOLS):
+        f = click.option(f"--{flag}/--no-{flag}", flag.allow_field, default=None,
+                         help=f"Its packages may offer {flag.label}.")(f)
     f = click.option("--total-quota", metavar="SIZE|unlimited")(f)
     for option in ("mailboxes", "domains", "customers"):
         f = click.option(f"--{option}", metavar="N|unlimited", help=f"Most {option}.")(f)
@@ -349,7 +350,7 @@ def _allocation_changes(as_json: bool, options: dict[str, t.Any]) -> dict[str, t
             changes[f"max_{option}"] = _count(as_json, options[option], f"--{option}")
     if options.get("total_quota") is not None:
         changes["max_total_quota"] = _bytes(as_json, options["total_quota"], "--total-quota")
-    for key in ("allow_imap", "allow_pop3", "allow_smtp"):
+    for key in (p.allow_field for p in PROTOCOLS):
         if options.get(key) is not None:
             changes[key] = options[key]
     return changes

@@ -23,6 +23,7 @@ from .cli import CliState, main, pass_state, read_password_from_stdin
 from .errors import MailadminError, ValidationError
 from .models import Domain, Forwarder, Mailbox
 from .names import address_to_unicode, domain_to_unicode, normalize_domain, split_address
+from .protocols import PROTOCOLS
 from .services import domains, forwarders, mailboxes
 from .services.context import Actor
 from .services.pagination import MAX_PER_PAGE, Page
@@ -331,7 +332,7 @@ def _mailbox_json(mailbox: Mailbox) -> dict[str, t.Any]:
 
 
 def _protocols_text(data: t.Mapping[str, t.Any]) -> str:
-    return _on(imap=data["imap"], pop3=data["pop3"], smtp=data["smtp"])
+    return _on(**{p: data[p] for p in PROTOCOLS})
 
 
 def _suspended_text(data: t.Mapping[str, t.Any]) -> str:

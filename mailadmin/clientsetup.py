@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from xml.parsers import expat
 
 from .names import address_to_unicode
+from .protocols import Protocol
 
 __all__ = [
     "AUTODISCOVER_OUTLOOK_NS",
@@ -46,7 +47,6 @@ __all__ = [
     "thunderbird_autoconfig",
 ]
 
-Protocol = t.Literal["imap", "pop3", "smtp"]
 Security = t.Literal["SSL", "STARTTLS"]
 
 AUTODISCOVER_REQUEST_NS = (
@@ -60,7 +60,6 @@ AUTODISCOVER_OUTLOOK_NS = (
 MAX_AUTODISCOVER_REQUEST = 8 * 1024
 
 _IMPLICIT_TLS_PORTS: t.Final = frozenset({993, 995, 465})
-_LABELS: t.Final[dict[str, str]] = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
 
 
 class ServerHosts(t.Protocol):
@@ -85,11 +84,11 @@ class Endpoint:
 
     @property
     def label(self) -> str:
-        return _LABELS[self.protocol]
+        return self.protocol.label
 
     @property
     def incoming(self) -> bool:
-        return self.protocol != "smtp"
+        return self.protocol is not Protocol.SMTP
 
     @property
     def security_label(self) -> str:
@@ -152,9 +151,9 @@ def build_setup(
 ) -> ClientSetup:
     """The servers a mailbox with these protocol permissions may use."""
     offered: list[tuple[Protocol, bool, str, int]] = [
-        ("imap", imap, hosts.imap_host, hosts.imap_port),
-        ("pop3", pop3, hosts.pop3_host, hosts.pop3_port),
-        ("smtp", smtp, hosts.smtp_host, hosts.submission_port),
+        (Protocol.IMAP, imap, hosts.imap_host, hosts.imap_port),
+        (Protocol.POP3, pop3, hosts.pop3_host, hosts.pop3_port),
+        (Protocol.SMTP, smtp, hosts.smtp_host, hosts.submission_port),
     ]
     endpoints = [
         Endpoint(protocol, host, port, _security(port))
@@ -162,9 +161,9 @@ def build_setup(
         if allowed
     ]
     alternate_ports: dict[Protocol, int | None] = {
-        "imap": getattr(hosts, "imap_starttls_port", None),
-        "pop3": getattr(hosts, "pop3_starttls_port", None),
-        "smtp": getattr(hosts, "smtps_port", None),
+        Protocol.IMAP: getattr(hosts, "imap_starttls_port", None),
+        Protocol.POP3: getattr(hosts, "pop3_starttls_port", None),
+        Protocol.SMTP: getattr(hosts, "smtps_port", None),
     }
     alternates = [
         Endpoint(e.protocol, e.host, port, _security(port))
@@ -287,7 +286,7 @@ def outlook_autodiscover(setup: ClientSetup, login_name: str) -> bytes:
     _sub(account, "Action", "settings")
     for endpoint in (*setup.incoming, *([setup.outgoing] if setup.outgoing else [])):
         protocol = _sub(account, "Protocol")
-        _sub(protocol, "Type", {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}[endpoint.protocol])
+        _sub(protocol, "Type", endpoint.protocol.label)
         _sub(protocol, "Server", endpoint.host)
         _sub(protocol, "Port", str(endpoint.port))
         _sub(protocol, "DomainRequired", "off")
@@ -346,7 +345,9 @@ def apple_mobileconfig(setup: ClientSetup, *, identifier_prefix: str | None = No
         "PayloadUUID": str(uuid.uuid5(_PROFILE_NAMESPACE, account_id)).upper(),
         "PayloadDisplayName": f"Mail: {setup.address}",
         "EmailAccountDescription": setup.address,
-        "EmailAccountType": "EmailTypeIMAP" if incoming.protocol == "imap" else "EmailTypePOP",
+        "EmailAccountType": (
+            "EmailTypeIMAP" if incoming.protocol is Protocol.IMAP else "EmailTypePOP"
+        ),
         "EmailAddress": setup.address,
         "IncomingMailServerAuthentication": "EmailAuthPassword",
         "IncomingMailServerHostName": incoming.host,
@@ -415,12 +416,12 @@ class Advice:
 
 def advice_for(setup: ClientSetup) -> Advice:
     """Which protocol to choose for this mailbox, in a sentence (and a warning where needed)."""
-    if setup.offers("imap"):
+    if setup.offers(Protocol.IMAP):
         text = "Use IMAP: your mail stays on the server and in sync on all your devices."
-        if setup.offers("pop3"):
+        if setup.offers(Protocol.POP3):
             text += " Choose POP3 only for a single computer that keeps the mail."
         return Advice("IMAP", text)
-    if setup.offers("pop3"):
+    if setup.offers(Protocol.POP3):
         return Advice(
             "POP3",
             "This mailbox may use POP3 only.",

@@ -298,6 +298,29 @@ def split_address(value: str, *, hosted: bool = False, field: str = "address") -
     return local, domain
 
 
+def split_loosely(text: str) -> tuple[str, str]:
+    """``(local part, domain)`` of text that is not checked here: an address already stored or
+    rendered, one found in a log line or a bounce.
+
+    Split at the last ``@`` (as Postfix does); without one the local part is empty and all of
+    the text is the domain. Never raises: anything a user types goes through `split_address`.
+    """
+    local, _, domain = text.rpartition("@")
+    return local, domain
+
+
+def domain_of(text: str) -> str:
+    """The domain of an address that is not checked here (see `split_loosely`)."""
+    return split_loosely(text)[1]
+
+
+def split_partial(text: str) -> tuple[str, str]:
+    """``(local part, domain)`` of text that may be only the start of an address: a search, a
+    half-filled form. Split at the first ``@``; without one all of it is the local part."""
+    local, _, domain = text.partition("@")
+    return local, domain
+
+
 def normalize_address(value: str, *, hosted: bool = False, field: str = "address") -> str:
     """Return the stored form ``local@domain`` of an address.
 

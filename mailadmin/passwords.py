@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Final
 
 from mailadmin.errors import InvalidName, WeakPassword
-from mailadmin.names import domain_to_unicode
+from mailadmin.names import domain_to_unicode, split_loosely
 
 __all__ = ["MAX_PASSWORD_LENGTH", "check_password_policy", "is_common_password"]
 
@@ -83,7 +83,7 @@ def _identity_parts(address: str | None, username: str | None) -> list[tuple[str
     parts: list[tuple[str, str]] = []
     if address:
         parts.append((address, "the mail address"))
-        local, _, domain = address.rpartition("@")
+        local, domain = split_loosely(address)
         if local:
             parts.append((local, "the name before '@' in the mail address"))
         if domain:

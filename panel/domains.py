@@ -12,6 +12,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from mailadmin.errors import MailadminError
 from mailadmin.models import Role
 from mailadmin.names import domain_to_unicode
+from mailadmin.protocols import Protocol
 from mailadmin.services import domains
 from mailadmin.services.scope import get_domain
 from mailadmin.sizes import format_size, parse_size, size_for_input
@@ -39,9 +40,9 @@ class DefaultsForm(FlaskForm):  # type: ignore[misc]
         validators=[Optional(), Length(max=32), size_field_check],
         description="Empty: the package's default.",
     )
-    imap = BooleanField("IMAP")
-    pop3 = BooleanField("POP3")
-    smtp = BooleanField("SMTP (sending)")
+    imap = BooleanField(Protocol.IMAP.label)
+    pop3 = BooleanField(Protocol.POP3.label)
+    smtp = BooleanField(Protocol.SMTP.permission_label)
 
 
 class CatchAllForm(FlaskForm):  # type: ignore[misc]

@@ -22,7 +22,8 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 
 from mailadmin.errors import MailadminError, NotFound
 from mailadmin.models import utcnow
-from mailadmin.names import address_to_unicode
+from mailadmin.names import address_to_unicode, split_partial
+from mailadmin.protocols import Protocol
 from mailadmin.services import autoresponders, domains, forwarders, mailboxes, usage
 from mailadmin.sizes import format_size, parse_size, size_for_input
 
@@ -55,16 +56,16 @@ class NewMailboxForm(FlaskForm):  # type: ignore[misc]
         validators=[Optional(), Length(max=32), size_field_check],
         description="e.g. 500M or 2G; empty for the domain's default",
     )
-    imap = BooleanField("IMAP", default=True)
-    pop3 = BooleanField("POP3", default=True)
-    smtp = BooleanField("SMTP (sending)", default=True)
+    imap = BooleanField(Protocol.IMAP.label, default=True)
+    pop3 = BooleanField(Protocol.POP3.label, default=True)
+    smtp = BooleanField(Protocol.SMTP.permission_label, default=True)
 
 
 class MailboxSettingsForm(FlaskForm):  # type: ignore[misc]
     quota = StringField("Quota", validators=[DataRequired(), Length(max=32), size_field_check])
-    imap = BooleanField("IMAP")
-    pop3 = BooleanField("POP3")
-    smtp = BooleanField("SMTP (sending)")
+    imap = BooleanField(Protocol.IMAP.label)
+    pop3 = BooleanField(Protocol.POP3.label)
+    smtp = BooleanField(Protocol.SMTP.permission_label)
 
 
 class SuspensionsForm(FlaskForm):  # type: ignore[misc]
@@ -454,7 +455,7 @@ def forwarder_edit() -> ResponseReturnValue:
         current = _forwarder_or_mailbox(existing)
         if current is None:
             # A mailbox without forwarding yet: start a new one at its address.
-            local, _, domain_name = existing.partition("@")
+            local, domain_name = split_partial(existing)
             form.local_part.data, form.domain.data = local, domain_name
             form.keep_copy.data = True
         else:

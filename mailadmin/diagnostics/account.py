@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidName, NotFound
 from ..models import Domain, Forwarder, Mailbox, PanelUser
 from ..names import split_address
+from ..protocols import PROTOCOLS, Protocol
 from ..services import limits as package_limits
 from ..services.context import Actor
 from ..services.forwarders import _find_loop
@@ -32,9 +33,6 @@ from ..services.selfservice import MailboxUser
 from ..sizes import format_size
 from .catalogue import family as family_entry
 from .classify import Finding
-
-PROTOCOLS = ("imap", "pop3", "smtp")
-PROTOCOL_LABELS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP (sending)"}
 
 #: Families where the server refused a login: always check the protocol flags and suspensions.
 LOGIN_FAMILIES = frozenset({"auth_failed", "protocol_disabled", "account_suspended"})
@@ -195,19 +193,19 @@ def _customer_suspended(h: _Hosted) -> AccountCheck | None:
     return None
 
 
-def _protocols_for(finding: Finding) -> tuple[str, ...]:
+def _protocols_for(finding: Finding) -> tuple[Protocol, ...]:
     """Which protocol a refused login was for, from the reply's wording (all when unsure)."""
     line = finding.line
     if finding.replycode in {"535", "530", "534", "538"} or re.search(r"\b5\.7\.[08]\b", line):
-        return ("smtp",)
+        return (Protocol.SMTP,)
     if "AUTHENTICATIONFAILED" in line.upper() or re.search(r"(?i)^\S+ NO\b", line):
-        return ("imap",)
+        return (Protocol.IMAP,)
     if line.startswith("-ERR"):
-        return ("pop3",)
+        return (Protocol.POP3,)
     return PROTOCOLS
 
 
-def _login_checks(session: Session, h: _Hosted, protocols: Sequence[str],
+def _login_checks(session: Session, h: _Hosted, protocols: Sequence[Protocol],
                   family: str) -> list[AccountCheck]:
     m = h.mailbox
     if m is None:
@@ -231,7 +229,7 @@ def _login_checks(session: Session, h: _Hosted, protocols: Sequence[str],
     limits = package_limits.limits_for(session, h.owner) if h.owner else None
     for proto in protocols:
         if not getattr(m, proto):
-            label = PROTOCOL_LABELS[proto]
+            label = proto.permission_label
             out.append(AccountCheck(
                 "protocol_off", h.address, f"{label} is switched off for this mailbox",
                 f"The server refuses every {label} login for {h.address} with the same reply "
@@ -246,7 +244,7 @@ def _login_checks(session: Session, h: _Hosted, protocols: Sequence[str],
                     "switched on for any mailbox.",
                     "Ask the provider for a package that includes it.", True, family))
     if not out:
-        names = ", ".join(PROTOCOL_LABELS[p] for p in protocols)
+        names = ", ".join(p.permission_label for p in protocols)
         out.append(AccountCheck(
             "password_wrong", h.address, "The password is wrong; the account is fine",
             f"The mailbox is active, its login is not suspended and {names} is on, so the "
@@ -453,7 +451,7 @@ def check_account(session: Session, actor: Principal, findings: Iterable[Finding
                 fam == "account_suspended" and "does not accept mail" in finding.line):
             h = hosted(primary)
             assert isinstance(h, _Hosted)
-            protos = (protocol,) if protocol in PROTOCOLS else _protocols_for(finding)
+            protos = (Protocol(protocol),) if protocol in PROTOCOLS else _protocols_for(finding)
             add(_login_checks(session, h, protos, fam))
             continue
         if fam in SENDING_FAMILIES and primary is not None:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Domain, PanelUser, Role
+from ..names import domain_of
 from ..services.context import Actor
 from ..services.selfservice import MailboxUser
 from .classify import Finding, classify
@@ -367,10 +368,10 @@ class Scope:
             return True
         if self.own_address is not None:
             return address == self.own_address
-        return address.rpartition("@")[2] in self.own_domains
+        return domain_of(address) in self.own_domains
 
     def is_foreign(self, address: str) -> bool:
-        return (address.lower().rpartition("@")[2] in self.hosted_domains
+        return (domain_of(address.lower()) in self.hosted_domains
                 and not self.is_own(address))
 
 
@@ -378,7 +379,7 @@ def scope_for(session: Session, principal: Principal) -> Scope:
     rows = session.execute(select(Domain.name, Domain.owner_id)).all()
     hosted = frozenset(name for name, _ in rows)
     if isinstance(principal, MailboxUser):
-        return Scope(frozenset({principal.address.rpartition("@")[2]}),
+        return Scope(frozenset({domain_of(principal.address)}),
                      principal.address.lower(), hosted)
     if principal.role is Role.ADMIN:
         return Scope(None, None, hosted)
@@ -438,7 +439,7 @@ def _visible(story: Story, scope: Scope) -> Story | None:
 
 
 def _remote(address: str, scope: Scope) -> bool:
-    return address.lower().rpartition("@")[2] not in scope.hosted_domains
+    return domain_of(address.lower()) not in scope.hosted_domains
 
 
 def _mask_opt(value: str | None, scope: Scope) -> str | None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
+from ..names import split_loosely
+
 #: Bytes of input looked at. The decisive part of a bounce is at its top; what
 #: follows is usually the returned original message.
 MAX_INPUT = 1_000_000
@@ -265,7 +267,7 @@ def _split_by_recipient(body: str, exclude: set[str]) -> list[Block]:
     seen: set[str] = set()
     for match in ADDRESS.finditer(body):
         address = match.group(0).strip(".").lower()
-        local = address.split("@", 1)[0]
+        local = split_loosely(address)[0]  # ADDRESS matches exactly one "@"
         if address in exclude or address in seen or local in {"mailer-daemon", "mailer_daemon"}:
             continue
         line_start = body.rfind("\n", 0, match.start()) + 1

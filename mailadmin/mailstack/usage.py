@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import MailadminError, NotFound
+from ..names import domain_of
 from . import names
 
 #: The quota root name in the generated dovecot.conf (``quota = maildir:User quota``).
@@ -165,7 +166,7 @@ def read_many(
         except NotFound:
             return {}
     found: dict[str, Usage] = {}
-    for domain in sorted({a.rpartition("@")[2] for a in wanted}):
+    for domain in sorted({domain_of(a) for a in wanted}):
         found.update(read_domain(config_dir, domain, doveadm=doveadm))
     return {a: found[a] for a in wanted if a in found}
 

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from ..errors import Conflict, ValidationError
 from ..models import CatchAllAction, Domain, Forwarder, Mailbox, PanelUser
-from ..names import domain_to_unicode, normalize_address, normalize_domain
+from ..names import domain_to_unicode, normalize_address, normalize_domain, split_loosely
+from ..protocols import Protocol
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -91,9 +92,9 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
         name=ascii_name,
         owner_id=owner.id,
         default_quota=None,
-        default_imap="imap" in limits.default_protocols,
-        default_pop3="pop3" in limits.default_protocols,
-        default_smtp="smtp" in limits.default_protocols,
+        default_imap=Protocol.IMAP in limits.default_protocols,
+        default_pop3=Protocol.POP3 in limits.default_protocols,
+        default_smtp=Protocol.SMTP in limits.default_protocols,
         catchall_action=CatchAllAction.REJECT.value,
         allow_self_forwarding=True,
         allow_self_autoresponder=True,
@@ -156,7 +157,9 @@ def set_domain_defaults(
     owner = session.get(PanelUser, domain.owner_id)
     assert owner is not None
     limits = package_limits.limits_for(session, owner)
-    package_limits.check_protocols(limits, {"imap": imap, "pop3": pop3, "smtp": smtp})
+    package_limits.check_protocols(
+        limits, {Protocol.IMAP: imap, Protocol.POP3: pop3, Protocol.SMTP: smtp}
+    )
     if quota is not None:
         if quota == 0 and (not limits.allow_unlimited_quota or limits.max_total_quota is not None):
             raise ValidationError("Your package does not allow unlimited mailboxes.", field="quota")
@@ -225,7 +228,7 @@ def set_catchall(
         if not target:
             raise ValidationError("Give the address that receives the mail.", field="target")
         address = normalize_address(target, field="target")
-        if address.endswith("@" + domain.name) and address.split("@")[0] == "":
+        if split_loosely(address) == ("", domain.name):
             raise ValidationError("Give a whole address.", field="target")
         domain.catchall_target = address
     domain.catchall_action = chosen.value

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Domain, Forwarder, ForwarderDestination, Mailbox, PanelUser
-from ..names import address_to_unicode, domain_to_unicode, normalize_address, split_address
+from ..names import (
+    address_to_unicode,
+    domain_to_unicode,
+    normalize_address,
+    split_address,
+    split_partial,
+)
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -231,7 +237,7 @@ def list_forwarders(
     else:
         query = query.where(Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery()))
     if search:
-        local_prefix = search.strip().lower().partition("@")[0]
+        local_prefix = split_partial(search.strip().lower())[0]
         if local_prefix:
             query = query.where(Forwarder.local_part.startswith(local_prefix, autoescape=True))
     query = query.order_by(Domain.name, Forwarder.local_part)

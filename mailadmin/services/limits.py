@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from ..errors import LimitReached
 from ..models import Domain, Forwarder, Mailbox, Package, PanelUser
+from ..protocols import PROTOCOLS, Protocol
 from ..sizes import format_size
 
-PROTOCOL_LABELS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP (sending)"}
+#: {protocol: its name in limits and refusals}
+PROTOCOL_LABELS: dict[Protocol, str] = {p: p.permission_label for p in PROTOCOLS}
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,9 @@ class Limits:
     max_quota_per_mailbox: int | None
     max_total_quota: int | None
     allow_unlimited_quota: bool
-    protocols: frozenset[str]
+    protocols: frozenset[Protocol]
     default_quota: int
-    default_protocols: frozenset[str]
+    default_protocols: frozenset[Protocol]
 
     @classmethod
     def unlimited(cls) -> Limits:
@@ -44,31 +46,15 @@ class Limits:
             max_quota_per_mailbox=None,
             max_total_quota=None,
             allow_unlimited_quota=True,
-            protocols=frozenset(PROTOCOL_LABELS),
+            protocols=frozenset(PROTOCOLS),
             default_quota=1024**3,
-            default_protocols=frozenset(PROTOCOL_LABELS),
+            default_protocols=frozenset(PROTOCOLS),
         )
 
     @classmethod
     def of_package(cls, package: Package) -> Limits:
-        allowed = {
-            name
-            for name, on in (
-                ("imap", package.allow_imap),
-                ("pop3", package.allow_pop3),
-                ("smtp", package.allow_smtp),
-            )
-            if on
-        }
-        defaults = {
-            name
-            for name, on in (
-                ("imap", package.default_imap),
-                ("pop3", package.default_pop3),
-                ("smtp", package.default_smtp),
-            )
-            if on
-        }
+        allowed = {p for p in PROTOCOLS if getattr(package, p.allow_field)}
+        defaults = {p for p in PROTOCOLS if getattr(package, p.default_field)}
         return cls(
             package_name=package.name,
             max_domains=package.max_domains,
@@ -208,7 +194,7 @@ def check_quota(
             )
 
 
-def check_protocols(limits: Limits, requested: dict[str, bool]) -> None:
+def check_protocols(limits: Limits, requested: t.Mapping[Protocol, bool]) -> None:
     refused = [
         PROTOCOL_LABELS[p] for p, on in requested.items() if on and p not in limits.protocols
     ]

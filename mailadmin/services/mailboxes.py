@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from ..errors import Conflict, NotFound, ValidationError
 from ..hashing import hash_mailbox_password
 from ..models import Domain, Forwarder, Mailbox, PanelUser
-from ..names import domain_to_unicode, normalize_domain, split_address
+from ..names import domain_to_unicode, normalize_domain, split_address, split_partial
 from ..passwords import check_password_policy
+from ..protocols import Protocol
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -51,9 +52,9 @@ class MailboxRow:
 def _state(mailbox: Mailbox) -> dict[str, object]:
     return {
         "quota": mailbox.quota,
-        "imap": mailbox.imap,
-        "pop3": mailbox.pop3,
-        "smtp": mailbox.smtp,
+        Protocol.IMAP: mailbox.imap,
+        Protocol.POP3: mailbox.pop3,
+        Protocol.SMTP: mailbox.smtp,
         "suspend_login": mailbox.suspend_login,
         "suspend_incoming": mailbox.suspend_incoming,
         "suspend_outgoing": mailbox.suspend_outgoing,
@@ -146,12 +147,12 @@ def create_mailbox(
     check_password_policy(password, min_length=settings.min_password_length, address=full_address)
     package_limits.check_new_mailbox(session, owner, limits)
     protocols = {
-        "imap": domain.default_imap if imap is None else imap,
-        "pop3": domain.default_pop3 if pop3 is None else pop3,
-        "smtp": domain.default_smtp if smtp is None else smtp,
+        Protocol.IMAP: domain.default_imap if imap is None else imap,
+        Protocol.POP3: domain.default_pop3 if pop3 is None else pop3,
+        Protocol.SMTP: domain.default_smtp if smtp is None else smtp,
     }
     # Defaults never grant what the package does not include; explicit requests are refused.
-    for name, explicit in (("imap", imap), ("pop3", pop3), ("smtp", smtp)):
+    for name, explicit in ((Protocol.IMAP, imap), (Protocol.POP3, pop3), (Protocol.SMTP, smtp)):
         if explicit is None and name not in limits.protocols:
             protocols[name] = False
     package_limits.check_protocols(limits, protocols)
@@ -168,9 +169,9 @@ def create_mailbox(
         local_part=local,
         password_hash=hash_mailbox_password(password, settings.password_scheme),  # type: ignore[arg-type]
         quota=quota,
-        imap=protocols["imap"],
-        pop3=protocols["pop3"],
-        smtp=protocols["smtp"],
+        imap=protocols[Protocol.IMAP],
+        pop3=protocols[Protocol.POP3],
+        smtp=protocols[Protocol.SMTP],
         suspend_login=False,
         suspend_incoming=False,
         suspend_outgoing=False,
@@ -223,9 +224,9 @@ def update_mailbox(
     turning_on = {
         name: True
         for name, new, old in (
-            ("imap", imap, mailbox.imap),
-            ("pop3", pop3, mailbox.pop3),
-            ("smtp", smtp, mailbox.smtp),
+            (Protocol.IMAP, imap, mailbox.imap),
+            (Protocol.POP3, pop3, mailbox.pop3),
+            (Protocol.SMTP, smtp, mailbox.smtp),
         )
         if new and not old
     }
@@ -357,7 +358,7 @@ def list_mailboxes(
         query = query.where(Mailbox.domain_id.in_(scoped_domain_ids(session, actor)))
     if search:
         text = search.strip().lower()
-        local_prefix, _, domain_prefix = text.partition("@")
+        local_prefix, domain_prefix = split_partial(text)
         if local_prefix:
             query = query.where(*prefix_match(Mailbox.local_part, local_prefix))
         if domain_prefix:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import Conflict, LimitReached, NotFound, PermissionDenied, ValidationError
 from ..models import Package, PanelUser, ResellerAllocation, Role
+from ..protocols import PROTOCOLS
 from ..sizes import format_size
 from . import limits as package_limits
 from .audit import record_event
@@ -52,7 +53,6 @@ CPANEL_ALIASES: dict[str, str] = {
 }
 _CPANEL_SIZES = {"MAX_EMAILACCT_QUOTA", "QUOTA"}
 _SIZE_FIELDS = {"max_quota_per_mailbox", "max_total_quota"}
-PROTOCOLS = ("imap", "pop3", "smtp")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class PackageRow:
     @property
     def protocols(self) -> list[str]:
         return [
-            package_limits.PROTOCOL_LABELS[p] for p in PROTOCOLS if getattr(self.spec, f"allow_{p}")
+            p.permission_label for p in PROTOCOLS if getattr(self.spec, p.allow_field)
         ]
 
 
@@ -176,11 +176,11 @@ def check_spec(spec: PackageSpec) -> None:
             field="default_quota",
         )
     for protocol in PROTOCOLS:
-        if getattr(spec, f"default_{protocol}") and not getattr(spec, f"allow_{protocol}"):
+        if getattr(spec, protocol.default_field) and not getattr(spec, protocol.allow_field):
             raise ValidationError(
                 f"New mailboxes cannot get {package_limits.PROTOCOL_LABELS[protocol]} by default "
                 "when the package does not allow it.",
-                field=f"default_{protocol}",
+                field=protocol.default_field,
             )
 
 
@@ -391,11 +391,11 @@ def check_package_within_allocation(
                 field=field_name,
             )
     for protocol in PROTOCOLS:
-        if getattr(spec, f"allow_{protocol}") and not getattr(allocation, f"allow_{protocol}"):
+        if getattr(spec, protocol.allow_field) and not getattr(allocation, protocol.allow_field):
             raise LimitReached(
                 f"The allocation of {reseller} does not include "
                 f"{package_limits.PROTOCOL_LABELS[protocol]}.",
-                field=f"allow_{protocol}",
+                field=protocol.allow_field,
             )
 
 
@@ -490,7 +490,7 @@ def check_use_fits(session: Session, customer: PanelUser, spec: PackageSpec, pac
                 field="package",
             )
     for protocol in PROTOCOLS:
-        if getattr(spec, f"allow_{protocol}"):
+        if getattr(spec, protocol.allow_field):
             continue
         using = session.scalar(
             select(func.count()).select_from(Mailbox).where(

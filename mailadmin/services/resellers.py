@@ -37,8 +37,6 @@ from .context import Actor
 from .pagination import Page, clamp, paginate
 from .scope import customer_ids_query
 
-PROTOCOLS = packages.PROTOCOLS
-
 
 @dataclass(frozen=True)
 class AllocationSpec:

@@ -48,12 +48,12 @@ from ..mailstack.render import (
 )
 from ..mailstack.snapshot import StackSnapshot
 from ..models import Domain, Mailbox, PanelUser, Role
-from ..names import split_address
+from ..names import domain_of, split_address
+from ..protocols import PROTOCOLS
 from .context import Actor
 from .scope import may_manage_domain, require_mail_manager
 from .server import get_server_settings
 
-PROTOCOLS = ("imap", "pop3", "smtp")
 _ALIAS_DEPTH = 100  # Postfix's virtual_alias_recursion_limit is 1000; our maps are shallow
 
 
@@ -149,7 +149,7 @@ def _reachable(snapshot: StackSnapshot, domain: str) -> StackSnapshot:
             if d.name == current and d.catchall_target:
                 targets.append(d.catchall_target)
         for target in targets:
-            dom = target.rpartition("@")[2]
+            dom = domain_of(target)
             if dom in hosted and dom not in keep:
                 keep.add(dom)
                 todo.append(dom)
@@ -159,7 +159,7 @@ def _reachable(snapshot: StackSnapshot, domain: str) -> StackSnapshot:
         mailboxes=tuple(m for m in snapshot.mailboxes if m.domain in keep),
         forwarders=tuple(f for f in snapshot.forwarders if f.domain in keep),
         autoresponders=tuple(a for a in snapshot.autoresponders
-                             if a.address.rpartition("@")[2] in keep),
+                             if domain_of(a.address) in keep),
     )
 
 
@@ -180,7 +180,7 @@ def _not_hosted(address: str) -> Resolution:
 def _access_lookup(access: dict[str, str], address: str) -> tuple[str, str | None]:
     """check_recipient_access: (key that matched, its value), trying the address, then the
     domain and each parent domain."""
-    domain = address.rpartition("@")[2]
+    domain = domain_of(address)
     keys = [address]
     labels = domain.split(".")
     keys += [".".join(labels[i:]) for i in range(len(labels) - 1)]
@@ -193,7 +193,7 @@ def _access_lookup(access: dict[str, str], address: str) -> tuple[str, str | Non
 def _alias_lookup(valias: dict[str, str], address: str) -> str | None:
     if address in valias:
         return valias[address]
-    return valias.get("@" + address.rpartition("@")[2])
+    return valias.get("@" + domain_of(address))
 
 
 def _expand(valias: dict[str, str], address: str, depth: int = 0) -> list[str]:
@@ -241,7 +241,7 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
         if actor.role is Role.ADMIN:
             return True
         dom = session.scalars(
-            select(Domain).where(Domain.name == addr.rpartition("@")[2])).one_or_none()
+            select(Domain).where(Domain.name == domain_of(addr))).one_or_none()
         return dom is not None and may_manage_domain(session, actor, dom)
 
     steps: list[str] = []
@@ -304,7 +304,7 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
         if expanded != [address]:
             steps.append(f"virtual_alias_maps expands {address} to {', '.join(expanded)}.")
         for final in expanded:
-            final_domain = final.rpartition("@")[2]
+            final_domain = domain_of(final)
             if final_domain == DISCARD_DOMAIN:
                 deliveries.append(Delivery(final, "discard",
                                            "discarded by the default address"))

@@ -44,7 +44,8 @@ from ..hashing import (
     verify_mailbox_password,
 )
 from ..models import Autoresponder, Domain, Forwarder, Mailbox, Role, utcnow
-from ..names import address_to_unicode, normalize_domain, split_address
+from ..names import address_to_unicode, domain_of, normalize_domain, split_address
+from ..protocols import Protocol
 from . import autoresponders, forwarders, mailboxes, throttle
 from .context import Actor
 from .server import get_server_settings
@@ -125,7 +126,8 @@ class OwnMailbox:
     @property
     def protocols(self) -> tuple[str, ...]:
         return tuple(
-            name for name, on in (("IMAP", self.imap), ("POP3", self.pop3), ("SMTP", self.smtp))
+            p.label for p, on in
+            ((Protocol.IMAP, self.imap), (Protocol.POP3, self.pop3), (Protocol.SMTP, self.smtp))
             if on
         )
 
@@ -503,5 +505,5 @@ def public_client_setup(
         )
     domain = settings.imap_host
     with contextlib.suppress(InvalidName):
-        domain = normalize_domain(address.rpartition("@")[2])
+        domain = normalize_domain(domain_of(address))
     return build_setup(settings, address=None, domain=domain, imap=True, pop3=True, smtp=True)
