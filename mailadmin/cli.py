@@ -22,7 +22,7 @@ from .errors import MailadminError, NotFound
 from .models import Role
 from .services import accounts
 from .services.context import Actor
-from .settings import ConfigError, load_config
+from .config import ConfigError, load_config
 
 
 @dataclass

@@ -8,7 +8,7 @@ import typing as t
 import click
 
 from .cli import CliState, main, pass_state
-from .services import settings as settings_service
+from .services import server_settings as settings_service
 
 
 @main.group("settings")

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from mailadmin.db import make_engine
 from mailadmin.models import Base
-from mailadmin.settings import load_config
+from mailadmin.config import load_config
 
 config = context.config
 target_metadata = Base.metadata

@@ -22,7 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailadmin.db import make_engine, make_session_factory
 from mailadmin.services.throttle import ThrottlePolicy
-from mailadmin.settings import load_config
+from mailadmin.config import load_config
 
 from . import db as request_db
 from .auth import login_manager

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from mailadmin.errors import MailadminError, NotFound, PermissionDenied
-from mailadmin.services import settings as settings_service
+from mailadmin.services import server_settings as settings_service
 from mailadmin.services import stack as stack_service
 
 from . import db

@@ -526,7 +526,7 @@ def test_customer_switches_self_service_off_per_domain(
 def test_webmail_redirects_to_the_configured_address(
     mail_app: t.Any, session_factory: sessionmaker[Session]
 ) -> None:
-    from mailadmin.services import settings as settings_service
+    from mailadmin.services import server_settings as settings_service
     from mailadmin.services.context import Actor
 
     client = mail_app.test_client()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin.settings import ConfigError, load_config
+from mailadmin.config import ConfigError, load_config
 
 
 def test_defaults_file_then_environment(tmp_path: Path) -> None:

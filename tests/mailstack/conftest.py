@@ -369,7 +369,7 @@ class ServiceStack(Stack):
         return transaction(self.factory)
 
     def set_settings(self, **values: str) -> None:
-        from mailadmin.services import settings as settings_service
+        from mailadmin.services import server_settings as settings_service
         from mailadmin.services.context import Actor
 
         with self.unit() as s:
@@ -407,7 +407,7 @@ def service_stack() -> Iterator[ServiceStack]:
     from mailadmin.db import make_engine, make_session_factory, transaction
     from mailadmin.mailstack import settings_from_server_settings
     from mailadmin.mailstack.sandbox import prepare_dirs
-    from mailadmin.services import settings as settings_service
+    from mailadmin.services import server_settings as settings_service
     from mailadmin.services.context import Actor
     from mailadmin.services.server import get_server_settings
 

@@ -28,7 +28,7 @@ from mailadmin.mailstack.version import (
     parse_dovecot_version,
 )
 from mailadmin.models import ServerSettings
-from mailadmin.services import settings as settings_service
+from mailadmin.services import server_settings as settings_service
 from tests.mailstack.conftest import PASSWORD
 from tests.mailstack.test_render import ROOT, SETTINGS, SNAPSHOT
 
