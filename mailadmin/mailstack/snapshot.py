@@ -24,6 +24,7 @@ from ..models import (
     Role,
     ServerSettings,
 )
+from ..server_settings_table import DEFAULTS, TABLE
 from .version import detect_dovecot_version
 
 
@@ -31,13 +32,13 @@ from .version import detect_dovecot_version
 class StackPorts:
     """TCP ports the generated config listens on (standard ports in production)."""
 
-    imap: int = 143
-    pop3: int = 110
-    submission: int = 587
-    smtp: int = 25
-    lmtp: int = 24
+    imap: int = DEFAULTS["imap_listen_port"]
+    pop3: int = DEFAULTS["pop3_listen_port"]
+    submission: int = DEFAULTS["submission_listen_port"]
+    smtp: int = DEFAULTS["smtp_listen_port"]
+    lmtp: int = DEFAULTS["lmtp_listen_port"]
     #: Loopback-only Postfix listener through which Dovecot sends Sieve vacation replies.
-    reinject: int = 10026
+    reinject: int = DEFAULTS["reinject_listen_port"]
 
     @classmethod
     def from_base(cls, base: int) -> StackPorts:
@@ -75,13 +76,13 @@ class StackSettings:
     mail_root: str
     #: Log files for both servers; None means syslog.
     log_dir: str | None
-    vmail_uid: int = 5000
-    vmail_gid: int = 5000
-    listen_address: str = "0.0.0.0"  # noqa: S104 - a mail server listens publicly by default
+    vmail_uid: int = DEFAULTS["vmail_uid"]
+    vmail_gid: int = DEFAULTS["vmail_gid"]
+    listen_address: str = DEFAULTS["listen_address"]
     ports: StackPorts = dataclasses.field(default_factory=StackPorts)
-    message_size_limit: int = 50 * 1024 * 1024
-    mode: str = "files"
-    dovecot_version: str = "2.3"
+    message_size_limit: int = DEFAULTS["message_size_limit"]
+    mode: str = DEFAULTS["stack_mode"]
+    dovecot_version: str = DEFAULTS["dovecot_version"]
     instance_name: str = "mailadmin"
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -254,49 +255,27 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
 
 
 def _column(row: ServerSettings, name: str) -> t.Any:
-    """The row's value, or the column's default for a row not yet stored (defaults apply on
+    """The row's value, or the setting's default for a row not yet stored (defaults apply on
     INSERT, so a fresh ``ServerSettings()`` still has None everywhere)."""
     value = getattr(row, name)
-    if value is None:
-        default = ServerSettings.__table__.c[name].default
-        if default is not None and default.is_scalar:
-            return default.arg
-    return value
+    return DEFAULTS[name] if value is None else value
 
 
 def settings_from_server_settings(row: ServerSettings, **overrides: object) -> StackSettings:
-    """Every host name, path, port, id and TLS file from the ServerSettings row.
+    """Every host name, path, port, id and TLS file from the ServerSettings row, placed where
+    the settings table (`server_settings_table`, column ``snapshot``) says.
 
     `overrides` replace any field (the sandbox and the tests use loopback, high ports and a
     scratch folder this way).
     """
-    ports = StackPorts(
-        imap=_column(row, "imap_listen_port"),
-        pop3=_column(row, "pop3_listen_port"),
-        submission=_column(row, "submission_listen_port"),
-        smtp=_column(row, "smtp_listen_port"),
-        lmtp=_column(row, "lmtp_listen_port"),
-        reinject=_column(row, "reinject_listen_port"),
-    )
-    values: dict[str, object] = {
-        "hostname": _column(row, "mail_hostname"),
-        "postmaster_address": _column(row, "postmaster_address"),
-        "config_dir": _column(row, "config_output_dir"),
-        "run_dir": _column(row, "run_dir"),
-        "state_dir": _column(row, "state_dir"),
-        "queue_dir": _column(row, "queue_dir"),
-        "mail_root": _column(row, "mail_root"),
-        "log_dir": row.log_dir,
-        "vmail_uid": _column(row, "vmail_uid"),
-        "vmail_gid": _column(row, "vmail_gid"),
-        "listen_address": _column(row, "listen_address"),
-        "ports": ports,
-        "message_size_limit": _column(row, "message_size_limit"),
-        "mode": _column(row, "stack_mode"),
-        "dovecot_version": _column(row, "dovecot_version"),
-        "tls_cert_file": row.tls_cert_file,
-        "tls_key_file": row.tls_key_file,
-    }
+    values: dict[str, object] = {}
+    ports: dict[str, object] = {}
+    for setting in TABLE:
+        if setting.snapshot is None:
+            continue
+        group, _, field = setting.snapshot.rpartition(".")
+        (ports if group == "ports" else values)[field] = _column(row, setting.name)
+    values["ports"] = StackPorts(**ports)  # type: ignore[arg-type]
     values.update(overrides)
     if values["dovecot_version"] == "auto":
         values["dovecot_version"] = detect_dovecot_version()

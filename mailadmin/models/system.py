@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..server_settings_table import DEFAULTS
 from .base import Base, utcnow
 
 LONG_TEXT = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
@@ -105,7 +106,8 @@ class ApiToken(Base):
 
 
 class ServerSettings(Base):
-    """The server admin's settings: one row, id 1."""
+    """The server admin's settings: one row, id 1. Defaults, rules and meaning of each column
+    are in `mailadmin.server_settings_table`."""
 
     __tablename__ = "server_settings"
     __table_args__ = (
@@ -118,44 +120,58 @@ class ServerSettings(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
     #: Host names mail clients are told to use.
-    imap_host: Mapped[str] = mapped_column(String(253), default="mail.example.net")
-    pop3_host: Mapped[str] = mapped_column(String(253), default="mail.example.net")
-    smtp_host: Mapped[str] = mapped_column(String(253), default="mail.example.net")
-    imap_port: Mapped[int] = mapped_column(Integer, default=993)
-    pop3_port: Mapped[int] = mapped_column(Integer, default=995)
-    submission_port: Mapped[int] = mapped_column(Integer, default=587)
-    password_scheme: Mapped[str] = mapped_column(String(16), default="SHA512-CRYPT")
-    min_password_length: Mapped[int] = mapped_column(Integer, default=10)
-    stack_mode: Mapped[str] = mapped_column(String(8), default="files")
-    dovecot_version: Mapped[str] = mapped_column(String(16), default="2.3")
-    config_output_dir: Mapped[str] = mapped_column(String(1024), default="/etc/mailadmin/stack")
-    mail_root: Mapped[str] = mapped_column(String(1024), default="/var/vmail")
-    vmail_uid: Mapped[int] = mapped_column(Integer, default=5000)
-    vmail_gid: Mapped[int] = mapped_column(Integer, default=5000)
-    apply_automatically: Mapped[bool] = mapped_column(Boolean, default=False)
+    imap_host: Mapped[str] = mapped_column(String(253), default=DEFAULTS["imap_host"])
+    pop3_host: Mapped[str] = mapped_column(String(253), default=DEFAULTS["pop3_host"])
+    smtp_host: Mapped[str] = mapped_column(String(253), default=DEFAULTS["smtp_host"])
+    imap_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["imap_port"])
+    pop3_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["pop3_port"])
+    submission_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["submission_port"])
+    password_scheme: Mapped[str] = mapped_column(String(16), default=DEFAULTS["password_scheme"])
+    min_password_length: Mapped[int] = mapped_column(
+        Integer, default=DEFAULTS["min_password_length"]
+    )
+    stack_mode: Mapped[str] = mapped_column(String(8), default=DEFAULTS["stack_mode"])
+    dovecot_version: Mapped[str] = mapped_column(String(16), default=DEFAULTS["dovecot_version"])
+    config_output_dir: Mapped[str] = mapped_column(
+        String(1024), default=DEFAULTS["config_output_dir"]
+    )
+    mail_root: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["mail_root"])
+    vmail_uid: Mapped[int] = mapped_column(Integer, default=DEFAULTS["vmail_uid"])
+    vmail_gid: Mapped[int] = mapped_column(Integer, default=DEFAULTS["vmail_gid"])
+    apply_automatically: Mapped[bool] = mapped_column(
+        Boolean, default=DEFAULTS["apply_automatically"]
+    )
     #: What the mail servers call themselves, and who receives their reports.
-    mail_hostname: Mapped[str] = mapped_column(String(253), default="mail.example.net")
-    postmaster_address: Mapped[str] = mapped_column(String(320), default="postmaster@example.net")
+    mail_hostname: Mapped[str] = mapped_column(String(253), default=DEFAULTS["mail_hostname"])
+    postmaster_address: Mapped[str] = mapped_column(
+        String(320), default=DEFAULTS["postmaster_address"]
+    )
     #: Paths of the running mail stack (sockets, state, Postfix queue, logs; None = syslog).
-    run_dir: Mapped[str] = mapped_column(String(1024), default="/run/mailadmin")
-    state_dir: Mapped[str] = mapped_column(String(1024), default="/var/lib/mailadmin")
-    queue_dir: Mapped[str] = mapped_column(String(1024), default="/var/spool/mailadmin-postfix")
+    run_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["run_dir"])
+    state_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["state_dir"])
+    queue_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["queue_dir"])
     log_dir: Mapped[str | None] = mapped_column(String(1024))
     #: Where the servers listen (the ports above are what clients are told).
-    listen_address: Mapped[str] = mapped_column(String(45), default="0.0.0.0")  # noqa: S104
-    imap_listen_port: Mapped[int] = mapped_column(Integer, default=143)
-    pop3_listen_port: Mapped[int] = mapped_column(Integer, default=110)
-    submission_listen_port: Mapped[int] = mapped_column(Integer, default=587)
-    smtp_listen_port: Mapped[int] = mapped_column(Integer, default=25)
-    lmtp_listen_port: Mapped[int] = mapped_column(Integer, default=24)
-    reinject_listen_port: Mapped[int] = mapped_column(Integer, default=10026)
-    message_size_limit: Mapped[int] = mapped_column(BigInteger, default=50 * 1024 * 1024)
+    listen_address: Mapped[str] = mapped_column(String(45), default=DEFAULTS["listen_address"])
+    imap_listen_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["imap_listen_port"])
+    pop3_listen_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["pop3_listen_port"])
+    submission_listen_port: Mapped[int] = mapped_column(
+        Integer, default=DEFAULTS["submission_listen_port"]
+    )
+    smtp_listen_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["smtp_listen_port"])
+    lmtp_listen_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["lmtp_listen_port"])
+    reinject_listen_port: Mapped[int] = mapped_column(
+        Integer, default=DEFAULTS["reinject_listen_port"]
+    )
+    message_size_limit: Mapped[int] = mapped_column(
+        BigInteger, default=DEFAULTS["message_size_limit"]
+    )
     tls_cert_file: Mapped[str | None] = mapped_column(String(1024))
     tls_key_file: Mapped[str | None] = mapped_column(String(1024))
     #: Alternatives offered to clients next to the TLS ports: STARTTLS on 143/110, SMTPS on 465.
-    imap_starttls_port: Mapped[int] = mapped_column(Integer, default=143)
-    pop3_starttls_port: Mapped[int] = mapped_column(Integer, default=110)
-    smtps_port: Mapped[int] = mapped_column(Integer, default=465)
+    imap_starttls_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["imap_starttls_port"])
+    pop3_starttls_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["pop3_starttls_port"])
+    smtps_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["smtps_port"])
     webmail_url: Mapped[str | None] = mapped_column(String(1024))
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.

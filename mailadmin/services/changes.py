@@ -35,6 +35,7 @@ from ..models import (
     ServerSettings,
     utcnow,
 )
+from ..server_settings_table import RENDERED
 
 #: Columns whose change alters the rendered configuration (None: every change counts).
 TRACKED: dict[type, frozenset[str] | None] = {
@@ -46,14 +47,8 @@ TRACKED: dict[type, frozenset[str] | None] = {
     ForwarderDestination: None,
     Autoresponder: None,
 }
-#: Server settings that reach the generated files (see snapshot.settings_from_server_settings).
-RENDERED_SETTINGS = frozenset({
-    "mail_hostname", "postmaster_address", "config_output_dir", "run_dir", "state_dir",
-    "queue_dir", "log_dir", "mail_root", "vmail_uid", "vmail_gid", "listen_address",
-    "imap_listen_port", "pop3_listen_port", "submission_listen_port", "smtp_listen_port",
-    "lmtp_listen_port", "reinject_listen_port", "message_size_limit", "tls_cert_file",
-    "tls_key_file", "stack_mode", "dovecot_version",
-})
+#: Server settings that reach the generated files (the settings table's rendered rows).
+RENDERED_SETTINGS = RENDERED
 _PENDING = "mailadmin.config_changed"
 _COMMITTING = "mailadmin.committing"
 

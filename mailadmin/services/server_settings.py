@@ -1,47 +1,82 @@
 """Server settings: the server admin's knobs, each validated before it is stored.
 
-Every value here may end up in a generated Dovecot or Postfix file, so each has a validator
-that accepts only what is safe there (host names, absolute paths of safe characters, ports).
+The settings themselves - name, type, default, rule, place in the render snapshot - are the
+table in `mailadmin.server_settings_table`; this module turns each rule into a validator.
+Every value may end up in a generated Dovecot or Postfix file, so a rendered setting is also
+checked with the renderer's own check (`mailadmin.mailstack.names`): a value saved here is
+a value the next apply accepts, not one that fails there.
 """
 
 from __future__ import annotations
 
 import re
 import typing as t
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, PermissionDenied, ValidationError
-from ..hashing import STORAGE_SCHEMES
+from ..errors import InvalidName, NotFound, PermissionDenied, ValidationError
+from ..mailstack import names as stack_names
 from ..models import Role, ServerSettings
 from ..names import normalize_address, normalize_domain
+from ..server_settings_table import TABLE, Check, Setting
 from ..sizes import parse_size
 from .audit import record_event
 from .context import Actor
 from .server import get_server_settings
 
-SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,1000}$")
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
+WEB_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/%-]*)?$")
+#: A release is written to <config_output_dir>/releases/<SHA-256 hex>; the renderer checks it.
+_RELEASE_SUFFIX = "/releases/" + "0" * 64
 
 
-def _host(value: str) -> str:
+def _rendered(check: Callable[[], object], message: str) -> None:
+    """Run the renderer's check of a value; its refusal becomes a message for the admin."""
+    try:
+        check()
+    except InvalidName:
+        raise ValidationError(message, field="value") from None
+
+
+def _client_host(value: str) -> str:
     text = value.strip().lower()
     if text == "localhost" or IPV4.fullmatch(text):
         return text
     return normalize_domain(text, field="value")
 
 
-def _path(value: str) -> str:
-    text = value.strip()
-    if not SAFE_PATH.fullmatch(text) or "/../" in f"{text}/" or "//" in text:
-        raise ValidationError(
-            "Give an absolute path of letters, digits, '.', '_', '-' and '/'.", field="value"
-        )
-    return text.rstrip("/") or "/"
+def _mail_host(value: str) -> str:
+    text = normalize_domain(value.strip().lower(), field="value")
+    _rendered(lambda: stack_names.hostname(text),
+              "Give a host name with a dot, such as mail.example.net.")
+    return text
 
 
-def _int_between(low: int, high: int) -> t.Callable[[str], int]:
+def _path(max_len: int) -> Callable[[str], str]:
+    message = (
+        f"Give an absolute path of at most {max_len} letters, digits, '.', '_', '-', '+' "
+        "and '/', without '//', '/./' or '/../'."
+    )
+
+    def parse(value: str) -> str:
+        text = value.strip()
+        _rendered(lambda: stack_names.path(text, max_len=max_len), message)
+        return text.rstrip("/") or "/"
+
+    return parse
+
+
+def _config_dir(value: str) -> str:
+    limit = 200 - len(_RELEASE_SUFFIX)
+    text = _path(limit)(value)
+    _rendered(lambda: stack_names.path(text + _RELEASE_SUFFIX),
+              f"Give an absolute path of at most {limit} characters.")
+    return text
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:
             number = int(str(value).strip())
@@ -56,7 +91,13 @@ def _int_between(low: int, high: int) -> t.Callable[[str], int]:
     return parse
 
 
-def _choice(*choices: str) -> t.Callable[[str], str]:
+def _port(value: str) -> int:
+    number = _int_between(1, 65535)(value)
+    _rendered(lambda: stack_names.port(number), "Give a whole number from 1 to 65535.")
+    return number
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         text = value.strip()
         if text.upper() in {c.upper() for c in choices}:
@@ -66,7 +107,7 @@ def _choice(*choices: str) -> t.Callable[[str], str]:
     return parse
 
 
-def _optional(parse: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
+def _optional(parse: Callable[[str], t.Any]) -> Callable[[str], t.Any]:
     def parse_or_none(value: str) -> t.Any:
         text = "" if value is None else str(value).strip()
         return None if text in {"", "None", "none"} else parse(text)
@@ -76,13 +117,18 @@ def _optional(parse: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
 
 def _listen_address(value: str) -> str:
     text = value.strip()
+    message = "Give an IPv4 address such as 0.0.0.0 or 127.0.0.1."
     if not IPV4.fullmatch(text):
-        raise ValidationError("Give an IPv4 address such as 0.0.0.0 or 127.0.0.1.", field="value")
+        raise ValidationError(message, field="value")
+    _rendered(lambda: stack_names.ipv4_listen(text), message)
     return text
 
 
 def _address(value: str) -> str:
-    return normalize_address(value, field="value")
+    address = normalize_address(value, field="value")
+    _rendered(lambda: stack_names.address(address),
+              "Give an address of letters, digits, '.', '_', '+' and '-' before the '@'.")
+    return address
 
 
 def _size(value: str) -> int:
@@ -90,9 +136,6 @@ def _size(value: str) -> int:
     if size < 1024 * 1024:
         raise ValidationError("The message size limit must be at least 1M.", field="value")
     return size
-
-
-WEB_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/%-]*)?$")
 
 
 def _web_url(value: str) -> str:
@@ -113,6 +156,26 @@ def _bool(value: str) -> bool:
     raise ValidationError("Give true or false.", field="value")
 
 
+def _validator(setting: Setting) -> Callable[[str], t.Any]:
+    """The validator of one row of the table: text in, the value to store out."""
+    parsers: dict[Check, Callable[[], Callable[[str], t.Any]]] = {
+        Check.CLIENT_HOST: lambda: _client_host,
+        Check.MAIL_HOST: lambda: _mail_host,
+        Check.PATH: lambda: _path(setting.max_len),
+        Check.CONFIG_DIR: lambda: _config_dir,
+        Check.PORT: lambda: _port,
+        Check.NUMBER: lambda: _int_between(setting.low, setting.high),
+        Check.CHOICE: lambda: _choice(*setting.choices),
+        Check.BOOL: lambda: _bool,
+        Check.ADDRESS: lambda: _address,
+        Check.LISTEN: lambda: _listen_address,
+        Check.SIZE: lambda: _size,
+        Check.WEB_URL: lambda: _web_url,
+    }
+    parse = parsers[setting.check]()
+    return _optional(parse) if setting.optional else parse
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     name: str
@@ -121,56 +184,7 @@ class SettingSpec:
 
 
 SPECS: dict[str, SettingSpec] = {
-    spec.name: spec
-    for spec in (
-        SettingSpec("imap_host", "Host name mail clients use for IMAP", _host),
-        SettingSpec("pop3_host", "Host name mail clients use for POP3", _host),
-        SettingSpec("smtp_host", "Host name mail clients use for sending (submission)", _host),
-        SettingSpec("imap_port", "IMAP port told to clients (993 = TLS)", _int_between(1, 65535)),
-        SettingSpec("pop3_port", "POP3 port told to clients (995 = TLS)", _int_between(1, 65535)),
-        SettingSpec("submission_port", "Submission port told to clients", _int_between(1, 65535)),
-        SettingSpec(
-            "password_scheme", "Hash scheme for new mailbox passwords", _choice(*STORAGE_SCHEMES)
-        ),
-        SettingSpec(
-            "min_password_length", "Shortest mailbox password accepted", _int_between(8, 128)
-        ),
-        SettingSpec("stack_mode", "How the mail servers read the data", _choice("files", "sql")),
-        SettingSpec("dovecot_version", "Dovecot config syntax", _choice("2.3", "2.4", "auto")),
-        SettingSpec("config_output_dir", "Where generated configuration is written", _path),
-        SettingSpec("mail_root", "Where the mail servers keep mailboxes", _path),
-        SettingSpec("vmail_uid", "User id owning the mail files", _int_between(1, 2**31 - 1)),
-        SettingSpec("vmail_gid", "Group id owning the mail files", _int_between(1, 2**31 - 1)),
-        SettingSpec("apply_automatically", "Apply the configuration after each change", _bool),
-        SettingSpec("mail_hostname", "The mail servers' own host name", _host),
-        SettingSpec("postmaster_address", "Who receives the mail servers' reports", _address),
-        SettingSpec("run_dir", "Sockets and pid files of the mail servers", _path),
-        SettingSpec("state_dir", "State of the mail servers", _path),
-        SettingSpec("queue_dir", "Postfix queue", _path),
-        SettingSpec("log_dir", "Log folder of the mail servers (empty: syslog)", _optional(_path)),
-        SettingSpec("listen_address", "Address the mail servers listen on", _listen_address),
-        SettingSpec("imap_listen_port", "IMAP listening port", _int_between(1, 65535)),
-        SettingSpec("pop3_listen_port", "POP3 listening port", _int_between(1, 65535)),
-        SettingSpec("submission_listen_port", "Submission listening port", _int_between(1, 65535)),
-        SettingSpec(
-            "smtp_listen_port", "SMTP (incoming mail) listening port", _int_between(1, 65535)
-        ),
-        SettingSpec("lmtp_listen_port", "LMTP listening port (loopback)", _int_between(1, 65535)),
-        SettingSpec(
-            "reinject_listen_port", "Loopback port for Sieve replies", _int_between(1, 65535)
-        ),
-        SettingSpec("message_size_limit", "Largest message accepted (e.g. 50M)", _size),
-        SettingSpec("tls_cert_file", "TLS certificate (PEM; empty: no TLS)", _optional(_path)),
-        SettingSpec("tls_key_file", "TLS private key (PEM)", _optional(_path)),
-        SettingSpec(
-            "imap_starttls_port", "IMAP STARTTLS port told to clients", _int_between(1, 65535)
-        ),
-        SettingSpec(
-            "pop3_starttls_port", "POP3 STARTTLS port told to clients", _int_between(1, 65535)
-        ),
-        SettingSpec("smtps_port", "SMTP over TLS port told to clients", _int_between(1, 65535)),
-        SettingSpec("webmail_url", "Webmail address (empty: none)", _optional(_web_url)),
-    )
+    s.name: SettingSpec(s.name, s.description, _validator(s)) for s in TABLE
 }
 
 
