@@ -28,6 +28,14 @@ from ..protocols import PROTOCOLS, Protocol
 from ..services import limits as package_limits
 from ..services.context import Actor
 from ..services.forwarders import _find_loop
+from ..services.refusals import (
+    MailboxFacts,
+    Refusal,
+    customer_suspends_mail,
+    login_refusals,
+    receiving_refusals,
+    sending_refusals,
+)
 from ..services.scope import may_manage_domain
 from ..services.selfservice import MailboxUser
 from ..sizes import format_size
@@ -184,7 +192,7 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _customer_suspended(h: _Hosted) -> AccountCheck | None:
-    if h.owner is not None and h.owner.is_suspended:
+    if customer_suspends_mail(h.owner):
         return AccountCheck(
             "customer_suspended", h.address, "The whole customer account is suspended",
             "While the customer is suspended every mailbox of it is refused for login, "
@@ -216,10 +224,14 @@ def _login_checks(session: Session, h: _Hosted, protocols: Sequence[Protocol],
             "as if the password were wrong.",
             "Log in with the full address of an existing mailbox.", True, family)]
     out: list[AccountCheck] = []
-    suspended = _customer_suspended(h)
-    if suspended:
+    facts = MailboxFacts.of(m, h.owner)
+    refused = {p: login_refusals(facts, p) for p in protocols}
+    reasons = {r for found in refused.values() for r in found}
+    if Refusal.CUSTOMER_SUSPENDED in reasons:
+        suspended = _customer_suspended(h)
+        assert suspended is not None
         out.append(suspended)
-    if m.suspend_login:
+    if Refusal.LOGIN_SUSPENDED in reasons:
         out.append(AccountCheck(
             "login_suspended", h.address, "The mailbox's login is suspended",
             "A suspended login is refused over IMAP, POP3 and SMTP exactly like a wrong "
@@ -228,7 +240,7 @@ def _login_checks(session: Session, h: _Hosted, protocols: Sequence[Protocol],
             True, family))
     limits = package_limits.limits_for(session, h.owner) if h.owner else None
     for proto in protocols:
-        if not getattr(m, proto):
+        if Refusal.PROTOCOL_OFF in refused[proto]:
             label = proto.permission_label
             out.append(AccountCheck(
                 "protocol_off", h.address, f"{label} is switched off for this mailbox",
@@ -262,18 +274,19 @@ def _sending_checks(session: Session, h: _Hosted, finding: Finding) -> list[Acco
     if suspended:
         out.append(suspended)
     if m is not None:
-        if m.suspend_login:
+        reasons = sending_refusals(MailboxFacts.of(m, h.owner))
+        if Refusal.LOGIN_SUSPENDED in reasons:
             out.append(AccountCheck(
                 "login_suspended", h.address, "The mailbox's login is suspended",
                 "It cannot log in to send, so the server refuses relaying for it.",
                 "Resume the login in the panel.", True, finding.family))
-        if not m.smtp:
+        if Refusal.PROTOCOL_OFF in reasons:
             out.append(AccountCheck(
                 "protocol_off", h.address, "SMTP (sending) is switched off for this mailbox",
                 "The mail program cannot log in to send, so every RCPT TO to an outside "
                 "address is refused and DATA then fails with 503.",
                 "Switch SMTP on for the mailbox in the panel.", True, finding.family))
-        if m.suspend_outgoing:
+        if Refusal.SENDING_SUSPENDED in reasons:
             out.append(AccountCheck(
                 "sending_suspended", h.address, "Sending is suspended for this mailbox",
                 "The server refuses every recipient of mail this mailbox sends (550 at RCPT TO); "
@@ -310,7 +323,7 @@ def _receiving_checks(session: Session, h: _Hosted, finding: Finding) -> list[Ac
             "Create the mailbox or forwarder, or ask the sender for the right address.",
             finding.family == "user_unknown", finding.family))
     if m is not None:
-        if m.suspend_incoming:
+        if Refusal.RECEIVING_SUSPENDED in receiving_refusals(MailboxFacts.of(m, h.owner)):
             out.append(AccountCheck(
                 "receiving_suspended", h.address, "Receiving is suspended for this mailbox",
                 "The server refuses mail to it at RCPT TO (550 5.2.1), also through forwarders "
@@ -332,7 +345,8 @@ def _receiving_checks(session: Session, h: _Hosted, finding: Finding) -> list[Ac
                     continue
                 dest_h = _lookup(session, _owner_actor(h), dest.address)
                 if isinstance(dest_h, _Hosted) and dest_h.mailbox is not None and (
-                        dest_h.mailbox.suspend_incoming):
+                        Refusal.RECEIVING_SUSPENDED in receiving_refusals(
+                            MailboxFacts.of(dest_h.mailbox, dest_h.owner))):
                     out.append(AccountCheck(
                         "receiving_suspended", h.address,
                         f"The forwarder's destination {dest.address} does not receive mail",

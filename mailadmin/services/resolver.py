@@ -49,8 +49,9 @@ from ..mailstack.render import (
 from ..mailstack.snapshot import StackSnapshot
 from ..models import Domain, Mailbox, PanelUser, Role
 from ..names import domain_of, split_address
-from ..protocols import PROTOCOLS
+from ..protocols import PROTOCOLS, Protocol
 from .context import Actor
+from .refusals import MailboxFacts, Refusal, login_refusals
 from .scope import may_manage_domain, require_mail_manager
 from .server import get_server_settings
 
@@ -59,7 +60,7 @@ _ALIAS_DEPTH = 100  # Postfix's virtual_alias_recursion_limit is 1000; our maps 
 
 @dataclasses.dataclass(frozen=True)
 class Login:
-    protocol: str
+    protocol: Protocol
     allowed: bool
     #: Why not: "no_mailbox", "login_suspended", "customer_suspended" or "<protocol>_off".
     reason: str | None
@@ -336,31 +337,28 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
     logins: list[Login] = []
     customer_suspended: bool | None = None
     if mailbox_snap is not None:
-        row = session.execute(
-            select(Mailbox.suspend_login, PanelUser.is_suspended, PanelUser.role)
+        mailbox, owner = session.execute(
+            select(Mailbox, PanelUser)
             .join(Domain, Domain.id == Mailbox.domain_id)
             .join(PanelUser, PanelUser.id == Domain.owner_id)
             .where(Domain.name == domain_name, Mailbox.local_part == local)
         ).one()
-        own_login_suspended = bool(row[0])
-        customer_suspended = bool(row[1]) and row[2] == Role.CUSTOMER.value
+        facts = MailboxFacts.of(mailbox, owner)
+        customer_suspended = facts.customer_suspended
         if customer_suspended:
             steps.append("The customer owning this mailbox is suspended: login, receiving and "
                          "sending are suspended for all its mailboxes.")
         for protocol in PROTOCOLS:
-            refused = address in denied[protocol]
+            # the rendered deny list says whether; the facts say why
             reason = None
             if address not in users:
                 reason = "no_mailbox"
-            elif refused:
-                if own_login_suspended:
-                    reason = "login_suspended"
-                elif customer_suspended:
-                    reason = "customer_suspended"
-                else:
-                    reason = f"{protocol}_off"
+            elif address in denied[protocol]:
+                causes = login_refusals(facts, protocol)
+                reason = (f"{protocol}_off" if not causes or causes[0] is Refusal.PROTOCOL_OFF
+                          else causes[0].value)
             logins.append(Login(protocol, reason is None, reason))
-        allowed = [lg.protocol.upper() for lg in logins if lg.allowed]
+        allowed = [lg.protocol.label for lg in logins if lg.allowed]
         steps.append("Dovecot (passwd-file and deny lists) lets it log in with: "
                      + (", ".join(allowed) if allowed else "nothing") + ".")
     sending_reply = sasl_access.get(address) if mailbox_snap is not None else None
