@@ -17,12 +17,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import migrate
+from .config import ConfigError, load_config
 from .db import make_engine, make_session_factory, transaction
 from .errors import MailadminError, NotFound
 from .models import Role
 from .services import accounts
 from .services.context import Actor
-from .config import ConfigError, load_config
 
 
 @dataclass

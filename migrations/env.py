@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from mailadmin.config import load_config
 from mailadmin.db import make_engine
 from mailadmin.models import Base
-from mailadmin.config import load_config
 
 config = context.config
 target_metadata = Base.metadata

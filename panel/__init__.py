@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from mailadmin.config import load_config
 from mailadmin.db import make_engine, make_session_factory
 from mailadmin.services.throttle import ThrottlePolicy
-from mailadmin.config import load_config
 
 from . import db as request_db
 from .auth import login_manager
