@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import RateLimited
 from ..models import ServerSettings, utcnow
+from ..protocols import Protocol
 from ..services import throttle
 from ..services.server import get_server_settings
 from .account import AccountReport, Principal, check_account, mailbox_in_scope
@@ -352,7 +353,9 @@ def _no_tls(c: _Conn, r: ProtocolResult) -> None:
 
 _RUNNERS: dict[str, Callable[[_Conn, ProtocolResult, str, str, ssl.SSLContext], None]] = {
     "submission": _smtp, "smtps": _smtp, "imap": _imap, "pop3": _pop3}
-_LOGIN_PROTOCOL = {"submission": "smtp", "smtps": "smtp", "imap": "imap", "pop3": "pop3"}
+#: The mailbox permission a login to each target needs.
+_LOGIN_PROTOCOL = {"submission": Protocol.SMTP, "smtps": Protocol.SMTP, "imap": Protocol.IMAP,
+                   "pop3": Protocol.POP3}
 
 
 def probe(target: Target, address: str, password: str, *, timeout: float = 10.0,
