@@ -379,7 +379,6 @@ def test_suspended_customer_is_signed_out(web: t.Any, world: dict[str, t.Any]) -
 
 @pytest.fixture
 def cli(tmp_path: t.Any, sqlite_engine: t.Any, monkeypatch: pytest.MonkeyPatch) -> t.Any:
-    from mailadmin import cli_admin, cli_mail  # noqa: F401  (register the commands)
     from mailadmin.cli import main
 
     monkeypatch.setenv("MAILADMIN_DATABASE_URL", str(sqlite_engine.url))

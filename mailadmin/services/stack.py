@@ -10,8 +10,8 @@ Coalescing: `services.changes` stamps ``ServerSettings.config_changed_at`` whene
 changes. An apply stores in ``config_applied_at`` the ``config_changed_at`` it read *before*
 taking its snapshot (a watermark): the servers have every change up to that moment, and a
 change committed while the apply ran leaves ``changed_at > applied_at``, so it is not lost.
-`watch` applies when there are pending changes and none for `quiet_seconds`; one apply then
-covers a whole burst of changes.
+The apply watcher (`mailadmin.workers.apply_watcher`) applies when changes are pending and none
+came for a quiet spell; one apply then covers a whole burst of changes.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
 import time
 import typing as t
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, defer
 
-from ..db import transaction
 from ..errors import MailadminError, NotFound, PermissionDenied, ValidationError
+from ..lab.sandbox import sandbox_settings
 from ..mailstack import (
     ApplyError,
     StackSettings,
@@ -44,9 +43,8 @@ from ..mailstack import (
     write_render,
 )
 from ..mailstack.apply import Tools, diff_files
-from ..mailstack.sandbox import sandbox_settings
 from ..mailstack.snapshot import StackSnapshot
-from ..models import ConfigRevision, Role, ServerSettings, utcnow
+from ..models import ConfigRevision, Role, ServerSettings
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
@@ -59,7 +57,6 @@ APPLY_STEPS = ("snapshot", "render", "write", "validate", "switch", "record")
 #: Revisions that keep their files (for rollback and diffs); older ones keep only their
 #: checksum and output. A release at 100,000 mailboxes is ~32 MB of text.
 KEEP_FILES = 20
-WATCHER = Actor(name="auto-apply", role=Role.ADMIN, channel="system", source="watcher")
 
 Progress = Callable[[str], None]
 
@@ -412,99 +409,13 @@ def config_status(session: Session) -> ConfigStatus:
         select(ConfigRevision.rollback_of_id).where(ConfigRevision.state == "applied")
         .order_by(ConfigRevision.id.desc()).limit(1)
     )
-    pending = _pending(changed, applied)
+    pending = changes_pending(changed, applied)
     return ConfigStatus(changed, applied, not pending and in_force_rollback is None)
 
 
-def _pending(changed: dt.datetime | None, applied: dt.datetime | None) -> bool:
+def changes_pending(changed: dt.datetime | None, applied: dt.datetime | None) -> bool:
+    """Whether a change was made after the last apply's watermark (see the module docstring)."""
     return changed is not None and (applied is None or changed > applied)
-
-
-# --------------------------------------------------------------------------- coalescing
-
-
-@dataclasses.dataclass
-class WatchResult:
-    applies: int = 0
-    failures: int = 0
-    last: ConfigRevision | None = None
-
-
-def watch(
-    factory: sessionmaker[Session],
-    *,
-    quiet_seconds: float = 5.0,
-    interval: float = 1.0,
-    once: bool = False,
-    stop: threading.Event | None = None,
-    only_when_automatic: bool = False,
-    actor: Actor = WATCHER,
-    on_apply: Callable[[ApplyReport], None] | None = None,
-    progress: Progress | None = None,
-    tools: Tools | None = None,
-) -> WatchResult:
-    """Apply whenever changes are pending and none came for `quiet_seconds`.
-
-    Each check and each apply is its own transaction. A failed apply is not retried until
-    something changes again. `once`: return after one apply, or at once when nothing is
-    pending. `only_when_automatic`: do nothing while the ``apply_automatically`` setting is
-    off (the panel's background thread; the setting can be switched at any time).
-    """
-    stop = stop or threading.Event()
-    outcome = WatchResult()
-    failed_at: dt.datetime | None = None
-    while not stop.is_set():
-        try:
-            with transaction(factory) as session:
-                row = session.get(ServerSettings, 1)
-                changed = row.config_changed_at if row is not None else None
-                applied = row.config_applied_at if row is not None else None
-                automatic = bool(row is not None and row.apply_automatically)
-            pending = _pending(changed, applied) and changed != failed_at
-            if once and not pending:
-                return outcome
-            quiet = changed is not None and (
-                (utcnow() - changed).total_seconds() >= quiet_seconds)
-            if pending and quiet and (automatic or not only_when_automatic):
-                with transaction(factory) as session:
-                    report = apply_config_report(session, actor, progress=progress,
-                                                 tools=tools)
-                    session.expunge(report.revision)
-                outcome.applies += 1
-                outcome.last = report.revision
-                if report.revision.state == "failed":
-                    outcome.failures += 1
-                    failed_at = changed
-                if on_apply is not None:
-                    on_apply(report)
-                if once:
-                    return outcome
-                continue
-        except Exception:  # keep watching: a locked database or a full disk may pass
-            log.exception("auto-apply: check or apply failed")
-            if once:
-                raise
-        stop.wait(interval)
-    return outcome
-
-
-def start_auto_apply(
-    factory: sessionmaker[Session], *, quiet_seconds: float = 5.0, interval: float = 2.0
-) -> tuple[threading.Thread, threading.Event]:
-    """Run `watch` in a daemon thread (``mailadmin serve``); it acts only while the
-    ``apply_automatically`` setting is on. Set the returned event to stop it."""
-    stop = threading.Event()
-
-    def run() -> None:
-        def logged(report: ApplyReport) -> None:
-            log.info("auto-apply: revision %s %s", report.revision.id, report.revision.state)
-
-        watch(factory, quiet_seconds=quiet_seconds, interval=interval, stop=stop,
-              only_when_automatic=True, on_apply=logged)
-
-    thread = threading.Thread(target=run, name="mailadmin-auto-apply", daemon=True)
-    thread.start()
-    return thread, stop
 
 
 # --------------------------------------------------------------------------- sandbox

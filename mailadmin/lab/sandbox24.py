@@ -18,7 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .apply import ApplyResult, apply_snapshot
+from ..mailstack.apply import ApplyResult, apply_snapshot
+from ..mailstack.snapshot import StackPorts, StackSnapshot
 from .chroot24 import Chroot
 from .sandbox import (
     _CHILDREN,
@@ -30,7 +31,6 @@ from .sandbox import (
     prepare_dirs,
     stop_sandbox,
 )
-from .snapshot import StackPorts, StackSnapshot
 
 
 def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> SandboxInfo:

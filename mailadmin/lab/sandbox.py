@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .apply import ApplyResult, apply_snapshot
-from .snapshot import StackPorts, StackSettings, StackSnapshot
+from ..mailstack.apply import ApplyResult, apply_snapshot
+from ..mailstack.snapshot import StackPorts, StackSettings, StackSnapshot
 
 _STATE_FILE = "sandbox.json"
 #: Popen handles of Dovecot masters we started, so stop() can reap them (no zombies).
