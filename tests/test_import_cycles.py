@@ -14,18 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mailadmin", "panel")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _modules() -> dict[str, Path]:
+def _modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            found[_module_name(path)] = path
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            found[_module_name(path, root)] = path
     return found
 
 
@@ -66,8 +66,8 @@ def _imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
     return targets
 
 
-def import_graph() -> dict[str, set[str]]:
-    known = _modules()
+def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    known = _modules(root, packages)
     return {module: _imports(module, path, known) for module, path in known.items()}
 
 
@@ -137,7 +137,61 @@ def test_the_graph_sees_relative_and_function_level_imports() -> None:
     assert "mailadmin" in graph  # the package itself is a node
 
 
+#: Cycles being removed elsewhere, each with the modules it ties together. The render*.py
+#: plug-ins import the registry in render.py, which imports them back; the render/ package with
+#: an explicit registry (issue 12, in progress on its own branch) replaces all four modules. An
+#: entry must go as soon as its cycle is gone (test_no_stale_allowances).
+ALLOWED: tuple[frozenset[str], ...] = (
+    frozenset({"mailadmin.mailstack.render", "mailadmin.mailstack.render_24",
+               "mailadmin.mailstack.render_sql", "mailadmin.mailstack.render_sql24"}),
+)
+
+
+def _components(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    return [frozenset(_strongly_connected(graph, cycle[0])) for cycle in find_cycles(graph)]
+
+
+def _strongly_connected(graph: dict[str, set[str]], start: str) -> set[str]:
+    def reach(node: str, edges: dict[str, set[str]]) -> set[str]:
+        seen, todo = {node}, [node]
+        while todo:
+            for target in edges.get(todo.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        return seen
+
+    reverse: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            reverse.setdefault(target, set()).add(source)
+    return reach(start, graph) & reach(start, reverse)
+
+
 def test_no_import_cycles() -> None:
-    cycles = find_cycles(import_graph())
+    graph = import_graph()
+    cycles = [cycle for cycle in find_cycles(graph)
+              if frozenset(_strongly_connected(graph, cycle[0])) not in ALLOWED]
     message = "\n".join(" -> ".join(cycle) for cycle in cycles)
     assert not cycles, f"import cycles:\n{message}"
+
+
+def test_no_stale_allowances() -> None:
+    stale = set(ALLOWED) - set(_components(import_graph()))
+    assert not stale, f"these cycles are gone: remove them from ALLOWED: {stale}"
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from .c import NAME\n")
+    (package / "a.py").write_text("def f() -> None:\n    from . import b\n")
+    (package / "b.py").write_text("from .sub import NAME\n")
+    (package / "sub" / "c.py").write_text("import pkg.a\nNAME = 1\n")
+    (package / "d.py").write_text("from pkg.sub.c import NAME\n")
+    graph = import_graph(tmp_path, ("pkg",))
+    assert graph["pkg.a"] == {"pkg.b"} and graph["pkg.d"] == {"pkg.sub.c"}
+    assert find_cycles(graph) == [["pkg.a", "pkg.b", "pkg.sub", "pkg.sub.c", "pkg.a"]]
+    (package / "a.py").write_text("def f() -> None:\n    pass\n")
+    assert find_cycles(import_graph(tmp_path, ("pkg",))) == []

@@ -235,9 +235,11 @@ def test_allocation_cannot_be_exceeded_in_any_order(world: dict[str, t.Any],
 @pytest.fixture
 def web(app: t.Any, world: dict[str, t.Any]) -> t.Any:
     if "customers" not in app.blueprints:
-        from panel.admin_users import BLUEPRINTS
+        from panel.customers import bp as customers_bp
+        from panel.packages import bp as packages_bp
+        from panel.resellers import bp as resellers_bp
 
-        for blueprint in BLUEPRINTS:
+        for blueprint in (resellers_bp, customers_bp, packages_bp):
             app.register_blueprint(blueprint)
     return app
 

@@ -186,7 +186,7 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _customer_suspended(h: _Hosted) -> AccountCheck | None:
-    if h.owner is not None and h.owner.is_suspended:
+    if h.owner is not None and h.owner.mail_suspended:
         return AccountCheck(
             "customer_suspended", h.address, "The whole customer account is suspended",
             "While the customer is suspended every mailbox of it is refused for login, "

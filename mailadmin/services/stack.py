@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
-from ..errors import MailadminError, NotFound, PermissionDenied, ValidationError
+from ..errors import MailadminError, NotFound, ValidationError
 from ..lab.sandbox import sandbox_settings
 from ..mailstack import (
     ApplyError,
@@ -44,10 +44,11 @@ from ..mailstack import (
 )
 from ..mailstack.apply import Tools, diff_files
 from ..mailstack.snapshot import StackSnapshot
-from ..models import ConfigRevision, Role, ServerSettings
+from ..models import ConfigRevision, ServerSettings
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
+from .scope import require_admin
 from .server import get_server_settings
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,6 @@ class ApplyReport:
     timings: Mapping[str, float]
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied("Only the server admin can apply the mail server configuration.")
-
-
 def _who(actor: Actor) -> str:
     return actor.name if actor.source is None else f"{actor.name} ({actor.channel})"
 
@@ -107,7 +103,7 @@ def render_to(session: Session, actor: Actor, out_dir: str | Path) -> dict[str, 
 
     Nothing is validated, compiled or switched; nothing live changes.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     snapshot = build_snapshot(session, _stack_settings(session))
     return write_render(snapshot, out_dir)
 
@@ -183,7 +179,7 @@ def apply_config_report(
     A refusal by the real tools (or a render error) is recorded as a ``failed`` revision and
     returned; the files in force stay byte-for-byte as they were.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     step = progress or (lambda _name: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -262,7 +258,7 @@ def list_revisions(
     session: Session, actor: Actor, page: int = 1, per_page: int = 20
 ) -> Page[ConfigRevision]:
     """Newest first, without the (large) stored files."""
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     page, per_page = clamp(page, per_page)
     total = session.scalar(select(func.count()).select_from(ConfigRevision)) or 0
     items = list(session.scalars(
@@ -273,7 +269,7 @@ def list_revisions(
 
 
 def get_revision(session: Session, actor: Actor, revision_id: int) -> ConfigRevision:
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     revision = session.get(ConfigRevision, revision_id)
     if revision is None:
         raise NotFound(f"There is no configuration revision {revision_id}.", field="revision")
@@ -316,7 +312,7 @@ def _release_root(files: Mapping[str, str], checksum: str) -> str:
 
 def diff_revisions(session: Session, actor: Actor, a: int, b: int) -> str:
     """Unified diff from revision `a` to revision `b` (release folders shown as <release>)."""
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     old, new = get_revision(session, actor, a), get_revision(session, actor, b)
     old_files, new_files = _files(old), _files(new)
     return diff_files(
@@ -329,7 +325,7 @@ def diff_revisions(session: Session, actor: Actor, a: int, b: int) -> str:
 
 def diff_pending(session: Session, actor: Actor) -> str:
     """What an apply would change: the revision in force against the database now."""
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     in_force = session.scalars(
         select(ConfigRevision).where(ConfigRevision.state == "applied")
         .order_by(ConfigRevision.id.desc()).limit(1)
@@ -359,7 +355,7 @@ def rollback_to(
     it (`config_status` says so) until the next apply; the watcher does not undo a rollback,
     but the next change's apply includes everything again.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     step = progress or (lambda _name: None)
     target = get_revision(session, actor, revision_id)
     files = _files(target)
@@ -429,7 +425,7 @@ def sandbox_snapshot(
     Loopback, high ports (`port_base` + the standard port) and a scratch folder; the message
     size limit and the mail owner come from the server settings.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     row = get_server_settings(session)
     settings = sandbox_settings(
         directory, port_base,
