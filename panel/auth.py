@@ -169,7 +169,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only same-site paths, so the sign-in page cannot be used to redirect elsewhere."""
     if not target:
         return None
@@ -211,7 +211,7 @@ def login() -> ResponseReturnValue:
             login_user(PanelPrincipal(user))
             session.permanent = True
             flash(f"Welcome, {user.username}.", "success")
-            return redirect(_safe_next(request.args.get("next")) or url_for("home.dashboard"))
+            return redirect(safe_next(request.args.get("next")) or url_for("home.dashboard"))
     elif request.method == "POST":
         status = 422
     response = render_template("auth/login.html", form=form), status
