@@ -16,7 +16,6 @@ from mailadmin.services.context import Actor
 from mailadmin.services.refusals import (
     MailboxFacts,
     Refusal,
-    customer_suspends_mail,
     login_refusals,
     receiving_refusals,
     sending_refusals,
@@ -48,13 +47,6 @@ def test_reasons() -> None:
     assert receiving_refusals(_facts(login_suspended=True)) == ()
     assert receiving_refusals(_facts(customer_suspended=True)) == (
         Refusal.CUSTOMER_SUSPENDED,)
-
-
-def test_only_a_suspended_customer_suspends_mail() -> None:
-    assert customer_suspends_mail(PanelUser(role="customer", is_suspended=True))
-    assert not customer_suspends_mail(PanelUser(role="customer", is_suspended=False))
-    assert not customer_suspends_mail(PanelUser(role="reseller", is_suspended=True))
-    assert not customer_suspends_mail(None)
 
 
 def test_resolver_reads_the_same_reasons_from_the_rendered_tables(

@@ -27,11 +27,10 @@ from ..names import split_address
 from ..protocols import PROTOCOLS, Protocol
 from ..services import limits as package_limits
 from ..services.context import Actor
-from ..services.forwarders import _find_loop
+from ..services.forwarders import find_forwarding_loop
 from ..services.refusals import (
     MailboxFacts,
     Refusal,
-    customer_suspends_mail,
     login_refusals,
     receiving_refusals,
     sending_refusals,
@@ -192,7 +191,7 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _customer_suspended(h: _Hosted) -> AccountCheck | None:
-    if customer_suspends_mail(h.owner):
+    if h.owner is not None and h.owner.mail_suspended:
         return AccountCheck(
             "customer_suspended", h.address, "The whole customer account is suspended",
             "While the customer is suspended every mailbox of it is refused for login, "
@@ -331,7 +330,7 @@ def _receiving_checks(session: Session, h: _Hosted, finding: Finding) -> list[Ac
                 "Resume receiving in the panel.", True, finding.family))
         out.extend(_quota_checks(session, h, m, finding))
     if h.forwarder is not None and h.forwarder.destinations:
-        loop = _find_loop(session, h.domain.owner_id, h.address,
+        loop = find_forwarding_loop(session, h.domain.owner_id, h.address,
                           [d.address for d in h.forwarder.destinations])
         if loop:
             out.append(AccountCheck(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..models import Mailbox, PanelUser, Role
+from ..models import Mailbox, PanelUser
 from ..protocols import PROTOCOLS, Protocol
 
 
@@ -22,12 +22,6 @@ class Refusal(enum.StrEnum):
     PROTOCOL_OFF = "protocol_off"
     SENDING_SUSPENDED = "sending_suspended"
     RECEIVING_SUSPENDED = "receiving_suspended"
-
-
-def customer_suspends_mail(owner: PanelUser | None) -> bool:
-    """A suspended customer suspends login, receiving and sending of all its mailboxes (the
-    same rule as `scope.suspended_customer_ids_query`)."""
-    return owner is not None and owner.role == Role.CUSTOMER.value and bool(owner.is_suspended)
 
 
 @dataclass(frozen=True)
@@ -46,7 +40,7 @@ class MailboxFacts:
             login_suspended=bool(mailbox.suspend_login),
             receiving_suspended=bool(mailbox.suspend_incoming),
             sending_suspended=bool(mailbox.suspend_outgoing),
-            customer_suspended=customer_suspends_mail(owner),
+            customer_suspended=owner is not None and owner.mail_suspended,
             protocols=frozenset(p for p in PROTOCOLS if getattr(mailbox, p)),
         )
 

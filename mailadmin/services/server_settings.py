@@ -16,14 +16,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidName, NotFound, PermissionDenied, ValidationError
+from ..errors import InvalidName, NotFound, ValidationError
 from ..mailstack import names as stack_names
-from ..models import Role, ServerSettings
+from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain
 from ..server_settings_table import TABLE, Check, Setting
 from ..sizes import parse_size
 from .audit import record_event
 from .context import Actor
+from .scope import require_admin
 from .server import get_server_settings
 
 IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$")
@@ -189,13 +190,13 @@ SPECS: dict[str, SettingSpec] = {
 
 
 def list_settings(session: Session, actor: Actor) -> dict[str, t.Any]:
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     settings = get_server_settings(session)
     return {name: getattr(settings, name) for name in SPECS}
 
 
 def get_setting(session: Session, actor: Actor, name: str) -> t.Any:
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     if name not in SPECS:
         raise NotFound(f"There is no setting {name!r}.", field="name")
     return getattr(get_server_settings(session), name)
@@ -203,7 +204,7 @@ def get_setting(session: Session, actor: Actor, name: str) -> t.Any:
 
 def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> ServerSettings:
     """Validate and store one setting; the audit log keeps the old and the new value."""
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     spec = SPECS.get(name)
     if spec is None:
         raise NotFound(f"There is no setting {name!r}.", field="name")
@@ -227,16 +228,11 @@ def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> Se
     return settings
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied("Only the server admin can see or change server settings.")
-
-
 def update_settings(
     session: Session, actor: Actor, raw_values: t.Mapping[str, str]
 ) -> ServerSettings:
     """Validate every given value first, then store them; one bad value changes nothing."""
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     parsed: dict[str, t.Any] = {}
     for name, raw in raw_values.items():
         spec = SPECS.get(name)
