@@ -68,7 +68,6 @@ _LOCAL_CHARS = _LOWER_ALNUM | frozenset("._-")
 # containing it would shadow the sub-addresses of another mailbox. A remote address may use it.
 _REMOTE_LOCAL_CHARS = _LOCAL_CHARS | {"+"}
 _DOMAIN_CHARS = _LOWER_ALNUM | frozenset(".-")
-_SAFE_CHARS = _REMOTE_LOCAL_CHARS | _DOMAIN_CHARS | {"@"}
 
 # Only spaces and tabs around a value are forgiven (they come from copy and paste); a newline or
 # any other control character anywhere is refused rather than silently dropped.
