@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidName, NotFound, ValidationError
 from ..mailstack import names as stack_names
 from ..models import ServerSettings
-from ..names import normalize_address, normalize_domain
+from ..names import normalize_address, normalize_domain, safe_address
 from ..server_settings_table import TABLE, Check, Setting
 from ..sizes import parse_size
 from .audit import record_event
@@ -127,7 +127,7 @@ def _listen_address(value: str) -> str:
 
 def _address(value: str) -> str:
     address = normalize_address(value, field="value")
-    _rendered(lambda: stack_names.address(address),
+    _rendered(lambda: safe_address(address),
               "Give an address of letters, digits, '.', '_', '+' and '-' before the '@'.")
     return address
 
