@@ -11,7 +11,7 @@ import typing as t
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
@@ -183,12 +183,12 @@ def test_api_resolve_is_scoped(app: t.Any, world: sessionmaker[Session]) -> None
     assert "/api/v1/mailboxes/{address}/usage/recalculate" in spec["paths"]
 
 
-def test_cli_resolve_as_customer(session_factory: sessionmaker[Session],
+def test_cli_resolve_as_customer(sqlite_engine: Engine,
                                  world: sessionmaker[Session], tmp_path: t.Any) -> None:
     import mailadmin.cli_usage  # noqa: F401  (registers resolve)
     from mailadmin.cli import main
 
-    url = str(session_factory.kw["bind"].url)
+    url = str(sqlite_engine.url)
     runner = CliRunner()
     env = {"MAILADMIN_DATABASE_URL": url}
     base = ["--instance", str(tmp_path / "inst")]
