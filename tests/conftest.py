@@ -163,3 +163,13 @@ def make_user(session_factory: sessionmaker[Session]) -> t.Callable[..., PanelUs
             )
 
     return _make
+
+
+BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/browser drives Chromium: mark it so `-m "not browser"` works."""
+    for item in items:
+        if item.path.is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
