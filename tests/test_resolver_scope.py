@@ -11,16 +11,16 @@ import typing as t
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
 from mailadmin.errors import InvalidName, NotFound
-from mailadmin.models import PanelUser
 from mailadmin.services import domains, forwarders, mailboxes, resellers, tokens
 from mailadmin.services.context import Actor
 from mailadmin.services.resolver import Resolution, resolve_address
 
+from . import factories
 from .web import sign_in
 
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -28,9 +28,8 @@ OP = Actor.operator()
 
 
 def actor(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel")
+    return factories.actor(factory, name, channel="panel", source=None)
+
 
 
 @pytest.fixture
