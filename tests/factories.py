@@ -133,3 +133,12 @@ def small_package_world(factory: Factory, make_user: t.Callable[..., PanelUser])
     make_user("bert", "customer", reseller="rita")
     make_user("carl", "customer", reseller="rob")
     small_package(factory, "rita", "alice")
+
+
+def mail_account(factory: Factory, owner: Actor, domain: str,
+                 boxes: dict[str, dict[str, t.Any]], password: str = BOX_PASSWORD) -> None:
+    """`domain` for `owner` with the mailboxes `boxes` (address -> create_mailbox options)."""
+    with transaction(factory) as s:
+        domains.add_domain(s, owner, domain)
+        for address, options in boxes.items():
+            mailboxes.create_mailbox(s, owner, address, password, **options)
