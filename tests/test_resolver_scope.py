@@ -184,7 +184,6 @@ def test_api_resolve_is_scoped(app: t.Any, world: sessionmaker[Session]) -> None
 
 def test_cli_resolve_as_customer(sqlite_engine: Engine,
                                  world: sessionmaker[Session], tmp_path: t.Any) -> None:
-    import mailadmin.cli_usage  # noqa: F401  (registers resolve)
     from mailadmin.cli import main
 
     url = str(sqlite_engine.url)
