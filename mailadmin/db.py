@@ -6,7 +6,7 @@ import typing as t
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from .services import changes
@@ -34,9 +34,10 @@ def make_engine(url: str, **kwargs: t.Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(bind: Engine | Connection, **options: t.Any) -> sessionmaker[Session]:
+    """Sessions on `bind`; tests bind one connection and pass `join_transaction_mode`."""
     # expire_on_commit=False: views render objects after the request's commit.
-    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    factory = sessionmaker(bind=bind, expire_on_commit=False, autoflush=True, **options)
     # every change to mail data marks ServerSettings.config_changed_at (coalesced applies)
     return changes.install(factory)
 

@@ -31,6 +31,13 @@ from .extensions import csrf
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def templates_dir() -> Path:
+    """The page templates: inside the package in an installed wheel (the build maps them
+    there), at the top of the repository in a checkout or an editable install."""
+    packaged = Path(__file__).resolve().parent / "templates"
+    return packaged if packaged.is_dir() else PROJECT_ROOT / "templates"
+
+
 @dataclass
 class PanelState:
     engine: Engine
@@ -64,7 +71,7 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=config["INSTANCE_PATH"],
-        template_folder=str(PROJECT_ROOT / "templates"),
+        template_folder=str(templates_dir()),
         static_folder="static",
     )
     secure_mode = config.pop("SESSION_COOKIE_SECURE", "auto")

@@ -6,26 +6,18 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
-from mailadmin.models import PanelUser
 from mailadmin.services import domains, packages, resellers
-from mailadmin.services.context import Actor
 from mailadmin.services.packages import PackageSpec
 from mailadmin.services.resellers import AllocationSpec
 
+from .factories import actor, make_customer, make_package, make_reseller
 from .web import sign_in
 
 PASSWORD = "correct horse 9"
 GiB = 1024**3
-
-
-def _actor(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel", source="127.0.0.1")
 
 
 @pytest.fixture
@@ -33,24 +25,19 @@ def shop(make_user: t.Any, session_factory: sessionmaker[Session]) -> None:
     """root sells to dora directly; rita to alice and bert; rob to carl."""
     f = session_factory
     make_user("root", "admin")
-    root = _actor(f, "root")
+    root = actor(f, "root")
     with transaction(f) as s:
         gold = packages.create_package(s, root, "Gold", PackageSpec(max_mailboxes=9))
         resellers.create_customer(s, root, "dora", PASSWORD, package_id=gold.id)
     for seller, names in (("rita", ("alice", "bert")), ("rob", ("carl",))):
-        with transaction(f) as s:
-            resellers.create_reseller(s, root, seller, PASSWORD, AllocationSpec(
-                max_customers=5, max_domains=10, max_mailboxes=20, max_total_quota=20 * GiB))
-        actor = _actor(f, seller)
-        with transaction(f) as s:
-            plan = packages.create_package(s, actor, f"{seller.title()} Plan", PackageSpec(
-                max_domains=2, max_mailboxes=4, max_quota_per_mailbox=GiB,
-                max_total_quota=4 * GiB))
+        seller_actor = make_reseller(f, root, seller, AllocationSpec(
+            max_customers=5, max_domains=10, max_mailboxes=20, max_total_quota=20 * GiB))
+        plan = make_package(f, seller_actor, f"{seller.title()} Plan", PackageSpec(
+            max_domains=2, max_mailboxes=4, max_quota_per_mailbox=GiB, max_total_quota=4 * GiB))
         for name in names:
-            with transaction(f) as s:
-                resellers.create_customer(s, actor, name, PASSWORD, package_id=plan.id)
+            make_customer(f, seller_actor, name, plan)
     with transaction(f) as s:
-        domains.add_domain(s, _actor(f, "carl"), "carl.example")
+        domains.add_domain(s, actor(f, "carl"), "carl.example")
 
 
 def signed_in(app: t.Any, name: str) -> t.Any:

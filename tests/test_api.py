@@ -22,13 +22,13 @@ from mailadmin.models import (
     Forwarder,
     ForwarderDestination,
     Mailbox,
-    Package,
     PanelUser,
 )
 from mailadmin.services import domains, mailboxes, tokens
 from mailadmin.services.context import Actor
 from mailadmin.services.throttle import ThrottlePolicy
 
+from .factories import actor, small_package_world
 from .web import sign_in
 
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -50,12 +50,6 @@ def api(api_app: t.Any) -> t.Any:
     return api_app.test_client()
 
 
-def _actor(session_factory: sessionmaker[Session], name: str) -> Actor:
-    with session_factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel", source="127.0.0.1")
-
-
 class World:
     """Panel users and a way to mint their API tokens through the service."""
 
@@ -63,7 +57,7 @@ class World:
         self.session_factory = session_factory
 
     def actor(self, name: str) -> Actor:
-        return _actor(self.session_factory, name)
+        return actor(self.session_factory, name)
 
     def token(self, name: str, scopes: list[str] | None = None, **kw: t.Any) -> str:
         with transaction(self.session_factory) as s:
@@ -87,22 +81,7 @@ class World:
 @pytest.fixture
 def world(session_factory: sessionmaker[Session], make_user: t.Any, api_app: t.Any) -> World:
     """rita (reseller) sells to alice (small package) and bert; rob (reseller) to carl."""
-    make_user("rita", "reseller")
-    make_user("rob", "reseller")
-    alice = make_user("alice", "customer", reseller="rita")
-    make_user("bert", "customer", reseller="rita")
-    make_user("carl", "customer", reseller="rob")
-    with transaction(session_factory) as s:
-        package = Package(
-            owner_id=s.scalars(select(PanelUser.id).where(PanelUser.username == "rita")).one(),
-            name="Small", max_domains=2, max_mailboxes=3, max_forwarders=2,
-            max_quota_per_mailbox=2 * 1024**3, max_total_quota=5 * 1024**3,
-            allow_unlimited_quota=False, allow_imap=True, allow_pop3=True, allow_smtp=False,
-            default_quota=1024**3, default_imap=True, default_pop3=True, default_smtp=True,
-        )
-        s.add(package)
-        s.flush()
-        s.get(PanelUser, alice.id).package_id = package.id  # type: ignore[union-attr]
+    small_package_world(session_factory, make_user)
     return World(session_factory)
 
 

@@ -12,9 +12,10 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
-from mailadmin.models import ApiToken, AuditEvent, Domain, PanelUser, Role
+from mailadmin.models import ApiToken, AuditEvent, Domain, Role
 from mailadmin.services import audit, domains, tokens
-from mailadmin.services.context import Actor
+
+from .factories import actor
 
 API = "/api/v1"
 
@@ -22,12 +23,6 @@ API = "/api/v1"
 @pytest.fixture
 def api(app: t.Any) -> t.Any:
     return app.test_client()
-
-
-def _actor(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel", source="127.0.0.1")
 
 
 @pytest.fixture
@@ -39,11 +34,11 @@ def people(make_user: t.Any, session_factory: sessionmaker[Session]) -> dict[str
     make_user("alice", "customer", reseller="rita")
     make_user("carl", "customer", reseller="rob")
     with transaction(session_factory) as s:
-        domains.add_domain(s, _actor(session_factory, "alice"), "alice.example")
-        domains.add_domain(s, _actor(session_factory, "carl"), "carl.example")
+        domains.add_domain(s, actor(session_factory, "alice"), "alice.example")
+        domains.add_domain(s, actor(session_factory, "carl"), "carl.example")
     found: dict[str, t.Any] = {}
     for name in ("root", "rita", "rob", "alice", "carl"):
-        found[name] = _actor(session_factory, name)
+        found[name] = actor(session_factory, name)
         with transaction(session_factory) as s:
             found[f"{name}_token"] = tokens.create_api_token(s, found[name], "t")[1]
     with transaction(session_factory) as s:

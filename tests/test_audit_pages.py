@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
 from mailadmin.errors import ValidationError
-from mailadmin.models import AuditEvent, PanelUser
+from mailadmin.models import AuditEvent
 from mailadmin.services import audit, domains, mailboxes
 from mailadmin.services.audit import AuditFilter
 from mailadmin.services.context import Actor
 
+from .factories import actor
 from .web import sign_in
 
 PASSWORD = "correct horse 9"
@@ -27,16 +28,6 @@ DAY2 = dt.datetime(2024, 3, 2, 9, 0, tzinfo=dt.UTC)
 DAY3 = dt.datetime(2024, 3, 3, 9, 0, tzinfo=dt.UTC)
 HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)",
            "\tTAB", "\rCR"]
-
-
-def _actor(factory: sessionmaker[Session], name: str, when: dt.datetime | None = None) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-    actor = Actor.for_user(user, channel="panel", source="127.0.0.1")
-    if when is None:
-        return actor
-    return Actor(name=actor.name, role=actor.role, channel=actor.channel, user_id=actor.user_id,
-                 source=actor.source, customer_id=actor.customer_id, clock=lambda: when)
 
 
 @pytest.fixture
@@ -50,23 +41,23 @@ def trail(make_user: t.Any, session_factory: sessionmaker[Session]) -> dict[str,
     make_user("carl", "customer", reseller="rob")
     f = session_factory
     with transaction(f) as s:
-        domains.add_domain(s, _actor(f, "alice", DAY1), "alice.example")
+        domains.add_domain(s, actor(f, "alice", when=DAY1), "alice.example")
     with transaction(f) as s:
-        mailboxes.create_mailbox(s, _actor(f, "alice", DAY2), "info@alice.example", BOX_PASSWORD)
-        domains.add_domain(s, _actor(f, "carl", DAY2), "secret-carl.example")
+        mailboxes.create_mailbox(s, actor(f, "alice", when=DAY2), "info@alice.example", BOX_PASSWORD)
+        domains.add_domain(s, actor(f, "carl", when=DAY2), "secret-carl.example")
     with transaction(f) as s:
-        mailboxes.set_suspensions(s, _actor(f, "alice", DAY3), "info@alice.example",
+        mailboxes.set_suspensions(s, actor(f, "alice", when=DAY3), "info@alice.example",
                                    login=True)
-    alice = _actor(f, "alice", DAY3)
+    alice = actor(f, "alice", when=DAY3)
     with transaction(f) as s:
         for label in HOSTILE:
             audit.record_event(s, alice, "note.test", object_type="note", object_label=label,
                                customer_id=alice.customer_id, after={"text": label})
-        audit.record_event(s, _actor(f, "rita", DAY3), "package.create", object_type="package",
-                           object_label="Rita Plan", reseller_id=_actor(f, "rita").user_id)
-        audit.record_event(s, _actor(f, "rob", DAY3), "package.create", object_type="package",
-                           object_label="Rob Plan", reseller_id=_actor(f, "rob").user_id)
-    return {name: _actor(f, name) for name in ("root", "rita", "rob", "alice", "carl")}
+        audit.record_event(s, actor(f, "rita", when=DAY3), "package.create", object_type="package",
+                           object_label="Rita Plan", reseller_id=actor(f, "rita").user_id)
+        audit.record_event(s, actor(f, "rob", when=DAY3), "package.create", object_type="package",
+                           object_label="Rob Plan", reseller_id=actor(f, "rob").user_id)
+    return {name: actor(f, name) for name in ("root", "rita", "rob", "alice", "carl")}
 
 
 def labels(factory: sessionmaker[Session], who: Actor, **filters: str) -> list[str]:

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.cli import main
-from mailadmin.db import transaction
 from mailadmin.hashing import verify_mailbox_password
-from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox, Package, PanelUser
+from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox
+
+from .factories import small_package_world
 
 PASSWORD = "Tr0ub4dor&3-horse"
 GiB = 1024**3
@@ -37,22 +38,7 @@ def run(tmp_path: Path, sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def world(session_factory: sessionmaker[Session], make_user: t.Any) -> None:
     """Resellers rita and rob; alice (small package) and bert under rita, carl under rob."""
-    make_user("rita", "reseller")
-    make_user("rob", "reseller")
-    alice = make_user("alice", "customer", reseller="rita")
-    make_user("bert", "customer", reseller="rita")
-    make_user("carl", "customer", reseller="rob")
-    with transaction(session_factory) as s:
-        package = Package(
-            owner_id=s.scalars(select(PanelUser.id).where(PanelUser.username == "rita")).one(),
-            name="Small", max_domains=2, max_mailboxes=3, max_forwarders=2,
-            max_quota_per_mailbox=2 * GiB, max_total_quota=5 * GiB,
-            allow_unlimited_quota=False, allow_imap=True, allow_pop3=True, allow_smtp=False,
-            default_quota=GiB, default_imap=True, default_pop3=True, default_smtp=True,
-        )
-        s.add(package)
-        s.flush()
-        s.get(PanelUser, alice.id).package_id = package.id  # type: ignore[union-attr]
+    small_package_world(session_factory, make_user)
 
 
 def ok(result: Result) -> Result:

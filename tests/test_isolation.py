@@ -18,32 +18,16 @@ from mailadmin.db import transaction
 from mailadmin.errors import LimitReached, NotFound, PermissionDenied
 from mailadmin.models import AuditEvent, Package, PanelUser
 from mailadmin.services import domains, mailboxes, packages, resellers
-from mailadmin.services.context import Actor
 from mailadmin.services.packages import PackageSpec
 from mailadmin.services.resellers import AllocationSpec
 
+from .factories import BOX_PASSWORD, PLAN, GiB, reseller_world, run, user_id
+from .factories import PANEL_PASSWORD as PASSWORD
 from .web import csrf_token, sign_in, submit
 
-GiB = 1024**3
-PASSWORD = "correct horse 9"
-BOX_PASSWORD = "Tr0ub4dor&3-horse"
-SPEC = PackageSpec(max_domains=2, max_mailboxes=5, max_forwarders=5,
-                   max_quota_per_mailbox=GiB, max_total_quota=5 * GiB)
 #: Tables whose content an attack must leave exactly as it was.
 TENANT_TABLES = ("panel_users", "packages", "reseller_allocations", "domains", "mailboxes",
                  "forwarders", "forwarder_destinations", "api_tokens")
-
-
-def run(factory: sessionmaker[Session], fn: t.Callable[..., t.Any], *args: t.Any,
-        **kw: t.Any) -> t.Any:
-    with transaction(factory) as s:
-        return fn(s, *args, **kw)
-
-
-def actor_of(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel", source="127.0.0.1")
 
 
 def dump(factory: sessionmaker[Session]) -> dict[str, list[tuple[t.Any, ...]]]:
@@ -67,27 +51,8 @@ def _table_names(session: Session) -> set[str]:
 
 @pytest.fixture
 def world(session_factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t.Any]:
-    make_user("root", "admin")
-    admin = actor_of(session_factory, "root")
-    ids: dict[str, t.Any] = {"admin": admin}
-    for reseller, customers in (("rita", ("alice", "bert")), ("rob", ("carl",))):
-        run(session_factory, resellers.create_reseller, admin, reseller, PASSWORD,
-            AllocationSpec(max_customers=3, max_domains=6, max_mailboxes=15,
-                           max_total_quota=15 * GiB))
-        seller = actor_of(session_factory, reseller)
-        package = run(session_factory, packages.create_package, seller, "Plan", SPEC)
-        ids[f"{reseller}_package"] = package.id
-        for name in customers:
-            run(session_factory, resellers.create_customer, seller, name, PASSWORD,
-                package_id=package.id)
-            customer = actor_of(session_factory, name)
-            run(session_factory, domains.add_domain, customer, f"{name}.example")
-            run(session_factory, mailboxes.create_mailbox, customer, f"info@{name}.example",
-                BOX_PASSWORD)
-    for name in ("rita", "rob", "alice", "bert", "carl"):
-        ids[name] = actor_of(session_factory, name)
-    with session_factory() as s:
-        ids["carl_id"] = s.scalars(select(PanelUser.id).where(PanelUser.username == "carl")).one()
+    ids = reseller_world(session_factory, make_user)
+    ids["carl_id"] = user_id(session_factory, "carl")
     return ids
 
 
@@ -217,7 +182,7 @@ def test_allocation_cannot_be_exceeded_in_any_order(world: dict[str, t.Any],
     run(session_factory, packages.assign_package, rita, "alice", big_id)
     with pytest.raises(LimitReached):
         run(session_factory, packages.update_package, rita, world["rita_package"],
-            SPEC.replace(max_domains=4))
+            PLAN.replace(max_domains=4))
     with pytest.raises(LimitReached):
         run(session_factory, packages.update_package, rita, big_id,
             big.replace(max_mailboxes=11))

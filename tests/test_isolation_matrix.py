@@ -50,20 +50,14 @@ from sqlalchemy import MetaData, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
-from mailadmin.models import ApiToken, Package, PanelUser
+from mailadmin.models import ApiToken, Package
 from mailadmin.services import (
     autoresponders,
-    domains,
     forwarders,
-    mailboxes,
-    packages,
-    resellers,
     tokens,
 )
-from mailadmin.services.context import Actor
-from mailadmin.services.packages import PackageSpec
-from mailadmin.services.resellers import AllocationSpec
 
+from .factories import actor, make_customer, make_package, make_reseller
 from .web import csrf_token, sign_in
 
 GiB = 1024**3
@@ -218,40 +212,25 @@ MARKERS = {"alice": ("carl", "rob"), "rita": ("carl", "rob"), "carl": ("alice", 
 VOLATILE = {"last_login_at", "last_used_at"}
 
 
-def _actor(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel", source="127.0.0.1")
-
-
 def build_world(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t.Any]:
     make_user("root", "admin")
-    root = _actor(factory, "root")
+    root = actor(factory, "root")
     ids: dict[str, t.Any] = {}
     for tenant in (TENANT_A, TENANT_B):
         seller_name, name = tenant["reseller"], tenant["customer"]
+        seller = make_reseller(factory, root, seller_name)
+        plan = make_package(factory, seller)
+        tenant_ids = {"package": str(plan)}
+        customer = make_customer(factory, seller, name, plan, domain=tenant["domain"],
+                                 addresses=[tenant["address"]])
         with transaction(factory) as s:
-            resellers.create_reseller(s, root, seller_name, PASSWORD, AllocationSpec(
-                max_customers=3, max_domains=6, max_mailboxes=15, max_total_quota=15 * GiB))
-        seller = _actor(factory, seller_name)
-        with transaction(factory) as s:
-            plan = packages.create_package(s, seller, "Plan", PackageSpec(
-                max_domains=2, max_mailboxes=5, max_forwarders=5, max_quota_per_mailbox=GiB,
-                max_total_quota=5 * GiB))
-            tenant_ids = {"package": str(plan.id)}
-        with transaction(factory) as s:
-            resellers.create_customer(s, seller, name, PASSWORD, package_id=plan.id)
-        customer = _actor(factory, name)
-        with transaction(factory) as s:
-            domains.add_domain(s, customer, tenant["domain"])
-            mailboxes.create_mailbox(s, customer, tenant["address"], BOX_PASSWORD)
             forwarders.set_forwarder(s, customer, tenant["forwarder"], [tenant["address"]])
             autoresponders.set_autoresponder(s, customer, tenant["address"], subject="Away",
                                              body="Back soon")
         secrets = {}
         for holder in (seller_name, name):
             with transaction(factory) as s:
-                token, secrets[holder] = tokens.create_api_token(s, _actor(factory, holder), "t")
+                token, secrets[holder] = tokens.create_api_token(s, actor(factory, holder), "t")
                 if holder == name:
                     tenant_ids["token"] = str(token.id)
         ids[name] = tenant_ids

@@ -18,9 +18,11 @@ from mailadmin.errors import (
     WeakPassword,
 )
 from mailadmin.hashing import verify_mailbox_password
-from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox, Package, PanelUser
+from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox
 from mailadmin.services import autoresponders, domains, forwarders, mailboxes
 from mailadmin.services.context import Actor
+
+from .factories import actor, run, small_package_world
 
 PASSWORD = "Tr0ub4dor&3-horse"
 
@@ -28,34 +30,11 @@ PASSWORD = "Tr0ub4dor&3-horse"
 @pytest.fixture
 def world(session_factory: sessionmaker[Session], make_user: t.Any) -> dict[str, Actor]:
     """Two resellers, their customers, one package with small limits for alice."""
-    make_user("rita", "reseller")
-    make_user("rob", "reseller")
-    alice = make_user("alice", "customer", reseller="rita")
-    make_user("bert", "customer", reseller="rita")
-    make_user("carl", "customer", reseller="rob")
-    with transaction(session_factory) as s:
-        package = Package(
-            owner_id=s.scalars(select(PanelUser.id).where(PanelUser.username == "rita")).one(),
-            name="Small", max_domains=2, max_mailboxes=3, max_forwarders=2,
-            max_quota_per_mailbox=2 * 1024**3, max_total_quota=5 * 1024**3,
-            allow_unlimited_quota=False, allow_imap=True, allow_pop3=True, allow_smtp=False,
-            default_quota=1024**3, default_imap=True, default_pop3=True, default_smtp=True,
-        )
-        s.add(package)
-        s.flush()
-        s.get(PanelUser, alice.id).package_id = package.id  # type: ignore[union-attr]
-    actors = {}
-    with session_factory() as s:
-        for name in ("rita", "rob", "alice", "bert", "carl"):
-            user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-            actors[name] = Actor.for_user(user, channel="panel", source="127.0.0.1")
+    small_package_world(session_factory, make_user)
+    actors = {name: actor(session_factory, name, source=None)
+              for name in ("rita", "rob", "alice", "bert", "carl")}
     actors["operator"] = Actor.operator()
     return actors
-
-
-def run(session_factory: sessionmaker[Session], fn: t.Callable[..., t.Any], *args: t.Any, **kw: t.Any) -> t.Any:
-    with transaction(session_factory) as s:
-        return fn(s, *args, **kw)
 
 
 def counts(session_factory: sessionmaker[Session]) -> tuple[int, ...]:

@@ -30,13 +30,14 @@ def test_upgrade_matches_models_and_downgrades(backend_url: str) -> None:
         engine.dispose()
 
 
-def test_foreign_keys_enforced(migrated_engine: sa.Engine) -> None:
+def test_foreign_keys_enforced(backend_session_factory: sa.orm.sessionmaker[sa.orm.Session]
+                               ) -> None:
     """Every backend refuses a mailbox whose domain does not exist (SQLite needs a pragma)."""
     import pytest
 
     from mailadmin.models import Mailbox
 
-    with sa.orm.Session(migrated_engine) as session:
+    with backend_session_factory() as session:
         session.add(Mailbox(domain_id=424242, local_part="x", password_hash="{X}y"))
         with pytest.raises(sa.exc.IntegrityError):
             session.flush()
@@ -77,12 +78,13 @@ def test_upgrade_keeps_existing_rows(backend_url: str) -> None:
         engine.dispose()
 
 
-def test_large_revision_files_fit(migrated_engine: sa.Engine) -> None:
+def test_large_revision_files_fit(backend_session_factory: sa.orm.sessionmaker[sa.orm.Session]
+                                  ) -> None:
     """A release at scale is tens of MB; 2 MB must round-trip on every backend."""
     from mailadmin.models import ConfigRevision, utcnow
 
     files = "x" * (2 * 1024 * 1024)
-    with sa.orm.Session(migrated_engine) as session:
+    with backend_session_factory() as session:
         session.add(ConfigRevision(created_at=utcnow(), created_by="t", mode="files",
                                    dovecot_version="2.3", state="applied", checksum="0" * 64,
                                    files=files))

@@ -11,16 +11,16 @@ import typing as t
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
 from mailadmin.errors import InvalidName, NotFound
-from mailadmin.models import PanelUser
 from mailadmin.services import domains, forwarders, mailboxes, resellers, tokens
 from mailadmin.services.context import Actor
 from mailadmin.services.resolver import Resolution, resolve_address
 
+from . import factories
 from .web import sign_in
 
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -28,9 +28,8 @@ OP = Actor.operator()
 
 
 def actor(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel")
+    return factories.actor(factory, name, channel="panel", source=None)
+
 
 
 @pytest.fixture
@@ -183,11 +182,11 @@ def test_api_resolve_is_scoped(app: t.Any, world: sessionmaker[Session]) -> None
     assert "/api/v1/mailboxes/{address}/usage/recalculate" in spec["paths"]
 
 
-def test_cli_resolve_as_customer(session_factory: sessionmaker[Session],
+def test_cli_resolve_as_customer(sqlite_engine: Engine,
                                  world: sessionmaker[Session], tmp_path: t.Any) -> None:
     from mailadmin.cli import main
 
-    url = str(session_factory.kw["bind"].url)
+    url = str(sqlite_engine.url)
     runner = CliRunner()
     env = {"MAILADMIN_DATABASE_URL": url}
     base = ["--instance", str(tmp_path / "inst")]

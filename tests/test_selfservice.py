@@ -23,10 +23,11 @@ from mailadmin.errors import (
 )
 from mailadmin.hashing import hash_scheme, verify_mailbox_password
 from mailadmin.models import AuditEvent, Autoresponder, Forwarder, Mailbox
-from mailadmin.services import domains, mailboxes, selfservice
+from mailadmin.services import domains, selfservice
 from mailadmin.services.context import Actor
 from mailadmin.services.throttle import ThrottlePolicy
 
+from .factories import actor, mail_account
 from .web import csrf_token, submit
 
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -48,24 +49,20 @@ def register_blueprints(app: t.Any) -> None:
 def seed_mail(session_factory: sessionmaker[Session], make_user: t.Any) -> None:
     """Customer alice with example.org: anna (all protocols), nopop (POP3 off), poponly, and
     bert's mailbox at other.example."""
+    f = session_factory
     make_user("alice", "customer")
     make_user("bert", "customer")
-    with transaction(session_factory) as s:
-        from mailadmin.models import PanelUser
-
-        alice = s.scalars(select(PanelUser).where(PanelUser.username == "alice")).one()
-        bert = s.scalars(select(PanelUser).where(PanelUser.username == "bert")).one()
-        a = Actor.for_user(alice, channel="panel")
-        b = Actor.for_user(bert, channel="panel")
-        domains.add_domain(s, a, "example.org")
-        domains.add_domain(s, b, "other.example")
-        anna = mailboxes.create_mailbox(s, a, "anna@example.org", PASSWORD, quota=1024**3)
+    mail_account(f, actor(f, "alice", source=None), "example.org", {
+        "anna@example.org": {"quota": 1024**3}, "nopop@example.org": {"pop3": False},
+        "poponly@example.org": {"imap": False, "smtp": False}}, PASSWORD)
+    mail_account(f, actor(f, "bert", source=None), "other.example",
+                 {"carl@other.example": {}}, PASSWORD)
+    with transaction(f) as s:
+        anna = selfservice.find_mailbox_by_address(s, "anna@example.org")
+        assert anna is not None
         anna.usage_bytes = 256 * 1024**2
         anna.usage_messages = 1234
         anna.usage_read_at = NOW
-        mailboxes.create_mailbox(s, a, "nopop@example.org", PASSWORD, pop3=False)
-        mailboxes.create_mailbox(s, a, "poponly@example.org", PASSWORD, imap=False, smtp=False)
-        mailboxes.create_mailbox(s, b, "carl@other.example", PASSWORD)
 
 
 @pytest.fixture
@@ -501,7 +498,6 @@ def test_customer_switches_self_service_off_per_domain(
     mail_app: t.Any, session_factory: sessionmaker[Session]
 ) -> None:
     """What the customer allows on the domain page binds the mailbox users of that domain."""
-    from mailadmin.services import domains
     from mailadmin.services.context import Actor
 
     with transaction(session_factory) as s:
@@ -527,7 +523,6 @@ def test_webmail_redirects_to_the_configured_address(
     mail_app: t.Any, session_factory: sessionmaker[Session]
 ) -> None:
     from mailadmin.services import server_settings as settings_service
-    from mailadmin.services.context import Actor
 
     client = mail_app.test_client()
     assert client.get("/webmail").status_code == 404

@@ -24,15 +24,10 @@ from mailadmin.services import tokens
 from mailadmin.services.context import Actor
 from mailadmin.services.throttle import ThrottlePolicy
 
+from .factories import actor
 from .web import csrf_token, sign_in, submit
 
 TOKEN_SHAPE = re.compile(r"^[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$")
-
-
-def _actor(session_factory: sessionmaker[Session], name: str) -> Actor:
-    with session_factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="panel", source="127.0.0.1")
 
 
 @pytest.fixture
@@ -40,7 +35,7 @@ def people(make_user: t.Any, session_factory: sessionmaker[Session]) -> dict[str
     make_user("rita", "reseller")
     make_user("alice", "customer", reseller="rita")
     make_user("bert", "customer", reseller="rita")
-    return {name: _actor(session_factory, name) for name in ("rita", "alice", "bert")}
+    return {name: actor(session_factory, name) for name in ("rita", "alice", "bert")}
 
 
 def _now() -> dt.datetime:

@@ -13,12 +13,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.db import transaction
 from mailadmin.errors import NotFound
 from mailadmin.mailstack.usage import Usage, UsageUnavailable, parse_quota_get
-from mailadmin.models import Mailbox, PanelUser
+from mailadmin.models import Mailbox
 from mailadmin.services import domains, mailboxes
 from mailadmin.services import usage as usage_service
 from mailadmin.services.context import Actor
 
+from . import factories
+
 OP = Actor.operator()
+
+
+def actor(factory: sessionmaker[Session], name: str) -> Actor:
+    return factories.actor(factory, name, channel="cli", source=None)
+
 PASSWORD = "Tr0ub4dor&3-horse"
 
 ALL = (
@@ -59,12 +66,6 @@ def world(session_factory: sessionmaker[Session], make_user: t.Any) -> sessionma
         for address in ("a1@anne.test", "a2@anne.test", "b1@bert.test"):
             mailboxes.create_mailbox(s, OP, address, PASSWORD, quota=100 * 1024)
     return session_factory
-
-
-def actor(factory: sessionmaker[Session], name: str) -> Actor:
-    with factory() as s:
-        user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
-        return Actor.for_user(user, channel="cli")
 
 
 class FakeDovecot:

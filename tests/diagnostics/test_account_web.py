@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
 from mailadmin.models import PanelUser
-from mailadmin.services import domains, mailboxes, tokens
+from mailadmin.services import tokens
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
 
+from ..factories import actor, mail_account
 from ..test_selfservice import register_blueprints
 from ..web import sign_in, submit
 
@@ -45,14 +46,12 @@ def world(app: t.Any, session_factory: sessionmaker[Session], make_user: t.Any,
         "nrcpt=1 (queue active)\n"
         "Nov 26 11:30:01 mail postfix/lmtp[13]: 4D5E6F7A8B: to=<carl@other.example>, "
         "relay=local, dsn=2.0.0, status=sent (250 2.0.0 <carl@other.example> S1 Saved)\n")
+    f = session_factory
+    mail_account(f, actor(f, "alice", source=None), "example.org",
+                 {"anna@example.org": {"smtp": False}}, MAILBOX_PW)
+    mail_account(f, actor(f, "bert", source=None), "other.example",
+                 {"carl@other.example": {}}, MAILBOX_PW)
     with transaction(session_factory) as s:
-        alice = s.scalars(select(PanelUser).where(PanelUser.username == "alice")).one()
-        bert = s.scalars(select(PanelUser).where(PanelUser.username == "bert")).one()
-        a, b = Actor.for_user(alice, "panel"), Actor.for_user(bert, "panel")
-        domains.add_domain(s, a, "example.org")
-        domains.add_domain(s, b, "other.example")
-        mailboxes.create_mailbox(s, a, "anna@example.org", MAILBOX_PW, smtp=False)
-        mailboxes.create_mailbox(s, b, "carl@other.example", MAILBOX_PW)
         settings = get_server_settings(s)
         settings.smtp_host = settings.imap_host = settings.pop3_host = "127.0.0.1"
         settings.submission_port = settings.imap_port = settings.pop3_port = closed
