@@ -20,8 +20,11 @@ DEFAULTS: dict[str, t.Any] = {
     # Filled in by load_config: a SQLite file in the instance folder.
     "DATABASE_URL": None,
     "SECRET_KEY": None,
-    # Sign-in throttling: failures counted within the window lock the account (or address).
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    # Sign-in throttling: failures counted within the window lock one account from one client
+    # address, a client address, or (much later, and not for places it signed in from before)
+    # the account everywhere.
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS": 5,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_FAILURE_WINDOW_SECONDS": 900,
     "LOGIN_LOCK_SECONDS": 900,

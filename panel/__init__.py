@@ -90,6 +90,7 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
         throttle_policy=ThrottlePolicy(
             max_failures_per_account=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
             max_failures_per_address=int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+            max_failures_per_pair=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS"]),
             window=dt.timedelta(seconds=int(config["LOGIN_FAILURE_WINDOW_SECONDS"])),
             lock=dt.timedelta(seconds=int(config["LOGIN_LOCK_SECONDS"])),
         ),

@@ -9,7 +9,16 @@ from .mail import (
     ForwarderDestination,
     Mailbox,
 )
-from .system import ApiToken, AuditEvent, ConfigRevision, Job, LoginThrottle, ServerSettings
+from .system import (
+    ApiToken,
+    AuditEvent,
+    ConfigRevision,
+    Job,
+    KnownSignIn,
+    LoginSession,
+    LoginThrottle,
+    ServerSettings,
+)
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
@@ -23,6 +32,8 @@ __all__ = [
     "Forwarder",
     "ForwarderDestination",
     "Job",
+    "KnownSignIn",
+    "LoginSession",
     "LoginThrottle",
     "Mailbox",
     "Package",
