@@ -41,6 +41,7 @@ from . import db
 from .auth import ACTING_AS_KEY, ACTING_AS_NAME_KEY, PanelPrincipal, current_actor
 from .forms import attach_error
 from .mail import size_field_check
+from .paging import page_arg
 
 resellers_bp = Blueprint("resellers", __name__, url_prefix="/resellers")
 customers_bp = Blueprint("customers", __name__, url_prefix="/customers")
@@ -89,10 +90,7 @@ def _refused(exc: MailadminError) -> t.NoReturn:
 
 
 def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        return 1
+    return page_arg()
 
 
 def _search() -> str | None:
