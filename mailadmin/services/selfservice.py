@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..clientsetup import ClientSetup, build_setup
+from ..clientsetup import ClientSetup, build_setup, control_character_in
 from ..errors import (
     AuthenticationFailed,
     InvalidName,
     NotFound,
     PermissionDenied,
+    ValidationError,
     WeakPassword,
 )
 from ..hashing import (
@@ -520,7 +521,8 @@ def public_client_setup(
     """What a mail program asking about `address` is told (autoconfig, autodiscover).
 
     Each call counts as one lookup from `client_address` (flushed; the caller commits even when
-    this raises): RateLimited once the address asked `policy.max_failures_per_address` times
+    this raises): ValidationError for text with a control character;
+    RateLimited once the address asked `policy.max_failures_per_address` times
     within the window, and while it is paused.
 
     For a mailbox hosted here: only the protocols it may use. For anything else (an unknown
@@ -531,6 +533,13 @@ def public_client_setup(
     about when it is a valid domain name, otherwise the IMAP host.
     """
     _count_public_lookup(session, client_address, now, policy)
+    refused = control_character_in(address)
+    if refused is not None:
+        # Never an address; and echoed into the XML answer it would break it.
+        raise ValidationError(
+            f"The address contains the control character U+{ord(refused):04X}; "
+            "mail addresses never do.", field="emailaddress",
+        )
     settings = get_server_settings(session)
     mailbox = find_mailbox_by_address(session, address)
     if mailbox is not None and not mailbox.suspend_login:
