@@ -12,7 +12,7 @@ from mailadmin.diagnostics.present import diagnose
 from .. import db
 from . import bp
 from .routing import current_api_actor, operation
-from .schemas import REMOTE_ADDRESS_PATTERN, TEXT_PATTERN, Body, Output, pattern
+from .schemas import TEXT_PATTERN, Body, Output, RemoteAddressText, pattern
 
 ClientName = t.Literal["outlook", "thunderbird", "apple_mail", "ios", "android"]
 
@@ -23,10 +23,9 @@ class DiagnoseRequest(Body):
         json_schema_extra=pattern(TEXT_PATTERN),
     )
     client: ClientName | None = Field(default=None, description="Mail program to give the fix for")
-    address: str | None = Field(
+    address: RemoteAddressText | None = Field(
         default=None, max_length=320,
         description="The mailbox that logged in or sent; its state is checked against the findings",
-        json_schema_extra=pattern(REMOTE_ADDRESS_PATTERN),
     )
 
 

@@ -71,6 +71,14 @@ def pattern(regex: str) -> dict[str, t.Any]:
     return {"pattern": regex}
 
 
+# For optional strings (`X | None`): the pattern must sit on the string branch of the union,
+# where a field-level `json_schema_extra` does not reach.
+DomainText = t.Annotated[str, Field(json_schema_extra=pattern(DOMAIN_PATTERN))]
+RemoteAddressText = t.Annotated[str, Field(json_schema_extra=pattern(REMOTE_ADDRESS_PATTERN))]
+UsernameText = t.Annotated[str, Field(json_schema_extra=pattern(USERNAME_PATTERN))]
+LineText = t.Annotated[str, Field(json_schema_extra=pattern(LINE_PATTERN))]
+
+
 
 def _size(value: object) -> int:
     # Runs before the strict integer check, so "2G" can become bytes; a bool or a float is
@@ -84,9 +92,15 @@ def _size(value: object) -> int:
         raise ValueError(exc.message) from None
 
 
+#: A size as text (`mailadmin.sizes.parse_size`): bytes or a number with K, M, G or T, or
+#: "unlimited"/"none".
+SIZE_PATTERN = (r"^\s*(?:\d+(?:\.\d+)?\s*[KMGTkmgt]?(?:[iI]?[bB])?"
+                r"|[Uu][Nn][Ll][Ii][Mm][Ii][Tt][Ee][Dd]|[Nn][Oo][Nn][Ee])\s*$")
+SizeText = t.Annotated[str, Field(json_schema_extra={"pattern": SIZE_PATTERN})]
+
 Size = t.Annotated[
     int,
-    BeforeValidator(_size, json_schema_input_type=int | str),
+    BeforeValidator(_size, json_schema_input_type=int | SizeText),
     Field(
         description="Bytes, or a size such as \"500M\" or \"2G\" (binary units); 0 or "
         "\"unlimited\" mean no limit where the package allows it.",
@@ -121,8 +135,7 @@ class ListQuery(Query):
         json_schema_extra={"maximum": MAX_PAGE},
     )
     per_page: int = Field(50, ge=1, le=200, description="Items per page (at most 200).")
-    search: str | None = Field(None, max_length=320, description="Prefix to search for.",
-                               json_schema_extra=pattern(LINE_PATTERN))
+    search: LineText | None = Field(None, max_length=320, description="Prefix to search for.")
 
 
 class DomainListQuery(ListQuery):
@@ -130,16 +143,17 @@ class DomainListQuery(ListQuery):
 
 
 class MailboxListQuery(ListQuery):
-    domain: str | None = Field(None, max_length=253, description="Only this domain's mailboxes.",
-                               json_schema_extra=pattern(DOMAIN_PATTERN))
+    domain: DomainText | None = Field(
+        None, max_length=253, description="Only this domain's mailboxes."
+    )
     sort: t.Literal["address", "quota", "created"] = "address"
     descending: bool = False
 
 
 class ForwarderListQuery(ListQuery):
-    domain: str | None = Field(None, max_length=253,
-                               description="Only this domain's forwarders.",
-                               json_schema_extra=pattern(DOMAIN_PATTERN))
+    domain: DomainText | None = Field(
+        None, max_length=253, description="Only this domain's forwarders."
+    )
 
 
 class DomainCreate(Body):
@@ -147,9 +161,8 @@ class DomainCreate(Body):
         description="Domain name, Unicode or IDNA ASCII.", examples=["bücher.example"],
         json_schema_extra=pattern(DOMAIN_PATTERN),
     )
-    customer: str | None = Field(
-        None, description="Owning customer's user name; required for resellers and the admin.",
-        json_schema_extra=pattern(USERNAME_PATTERN),
+    customer: UsernameText | None = Field(
+        None, description="Owning customer's user name; required for resellers and the admin."
     )
 
 
@@ -164,10 +177,10 @@ class DomainDefaults(Body):
 
 class CatchAll(Body):
     action: t.Literal["reject", "discard", "deliver"]
-    reject_reason: str | None = Field(None, description="Told to the sender when rejecting.",
-                                      json_schema_extra=pattern(LINE_PATTERN))
-    target: str | None = Field(None, description="Address that receives the mail when delivering.",
-                               json_schema_extra=pattern(REMOTE_ADDRESS_PATTERN))
+    reject_reason: LineText | None = Field(None, description="Told to the sender when rejecting.")
+    target: RemoteAddressText | None = Field(
+        None, description="Address that receives the mail when delivering."
+    )
 
 
 class MailboxCreate(Body):
@@ -218,9 +231,7 @@ class MailboxDelete(Body):
 
 
 class ForwarderSet(Body):
-    destinations: list[
-        t.Annotated[str, Field(json_schema_extra=pattern(REMOTE_ADDRESS_PATTERN))]
-    ] = Field(min_length=1, max_length=50)
+    destinations: list[RemoteAddressText] = Field(min_length=1, max_length=50)
     keep_copy: bool = Field(False, description="Only for a mailbox's own address.")
 
 
