@@ -42,7 +42,7 @@ from mailadmin.names import address_to_unicode
 from mailadmin.services import accounts, selfservice, sessions, throttle
 from mailadmin.services.context import Actor
 
-from . import db
+from . import acting, db
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -50,9 +50,6 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 login_manager.session_protection = "strong"
-#: Session keys of "act as this customer" (panel.admin_users): the customer's id and name.
-ACTING_AS_KEY = "acting_as_customer"
-ACTING_AS_NAME_KEY = "acting_as_name"
 login_manager.blueprint_login_views = {"self": "self.login", "clientsetup": "self.login"}
 
 MAILBOX_ROLE = "mailbox"
@@ -115,14 +112,14 @@ def load_user(session_id: str) -> PanelPrincipal | MailboxPrincipal | None:
     if user is None or user.is_suspended or _fingerprint(user.password_hash) != fingerprint:
         return None
     if not sessions.session_is_live(
-        db.session(), token, panel_user_id=user.id, now=utcnow(), idle_limit=_idle_limit()
+        db.session(), token, panel_user_id=user.id, now=utcnow(), idle_limit=session_idle_limit()
     ):
         return None
     principal = PanelPrincipal(user, token)
-    if session.get(ACTING_AS_KEY) is not None:
-        # While acting as a customer the navigation is the customer's (see panel.admin_users).
+    if acting.is_acting():
+        # While acting as a customer the navigation is the customer's (see panel.acting).
         principal.role = "customer"
-        principal.username = f"{user.username} as {session.get(ACTING_AS_NAME_KEY)}"
+        principal.username = f"{user.username} as {acting.acting_name()}"
     return principal
 
 
@@ -135,13 +132,13 @@ def _load_mailbox(session_id: str) -> MailboxPrincipal | None:
     if mailbox is None or _fingerprint(mailbox.password_hash) != fingerprint:
         return None
     if not sessions.session_is_live(
-        db.session(), token, mailbox_id=mailbox.id, now=utcnow(), idle_limit=_idle_limit()
+        db.session(), token, mailbox_id=mailbox.id, now=utcnow(), idle_limit=session_idle_limit()
     ):
         return None
     return MailboxPrincipal(mailbox, token)
 
 
-def _idle_limit() -> dt.timedelta:
+def session_idle_limit() -> dt.timedelta:
     # The cookie's own lifetime is renewed on each request; the record uses the same limit.
     limit: dt.timedelta = current_app.permanent_session_lifetime
     return limit
@@ -202,11 +199,9 @@ def current_actor() -> Actor:
     if not isinstance(principal, PanelPrincipal):
         abort(403, description="This page is for panel users. Mailbox users have their own pages.")
     actor = Actor.for_user(principal.user, channel="panel", source=request.remote_addr)
-    if session.get(ACTING_AS_KEY) is not None:
-        # A reseller or admin acting as one of its customers (see panel.admin_users).
-        from .admin_users import acting_actor
-
-        return acting_actor(actor)
+    if acting.is_acting():
+        # A reseller or admin acting as one of its customers.
+        return acting.acting_actor(actor)
     return actor
 
 
@@ -245,7 +240,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only same-site paths, so the sign-in page cannot be used to redirect elsewhere."""
     if not target:
         return None
@@ -275,7 +270,7 @@ def login() -> ResponseReturnValue:
                 policy=state.throttle_policy,
                 actor=actor,
                 device_token=known_device_token(),
-                session_idle_limit=_idle_limit(),
+                session_idle_limit=session_idle_limit(),
             )
         except RateLimited as exc:
             form.form_errors.append(exc.message)
@@ -294,7 +289,7 @@ def login() -> ResponseReturnValue:
             if signed_in.outcome.notice is not None:
                 flash(signed_in.outcome.notice.message, "warning")
             return remember_device(
-                redirect(_safe_next(request.args.get("next")) or url_for("home.dashboard")),
+                redirect(safe_next(request.args.get("next")) or url_for("home.dashboard")),
                 signed_in.outcome.device_token,
             )
     elif request.method == "POST":

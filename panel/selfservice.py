@@ -43,12 +43,12 @@ from mailadmin.sizes import format_size
 from . import db
 from .auth import (
     MailboxPrincipal,
-    _idle_limit,
-    _safe_next,
     end_this_session,
     known_device_token,
     login_manager,
     remember_device,
+    safe_next,
+    session_idle_limit,
 )
 from .forms import attach_error
 
@@ -147,7 +147,7 @@ def login() -> ResponseReturnValue:
                 policy=state.throttle_policy,
                 source=request.remote_addr,
                 device_token=known_device_token(),
-                session_idle_limit=_idle_limit(),
+                session_idle_limit=session_idle_limit(),
             )
         except RateLimited as exc:
             form.form_errors.append(exc.message)
@@ -168,7 +168,7 @@ def login() -> ResponseReturnValue:
             if signed_in.outcome.notice is not None:
                 flash(signed_in.outcome.notice.message, "warning")
             return remember_device(
-                redirect(_safe_next(request.args.get("next")) or url_for("self.overview")),
+                redirect(safe_next(request.args.get("next")) or url_for("self.overview")),
                 signed_in.outcome.device_token,
             )
     elif request.method == "POST":
