@@ -171,3 +171,34 @@ def test_patterns_admit_what_the_services_take(
     regex = re.compile(getattr(schemas, name))
     assert [v for v in accepted if not regex.fullmatch(v)] == []
     assert [v for v in refused if regex.fullmatch(v)] == []
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/revisions/2147483648/diff", "/admin/revisions/99999999999999999999999/diff",
+    "/admin/revisions/0/diff", "/packages/9223372036854775808",
+    "/admin/revisions/{id}/diff?against=99999999999999999999999",
+    "/admin/revisions/{id}/diff?against=-4",
+])
+def test_ids_past_the_database_range_are_not_found(
+    admin: t.Any, session_factory: t.Any, path: str
+) -> None:
+    from mailadmin.db import transaction
+    from mailadmin.models import ConfigRevision, utcnow
+
+    with transaction(session_factory) as s:
+        revision = ConfigRevision(created_at=utcnow(), created_by="t", mode="files",
+                                  dovecot_version="2.3", state="applied", checksum="0" * 64,
+                                  files="{}")
+        s.add(revision)
+        s.flush()
+        revision_id = revision.id
+    assert admin.get(f"/admin/revisions/{revision_id}/diff").status_code == 200
+    assert admin.get(path.format(id=revision_id)).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/tokens/99999999999999999999/revoke",
+                                  "/admin/revisions/99999999999999999999/rollback",
+                                  "/packages/99999999999999999999/delete"])
+def test_posts_to_ids_past_the_range_are_not_found(admin: t.Any, path: str) -> None:
+    # No route matches, so not even the CSRF check (400) is reached.
+    assert admin.post(path).status_code == 404

@@ -1,6 +1,6 @@
 """The domain model (see DESIGN.md). Import models from here."""
 
-from .base import Base, UTCDateTime, utcnow
+from .base import MAX_ROW_ID, Base, UTCDateTime, utcnow
 from .mail import (
     Autoresponder,
     CatchAllAction,
@@ -22,6 +22,7 @@ from .system import (
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
+    "MAX_ROW_ID",
     "ApiToken",
     "AuditEvent",
     "Autoresponder",
