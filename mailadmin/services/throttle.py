@@ -148,8 +148,8 @@ class FailureNotice:
             latest += f" from {self.last_from}." if self.last_from else "."
         return (
             f"Since your last sign-in, {times} made on your account.{latest} "
-            "If that was not you, keep your password long and unique; other addresses were "
-            "paused after a few wrong passwords."
+            "If that was not you: an address that keeps guessing is paused after a few wrong "
+            "passwords; change your password if it is short or used elsewhere."
         )
 
 
