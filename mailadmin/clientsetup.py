@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import plistlib
 import typing as t
+import unicodedata
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -182,7 +183,29 @@ def build_setup(
 # --- Thunderbird ------------------------------------------------------------------------------
 
 
+#: Unicode categories never accepted in an address a mail program asks about: control
+#: characters (most cannot even be written in XML 1.0) and lone surrogates (not even in
+#: UTF-8). Invisible format characters stay: ZWNJ and ZWJ are valid in some IDN labels.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
+#: Not characters in XML 1.0 either.
+_NOT_XML = frozenset("\ufffe\uffff")
+
+
+def control_character_in(text: str) -> str | None:
+    """The first control character (or other character XML cannot carry) in `text`, if any."""
+    for ch in text:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES or ch in _NOT_XML:
+            return ch
+    return None
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
+    # ElementTree escapes markup but writes control characters as they are, which makes the
+    # document ill-formed; nothing that reaches here may carry one.
+    for value in (text or "", *attrib.values()):
+        ch = control_character_in(value)
+        if ch is not None and ch not in "\t\n\r":
+            raise ValueError(f"U+{ord(ch):04X} cannot be written into the XML answer")
     element = ET.SubElement(parent, tag, attrib)
     if text is not None:
         element.text = text

@@ -20,8 +20,11 @@ DEFAULTS: dict[str, t.Any] = {
     # Filled in by load_config: a SQLite file in the instance folder.
     "DATABASE_URL": None,
     "SECRET_KEY": None,
-    # Sign-in throttling: failures counted within the window lock the account (or address).
-    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+    # Sign-in throttling: failures counted within the window lock one account from one client
+    # address, a client address, or (much later, and not for places it signed in from before)
+    # the account everywhere.
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS": 5,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 100,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_FAILURE_WINDOW_SECONDS": 900,
     "LOGIN_LOCK_SECONDS": 900,
@@ -59,11 +62,27 @@ def _coerce(name: str, raw: str, default: t.Any) -> t.Any:
     return raw
 
 
+def ensure_instance_folder(instance_path: Path) -> None:
+    """Create the instance folder, private to its owner (0700): it holds the secret key and
+    the SQLite database with every password hash. An existing folder is left as it is (an
+    operator may have opened it on purpose, see `mailadmin sql-access grant`), and so are the
+    parents it needed."""
+    if instance_path.is_dir():
+        return
+    instance_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        instance_path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    # mkdir's mode is filtered by the umask; say it exactly.
+    instance_path.chmod(0o700)
+
+
 def _read_or_create_secret_key(instance_path: Path) -> str:
     key_file = instance_path / SECRET_KEY_FILE_NAME
     if key_file.exists():
         return key_file.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    ensure_instance_folder(instance_path)
     key = secrets.token_hex(32)
     # O_EXCL: two processes starting at once must not overwrite each other's key.
     try:
@@ -110,7 +129,7 @@ def load_config(
         config.update(overrides)
     config["INSTANCE_PATH"] = str(instance_path)
     if not config.get("DATABASE_URL"):
-        instance_path.mkdir(parents=True, exist_ok=True)
+        ensure_instance_folder(instance_path)
         config["DATABASE_URL"] = f"sqlite:///{instance_path / 'mailadmin.db'}"
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _read_or_create_secret_key(instance_path)

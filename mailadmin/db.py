@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .services import changes
 
 
+def _create_private_sqlite_file(url: str) -> None:
+    """Create a new SQLite database file 0600 before SQLite does (it would use 0644 less the
+    umask: every local user could read the password hashes). SQLite gives the `-wal` and
+    `-shm` files the database file's mode, so they are 0600 too. An existing file is left as
+    it is (SQL mode opens it to the mail servers on purpose, see `services.sql_access`)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken more
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str, **kwargs: t.Any) -> Engine:
     """Create an engine with the settings each backend needs to behave like the others."""
     if url.startswith("sqlite"):
+        _create_private_sqlite_file(url)
         kwargs.setdefault("connect_args", {"timeout": 30})
         engine = create_engine(url, **kwargs)
 

@@ -19,9 +19,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from mailadmin.config import load_config
 from mailadmin.db import make_engine, make_session_factory
+from mailadmin.models import MAX_ROW_ID
 from mailadmin.services.throttle import ThrottlePolicy
 
 from . import db as request_db
@@ -62,6 +64,19 @@ class AutoSecureSessionInterface(SecureCookieSessionInterface):
         return bool(setting)
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in a URL: a row id, so 1 to 2**31 - 1 (ids are 32-bit on every backend).
+
+    Past that the URL matches no route (404) instead of reaching the database, where the
+    number would overflow its integer type (a server error on SQLite and PostgreSQL).
+    """
+
+    def __init__(self, map: Map, *args: t.Any, **kwargs: t.Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
     """Create the panel. `overrides` win over the instance file and the environment."""
     instance_path = None
@@ -86,6 +101,8 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
     app.session_interface = AutoSecureSessionInterface()
+    # Before any route is added: rules pick their converters when they are compiled.
+    app.url_map.converters["int"] = RowIdConverter
     if int(config["TRUSTED_PROXY_COUNT"]) > 0:
         hops = int(config["TRUSTED_PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
@@ -97,6 +114,7 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
         throttle_policy=ThrottlePolicy(
             max_failures_per_account=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
             max_failures_per_address=int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+            max_failures_per_pair=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS"]),
             window=dt.timedelta(seconds=int(config["LOGIN_FAILURE_WINDOW_SECONDS"])),
             lock=dt.timedelta(seconds=int(config["LOGIN_LOCK_SECONDS"])),
         ),

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_required, login_user
+from flask_login import current_user, login_required, login_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from mailadmin.errors import MailadminError
-from mailadmin.services import accounts
+from mailadmin.services import accounts, sessions
 
 from . import db
-from .auth import PanelPrincipal, current_actor
+from .auth import PanelPrincipal, current_actor, end_this_session
 from .forms import attach_error
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -43,8 +43,29 @@ def password() -> ResponseReturnValue:
             attach_error(form, exc)
         else:
             # The session id carries the password fingerprint; renew this session so it stays valid.
-            login_user(PanelPrincipal(user))
+            login_user(PanelPrincipal(user, current_user.session_token))
             flash("Your password has been changed. Other sessions were signed out.", "success")
             return redirect(url_for("home.dashboard"))
     status = 422 if form.errors or form.form_errors else 200
-    return render_template("account/password.html", form=form), status
+    return render_template(
+        "account/password.html", form=form, everywhere_form=SignOutEverywhereForm()
+    ), status
+
+
+class SignOutEverywhereForm(FlaskForm):  # type: ignore[misc]
+    """Only the CSRF token."""
+
+
+@bp.route("/sign-out-everywhere", methods=["POST"])
+@login_required  # type: ignore[misc]
+def sign_out_everywhere() -> ResponseReturnValue:
+    if not SignOutEverywhereForm().validate_on_submit():
+        abort(400)
+    principal = current_user._get_current_object()
+    if not isinstance(principal, PanelPrincipal):
+        abort(403)
+    # The signed-in user's own sessions, also while acting as a customer.
+    ended = sessions.end_all_sessions(db.session(), panel_user_id=principal.user_id)
+    end_this_session()
+    flash(f"Signed out everywhere ({ended} session{'s' if ended != 1 else ''} ended).", "info")
+    return redirect(url_for("auth.login"))

@@ -17,6 +17,7 @@ from mailadmin.services import stack as stack_service
 
 from . import db
 from .auth import current_actor
+from .paging import page_arg
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -95,8 +96,7 @@ def _status_payload() -> dict[str, t.Any]:
 def revisions() -> ResponseReturnValue:
     session = db.session()
     try:
-        page = stack_service.list_revisions(session, current_actor(),
-                                            request.args.get("page", 1, type=int) or 1)
+        page = stack_service.list_revisions(session, current_actor(), page_arg())
     except PermissionDenied as exc:
         abort(403, description=exc.message)
     previous = {rev.id: stack_service.previous_revision_id(session, rev) for rev in page.items}

@@ -20,6 +20,7 @@ from mailadmin.services import audit
 
 from . import db
 from .auth import current_actor
+from .paging import page_arg
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -37,10 +38,7 @@ def _filters() -> tuple[audit.AuditFilter, ValidationError | None]:
 @bp.route("/")
 @login_required  # type: ignore[misc]
 def index() -> ResponseReturnValue:
-    try:
-        page_number = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page_number = 1
+    page_number = page_arg()
     filters, problem = _filters()
     values = {name: request.args.get(name, "")[:320] for name in FILTER_FIELDS}
     if problem is not None:

@@ -7,6 +7,7 @@ session id starts with "m"; they are confined to the self-service and client-set
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from urllib.parse import urlsplit
 
@@ -31,13 +32,14 @@ from flask_login import (
     logout_user,
 )
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeSerializer
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from mailadmin.errors import AuthenticationFailed, RateLimited
-from mailadmin.models import Mailbox, PanelUser
+from mailadmin.models import Mailbox, PanelUser, utcnow
 from mailadmin.names import address_to_unicode
-from mailadmin.services import accounts, selfservice
+from mailadmin.services import accounts, selfservice, sessions, throttle
 from mailadmin.services.context import Actor
 
 from . import acting, db
@@ -56,16 +58,19 @@ MAILBOX_ROLE = "mailbox"
 class PanelPrincipal(UserMixin):  # type: ignore[misc]
     """The signed-in panel user as Flask-Login sees it (the model stays free of Flask)."""
 
-    def __init__(self, user: PanelUser) -> None:
+    def __init__(self, user: PanelUser, session_token: str) -> None:
         self.user = user
         self.user_id = user.id
         self.username = user.username
         self.role = user.role
+        #: The server-side session (`mailadmin.services.sessions`); signing out deletes it.
+        self.session_token = session_token
 
     def get_id(self) -> str:
         # The id carries a fingerprint of the password hash, so changing the password ends every
-        # other session of that account.
-        return f"{self.user.id}.{_fingerprint(self.user.password_hash)}"
+        # other session of that account; and the server-side session's token, so signing out
+        # ends this one.
+        return f"{self.user.id}.{_fingerprint(self.user.password_hash)}.{self.session_token}"
 
 
 class MailboxPrincipal(UserMixin):  # type: ignore[misc]
@@ -73,8 +78,9 @@ class MailboxPrincipal(UserMixin):  # type: ignore[misc]
 
     role = MAILBOX_ROLE
 
-    def __init__(self, mailbox: Mailbox) -> None:
+    def __init__(self, mailbox: Mailbox, session_token: str) -> None:
         self.mailbox_id = mailbox.id
+        self.session_token = session_token
         self.address = mailbox.address
         #: Shown in the navigation bar, as a panel user's name is.
         self.username = address_to_unicode(mailbox.address)
@@ -82,7 +88,7 @@ class MailboxPrincipal(UserMixin):  # type: ignore[misc]
 
     def get_id(self) -> str:
         # As for panel users: a new password (or a rehash) ends the mailbox's other sessions.
-        return f"m{self.mailbox_id}.{self._fingerprint}"
+        return f"m{self.mailbox_id}.{self._fingerprint}.{self.session_token}"
 
     def as_mailbox_user(self) -> selfservice.MailboxUser:
         return selfservice.MailboxUser(
@@ -98,13 +104,18 @@ def _fingerprint(password_hash: str) -> str:
 def load_user(session_id: str) -> PanelPrincipal | MailboxPrincipal | None:
     if session_id.startswith("m"):
         return _load_mailbox(session_id[1:])
-    user_id, _, fingerprint = session_id.partition(".")
+    user_id, _, rest = session_id.partition(".")
+    fingerprint, _, token = rest.partition(".")
     if not user_id.isdigit():
         return None
     user = db.session().get(PanelUser, int(user_id))
     if user is None or user.is_suspended or _fingerprint(user.password_hash) != fingerprint:
         return None
-    principal = PanelPrincipal(user)
+    if not sessions.session_is_live(
+        db.session(), token, panel_user_id=user.id, now=utcnow(), idle_limit=session_idle_limit()
+    ):
+        return None
+    principal = PanelPrincipal(user, token)
     if acting.is_acting():
         # While acting as a customer the navigation is the customer's (see panel.acting).
         principal.role = "customer"
@@ -113,13 +124,73 @@ def load_user(session_id: str) -> PanelPrincipal | MailboxPrincipal | None:
 
 
 def _load_mailbox(session_id: str) -> MailboxPrincipal | None:
-    mailbox_id, _, fingerprint = session_id.partition(".")
+    mailbox_id, _, rest = session_id.partition(".")
+    fingerprint, _, token = rest.partition(".")
     if not mailbox_id.isdigit():
         return None
     mailbox = selfservice.load_mailbox_user(db.session(), int(mailbox_id))
     if mailbox is None or _fingerprint(mailbox.password_hash) != fingerprint:
         return None
-    return MailboxPrincipal(mailbox)
+    if not sessions.session_is_live(
+        db.session(), token, mailbox_id=mailbox.id, now=utcnow(), idle_limit=session_idle_limit()
+    ):
+        return None
+    return MailboxPrincipal(mailbox, token)
+
+
+def session_idle_limit() -> dt.timedelta:
+    # The cookie's own lifetime is renewed on each request; the record uses the same limit.
+    limit: dt.timedelta = current_app.permanent_session_lifetime
+    return limit
+
+
+#: The "known device" cookie: a random token, signed with the app's secret, that lets this
+#: browser sign in with the right password while its account is locked for everyone else.
+DEVICE_COOKIE = "mailadmin_device"
+DEVICE_COOKIE_MAX_AGE = int(throttle.KNOWN_FOR.total_seconds())
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="mailadmin-known-device")
+
+
+def known_device_token() -> str | None:
+    """The browser's "known device" token, when its cookie carries a valid signature."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw or len(raw) > 512:
+        return None
+    try:
+        token = _device_serializer().loads(raw)
+    except BadSignature:
+        return None
+    return token if isinstance(token, str) else None
+
+
+def remember_device(response: ResponseReturnValue, token: str) -> ResponseReturnValue:
+    """Set the "known device" cookie on a sign-in's response."""
+    from flask import make_response
+
+    out = make_response(response)
+    out.set_cookie(
+        DEVICE_COOKIE,
+        _device_serializer().dumps(token),
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+    )
+    return out
+
+
+def end_this_session() -> None:
+    """Sign the current browser out: its server-side session is deleted, so the cookie (or a
+    copy of it) is worthless from now on."""
+    principal = current_user._get_current_object()
+    token = getattr(principal, "session_token", None)
+    if token:
+        sessions.end_session(db.session(), token)
+    logout_user()
+    session.clear()
 
 
 def current_actor() -> Actor:
@@ -191,13 +262,15 @@ def login() -> ResponseReturnValue:
                       source=request.remote_addr)
         db.keep_changes_on_error()
         try:
-            user = accounts.authenticate_panel_user(
+            signed_in = accounts.sign_in_panel_user(
                 db.session(),
                 form.username.data,
                 form.password.data,
                 client_address=request.remote_addr or "unknown",
                 policy=state.throttle_policy,
                 actor=actor,
+                device_token=known_device_token(),
+                session_idle_limit=session_idle_limit(),
             )
         except RateLimited as exc:
             form.form_errors.append(exc.message)
@@ -206,12 +279,19 @@ def login() -> ResponseReturnValue:
             form.form_errors.append(exc.message)
             status = 401
         else:
+            user = signed_in.user
+            assert signed_in.session_token is not None
             # A fresh session on sign-in: nothing an attacker planted before survives it.
             session.clear()
-            login_user(PanelPrincipal(user))
+            login_user(PanelPrincipal(user, signed_in.session_token))
             session.permanent = True
             flash(f"Welcome, {user.username}.", "success")
-            return redirect(safe_next(request.args.get("next")) or url_for("home.dashboard"))
+            if signed_in.outcome.notice is not None:
+                flash(signed_in.outcome.notice.message, "warning")
+            return remember_device(
+                redirect(safe_next(request.args.get("next")) or url_for("home.dashboard")),
+                signed_in.outcome.device_token,
+            )
     elif request.method == "POST":
         status = 422
     response = render_template("auth/login.html", form=form), status
@@ -221,7 +301,6 @@ def login() -> ResponseReturnValue:
 @bp.route("/logout", methods=["POST"])
 @login_required  # type: ignore[misc]
 def logout() -> ResponseReturnValue:
-    logout_user()
-    session.clear()
+    end_this_session()
     flash("You have signed out.", "info")
     return redirect(url_for("auth.login"))

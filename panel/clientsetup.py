@@ -20,7 +20,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from flask.typing import ResponseReturnValue
 
 from mailadmin import clientsetup
-from mailadmin.errors import RateLimited
+from mailadmin.errors import RateLimited, ValidationError
 from mailadmin.models import utcnow
 from mailadmin.services import selfservice
 
@@ -33,8 +33,10 @@ bp = Blueprint("clientsetup", __name__)
 XML = "text/xml; charset=utf-8"
 
 
-def _lookup(address: str) -> clientsetup.ClientSetup | Response:
-    """One public lookup: the setup for `address`, or a 429 response."""
+def _lookup(address: str, *, outlook: bool = False) -> clientsetup.ClientSetup | Response:
+    """One public lookup: the setup for `address`, or a 400 (not an address) or 429 response.
+
+    Outlook's 400 carries its own XML error document."""
     limit = int(current_app.config.get("MAILBOX_CLIENTSETUP_MAX_LOOKUPS", 60))
     policy = dataclasses.replace(
         selfservice.PUBLIC_LOOKUP_POLICY, max_failures_per_address=limit
@@ -49,6 +51,11 @@ def _lookup(address: str) -> clientsetup.ClientSetup | Response:
             now=utcnow(),
             policy=policy,
         )
+    except ValidationError as exc:
+        if outlook:
+            return Response(clientsetup.autodiscover_error(600, "Invalid Request"), status=400,
+                            content_type=XML)
+        return Response(exc.message + "\n", status=400, mimetype="text/plain")
     except RateLimited as exc:
         return Response(
             exc.message + "\n",
@@ -84,7 +91,7 @@ def autodiscover() -> ResponseReturnValue:
         address = request.args.get("emailaddress") or request.args.get("EMailAddress")
     if not address:
         return Response(clientsetup.autodiscover_error(600, "Invalid Request"), content_type=XML)
-    setup = _lookup(address)
+    setup = _lookup(address, outlook=True)
     if isinstance(setup, Response):
         return setup
     if not setup.incoming:

@@ -21,6 +21,7 @@ from . import db
 from .auth import current_actor
 from .forms import attach_error
 from .mail import size_field_check
+from .paging import page_arg
 
 bp = Blueprint("domains", __name__, url_prefix="/domains")
 
@@ -91,10 +92,7 @@ def index() -> ResponseReturnValue:
             return redirect(url_for("domains.detail", name=added.name))
     elif request.method == "POST":
         status = 422
-    try:
-        page_number = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page_number = 1
+    page_number = page_arg()
     search = (request.args.get("q") or "").strip()[:253] or None
     page = domains.list_domains(db.session(), actor, search=search, page=page_number)
     return render_template(

@@ -30,6 +30,7 @@ from mailadmin.sizes import format_size, parse_size, size_for_input
 from . import db
 from .auth import current_actor
 from .forms import attach_error
+from .paging import page_arg, per_page_arg
 
 bp = Blueprint("mail", __name__)
 
@@ -121,13 +122,6 @@ def _domain_choices() -> list[tuple[str, str]]:
     ]
 
 
-def _int_arg(name: str, default: int) -> int:
-    try:
-        return max(1, int(request.args.get(name, default)))
-    except ValueError:
-        return default
-
-
 @bp.route("/mailboxes")
 @login_required  # type: ignore[misc]
 def mailboxes_index() -> ResponseReturnValue:
@@ -140,12 +134,14 @@ def mailboxes_index() -> ResponseReturnValue:
         "sort": sort,
         "descending": request.args.get("desc") == "1",
     }
+    per_page = per_page_arg(50)
+    page_number = page_arg()
     try:
         page = mailboxes.list_mailboxes(
             db.session(),
             current_actor(),
-            page=_int_arg("page", 1),
-            per_page=min(_int_arg("per_page", 50), 200),
+            page=page_number,
+            per_page=per_page,
             **filters,  # type: ignore[arg-type]
         )
     except MailadminError as exc:
@@ -406,13 +402,14 @@ def mailbox_autoresponder(address: str) -> ResponseReturnValue:
 def forwarders_index() -> ResponseReturnValue:
     domain = request.args.get("domain") or None
     search = (request.args.get("q") or "").strip()[:320] or None
+    page_number = page_arg()
     try:
         page = forwarders.list_forwarders(
             db.session(),
             current_actor(),
             domain=domain,
             search=search,
-            page=_int_arg("page", 1),
+            page=page_number,
             per_page=50,
         )
     except MailadminError as exc:

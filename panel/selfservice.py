@@ -37,11 +37,19 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 
 from mailadmin import clientsetup
 from mailadmin.errors import AuthenticationFailed, MailadminError, RateLimited
-from mailadmin.services import selfservice
+from mailadmin.services import selfservice, sessions
 from mailadmin.sizes import format_size
 
 from . import db
-from .auth import MailboxPrincipal, login_manager, safe_next
+from .auth import (
+    MailboxPrincipal,
+    end_this_session,
+    known_device_token,
+    login_manager,
+    remember_device,
+    safe_next,
+    session_idle_limit,
+)
 from .forms import attach_error
 
 bp = Blueprint("self", __name__, url_prefix="/me")
@@ -131,13 +139,15 @@ def login() -> ResponseReturnValue:
         # A failed sign-in must still count against the rate limit.
         db.keep_changes_on_error()
         try:
-            user = selfservice.authenticate_mailbox_user(
+            signed_in = selfservice.sign_in_mailbox_user(
                 db.session(),
                 form.address.data,
                 form.password.data,
                 client_address=request.remote_addr or "unknown",
                 policy=state.throttle_policy,
                 source=request.remote_addr,
+                device_token=known_device_token(),
+                session_idle_limit=session_idle_limit(),
             )
         except RateLimited as exc:
             form.form_errors.append(exc.message)
@@ -149,13 +159,18 @@ def login() -> ResponseReturnValue:
             form.form_errors.append(exc.message)
             status = 401
         else:
-            mailbox = selfservice.load_mailbox_user(db.session(), user.mailbox_id)
-            assert mailbox is not None
+            mailbox = selfservice.load_mailbox_user(db.session(), signed_in.user.mailbox_id)
+            assert mailbox is not None and signed_in.session_token is not None
             # A fresh session on sign-in: nothing planted before (or a panel sign-in) survives.
             session.clear()
-            login_user(MailboxPrincipal(mailbox))
+            login_user(MailboxPrincipal(mailbox, signed_in.session_token))
             session.permanent = True
-            return redirect(safe_next(request.args.get("next")) or url_for("self.overview"))
+            if signed_in.outcome.notice is not None:
+                flash(signed_in.outcome.notice.message, "warning")
+            return remember_device(
+                redirect(safe_next(request.args.get("next")) or url_for("self.overview")),
+                signed_in.outcome.device_token,
+            )
     elif request.method == "POST":
         status = 422
     return render_template("self/login.html", form=form), status
@@ -167,7 +182,22 @@ def overview() -> ResponseReturnValue:
     box = selfservice.get_own_mailbox(
         db.session(), current_mailbox_user(), self_service_policy()
     )
-    return render_template("self/overview.html", box=box, format_size=format_size)
+    return render_template(
+        "self/overview.html", box=box, format_size=format_size, everywhere_form=ConfirmForm()
+    )
+
+
+@bp.route("/sign-out-everywhere", methods=["POST"])
+@mailbox_required
+def sign_out_everywhere() -> ResponseReturnValue:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    ended = sessions.end_all_sessions(
+        db.session(), mailbox_id=current_user._get_current_object().mailbox_id
+    )
+    end_this_session()
+    flash(f"Signed out everywhere ({ended} session{'s' if ended != 1 else ''} ended).", "info")
+    return redirect(url_for("self.login"))
 
 
 @bp.route("/password", methods=["GET", "POST"])
@@ -192,7 +222,7 @@ def password() -> ResponseReturnValue:
             attach_error(form, exc)
         else:
             # The session id carries the password fingerprint; renew this one so it stays valid.
-            login_user(MailboxPrincipal(mailbox))
+            login_user(MailboxPrincipal(mailbox, current_user.session_token))
             flash("Your password has been changed. Other sessions were signed out; "
                   "type the new password in your mail programs too.", "success")
             return redirect(url_for("self.overview"))

@@ -19,6 +19,7 @@ from mailadmin.services.context import Actor
 from mailadmin.sizes import parse_size
 
 from .auth import current_actor
+from .paging import page_arg
 
 #: A count limit in a form: blank is unlimited.
 LIMIT = [Optional(), NumberRange(min=0, max=10**9)]
@@ -44,10 +45,7 @@ def refused(exc: MailadminError) -> t.NoReturn:
 
 
 def page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        return 1
+    return page_arg()
 
 
 def search_term() -> str | None:

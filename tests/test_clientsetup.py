@@ -279,6 +279,44 @@ def test_autodiscover_refuses_a_bad_request_with_its_error_schema(public: t.Any)
     assert root.findtext("r:Response/r:Error/r:ErrorCode", namespaces=NS) == "600"
 
 
+CONTROL_ADDRESSES = ["anna\x00@example.org", "anna@example.org\r\nX-Evil: 1", "a\x1b[31m@example.org",
+                     "anna@exa\x7fmple.org", "anna\x85@example.org", "anna@example.org\uffff"]
+
+
+@pytest.mark.parametrize("address", CONTROL_ADDRESSES)
+def test_autoconfig_refuses_addresses_with_control_characters(
+    public: t.Any, address: str
+) -> None:
+    for path in ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"):
+        response = public.get(path, query_string={"emailaddress": address})
+        assert response.status_code == 400
+        assert "control character" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("address", CONTROL_ADDRESSES)
+def test_autodiscover_refuses_addresses_with_control_characters(
+    public: t.Any, address: str
+) -> None:
+    got = public.get("/autodiscover/autodiscover.xml", query_string={"emailaddress": address})
+    assert got.status_code == 400
+    root = ET.fromstring(got.data)  # noqa: S314  (our own output: well-formed even so)
+    assert root.findtext("r:Response/r:Error/r:ErrorCode", namespaces=NS) == "600"
+    # In a posted request, as a character reference where XML allows one (a raw control
+    # character or a reference to one XML forbids makes the body unreadable: also 600).
+    escaped = "".join(ch if ch.isprintable() else f"&#{ord(ch)};" for ch in address)
+    posted = public.post("/autodiscover/autodiscover.xml",
+                         data=REQUEST.format(address=escaped), content_type="text/xml")
+    root = ET.fromstring(posted.data)  # noqa: S314
+    assert root.findtext("r:Response/r:Error/r:ErrorCode", namespaces=NS) == "600"
+    assert address.encode() not in posted.data
+
+
+def test_the_xml_writer_never_writes_a_control_character() -> None:
+    setup = setup_for(True, True, True)
+    with pytest.raises(ValueError, match="U\\+0001"):
+        clientsetup.outlook_autodiscover(setup, "a\x01@example.org")
+
+
 def test_public_lookups_are_rate_limited(public: t.Any) -> None:
     public.application.config["MAILBOX_CLIENTSETUP_MAX_LOOKUPS"] = 3
     statuses = [public.get("/mail/config-v1.1.xml",

@@ -93,6 +93,8 @@ PAGES: dict[str, Route] = {
     "clientsetup.autodiscover": Route(PUBLIC),
     # own account and own lists
     "auth.logout": Route(OWN),
+    "account.sign_out_everywhere": Route(OWN),
+    "self.sign_out_everywhere": Route(OWN),
     "home.dashboard": Route(OWN),
     "home.webmail": Route(OWN),
     "account.password": Route(OWN, {"current_password": "wrong-password", "password": "x"}),
@@ -239,12 +241,14 @@ def build_world(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t
 
 
 def dump(factory: sessionmaker[Session]) -> dict[str, list[tuple[str, ...]]]:
-    """Every row of every table but the sign-in throttle, without sign-in and token-use times,
-    and without the records of API calls (which every call, refused or not, adds)."""
+    """Every row of every table but the sign-in bookkeeping (throttle, sessions, known places),
+    without sign-in and token-use times, and without the records of API calls (which every
+    call, refused or not, adds)."""
     with factory() as s:
         meta = MetaData()
         names = [n for n in inspect(s.get_bind()).get_table_names()
-                 if n not in ("login_throttles", "alembic_version")]
+                 if n not in ("login_throttles", "login_sessions", "known_sign_ins",
+                              "alembic_version")]
         meta.reflect(bind=s.get_bind(), only=names)
         out = {}
         for name, table in meta.tables.items():
@@ -300,7 +304,7 @@ def panel_rules(app: Flask) -> list[tuple[str, str, str, tuple[str, ...]]]:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             found.append((rule.endpoint, method, rule.rule, tuple(sorted(rule.arguments))))
     # Signing out last, so that every other route is tried while signed in.
-    return sorted(found, key=lambda route: (route[0] == "auth.logout", route))
+    return sorted(found, key=lambda route: (route[0] in SIGN_OUTS, route))
 
 
 def api_operations(app: Flask) -> list[tuple[str, str, str]]:
@@ -382,6 +386,10 @@ def page_answer_ok(who: str, endpoint: str, method: str, r: t.Any) -> tuple[bool
         return status in (403, 404) or mailbox_sent_away, True
     if method == "POST" and endpoint in ANALYSIS:
         return status in (200, 403), False
+    if method == "POST" and endpoint in SIGN_OUTS:
+        # The sign-outs come last and end the session, so the next one is refused for want
+        # of a session (and its CSRF token).
+        return status in (302, 400, 403, 404, 422), True
     if method == "POST" and endpoint in SELF_POSTS:
         return status in (302, 403, 404, 422), True
     if method == "POST":
@@ -521,7 +529,8 @@ MAILBOX_OWN_POSTS = {"self.autoresponder", "self.autoresponder_clear", "self.for
                      "self.forwarding_clear"}
 #: Posts that act on the caller's own session and may answer with a redirect (nothing of
 #: another tenant is involved): signing out, leaving "act as".
-SELF_POSTS = {"auth.logout", "customers.stop_acting"}
+SIGN_OUTS = {"auth.logout", "account.sign_out_everywhere", "self.sign_out_everywhere"}
+SELF_POSTS = SIGN_OUTS | {"customers.stop_acting"}
 
 
 def test_the_tokens_and_packages_of_the_world_exist(matrix: t.Any,

@@ -202,7 +202,7 @@ def test_guessing_the_current_password_is_throttled(
 ) -> None:
     with transaction(session_factory) as s:
         user = login(s, "anna@example.org", PASSWORD)
-    policy = ThrottlePolicy(max_failures_per_account=3)
+    policy = ThrottlePolicy(max_failures_per_pair=3)
     for i in range(2):
         with transaction(session_factory) as s, pytest.raises(AuthenticationFailed):
             selfservice.change_own_mailbox_password(s, user, f"guess {i}", NEW_PASSWORD,
@@ -466,7 +466,7 @@ def test_current_actor_refuses_a_mailbox_principal(mail_app: t.Any,
     with mail_app.test_request_context("/dashboard"), session_factory() as s:
         box = selfservice.find_mailbox_by_address(s, "anna@example.org")
         assert box is not None
-        login_user(MailboxPrincipal(box))
+        login_user(MailboxPrincipal(box, "no-such-session"))
         with pytest.raises(Forbidden):
             current_actor()
 

@@ -1,6 +1,6 @@
 """The domain model (see DESIGN.md). Import models from here."""
 
-from .base import Base, UTCDateTime, utcnow
+from .base import MAX_ROW_ID, Base, UTCDateTime, utcnow
 from .mail import (
     Autoresponder,
     CatchAllAction,
@@ -9,10 +9,20 @@ from .mail import (
     ForwarderDestination,
     Mailbox,
 )
-from .system import ApiToken, AuditEvent, ConfigRevision, Job, LoginThrottle, ServerSettings
+from .system import (
+    ApiToken,
+    AuditEvent,
+    ConfigRevision,
+    Job,
+    KnownSignIn,
+    LoginSession,
+    LoginThrottle,
+    ServerSettings,
+)
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
+    "MAX_ROW_ID",
     "ApiToken",
     "AuditEvent",
     "Autoresponder",
@@ -23,6 +33,8 @@ __all__ = [
     "Forwarder",
     "ForwarderDestination",
     "Job",
+    "KnownSignIn",
+    "LoginSession",
     "LoginThrottle",
     "Mailbox",
     "Package",

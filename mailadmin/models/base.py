@@ -45,6 +45,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC)
 
 
+#: The largest row id: Integer primary keys are 32-bit on every backend. A larger number
+#: given as an id can name no row, and would overflow the database's integer type.
+MAX_ROW_ID = 2**31 - 1
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

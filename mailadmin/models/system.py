@@ -181,12 +181,13 @@ class ServerSettings(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins counted per account and per client address, shared by every panel process."""
+    """Failed sign-ins counted per account, per client address and per (account, address) pair,
+    shared by every panel process (see `mailadmin.services.throttle`)."""
 
     __tablename__ = "login_throttles"
     __table_args__ = (
         UniqueConstraint("scope", "key"),
-        CheckConstraint("scope IN ('account', 'address')", name="scope_known"),
+        CheckConstraint("scope IN ('account', 'address', 'pair')", name="scope_known"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -195,6 +196,56 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[dt.datetime | None]
+    #: Failures since the account last signed in, kept across windows (the owner is told at the
+    #: next sign-in); with the time and client address of the latest one.
+    unseen_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failure_at: Mapped[dt.datetime | None]
+    last_failure_from: Mapped[str | None] = mapped_column(String(64))
+
+
+class KnownSignIn(Base):
+    """Where an account signed in successfully before: a client address, or a browser's
+    "known device" token (stored as its SHA-256). These may still sign in with the right
+    password while the account is locked for everyone else."""
+
+    __tablename__ = "known_sign_ins"
+    __table_args__ = (
+        UniqueConstraint("account_key", "kind", "value"),
+        CheckConstraint("kind IN ('address', 'device')", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_key: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LoginSession(Base):
+    """One signed-in browser session of a panel user or a mailbox user.
+
+    The session cookie carries a random id whose SHA-256 is stored here; every request checks
+    that the row still exists, so signing out (which deletes it) makes the cookie worthless.
+    """
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (
+        CheckConstraint(
+            "(panel_user_id IS NULL) <> (mailbox_id IS NULL)", name="one_principal"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    panel_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("panel_users.id", ondelete="CASCADE"), index=True
+    )
+    mailbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    client_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class Job(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from ..errors import (
 )
 from ..models import PanelUser, Role
 from ..security import generate_password, hash_panel_password, verify_panel_password
-from . import throttle
+from . import sessions, throttle
 from .audit import record_event
 from .context import Actor
 
@@ -184,7 +185,15 @@ def ensure_first_admin(session: Session, actor: Actor) -> FirstAdmin | None:
     return FirstAdmin(username=username, password=password)
 
 
-def authenticate_panel_user(
+@dataclass(frozen=True)
+class PanelSignIn:
+    user: PanelUser
+    outcome: throttle.SignInOutcome
+    #: The new server-side session's token (see `sessions`), when one was asked for.
+    session_token: str | None = None
+
+
+def sign_in_panel_user(
     session: Session,
     username: str,
     password: str,
@@ -192,23 +201,28 @@ def authenticate_panel_user(
     client_address: str,
     policy: throttle.ThrottlePolicy,
     actor: Actor,
-) -> PanelUser:
-    """Check a sign-in.
+    device_token: str | None = None,
+    session_idle_limit: dt.timedelta | None = None,
+) -> PanelSignIn:
+    """Check a sign-in (the rules are `throttle`'s: pair, address and account locks, known places).
 
-    Raises RateLimited while the account or the address is locked (and on the failure that
-    locks it), AuthenticationFailed otherwise. Failures are flushed, so the caller must commit
-    even when this raises AuthenticationFailed.
+    `device_token` is the browser's "known device" token, if it sent one; with
+    `session_idle_limit` a server-side session is started (`PanelSignIn.session_token`).
+    Raises RateLimited while this attempt's way in is locked (and on the failure that locks
+    it), AuthenticationFailed otherwise. Failures are flushed, so the caller must commit even when
+    this raises.
     """
     now = actor.now()
     account_key = username.strip().lower()[:320]
-    keys = {throttle.ACCOUNT: account_key, throttle.ADDRESS: client_address}
-    throttle.ensure_not_locked(session, keys, now)
+    throttle.check_sign_in(session, account_key, client_address, device_token, now)
     user = find_user(session, account_key) if len(password) <= MAX_PASSWORD_LENGTH else None
     ok, new_hash = verify_panel_password(
         password[:MAX_PASSWORD_LENGTH], user.password_hash if user else None
     )
     if not ok or user is None or user.is_suspended:
-        refusal = throttle.record_failure(session, keys, now, policy)
+        refusal = throttle.record_sign_in_failure(
+            session, account_key, client_address, device_token, now, policy
+        )
         if refusal is not None:
             raise refusal
         if ok and user is not None and user.is_suspended:
@@ -217,9 +231,34 @@ def authenticate_panel_user(
     if new_hash:
         user.password_hash = new_hash
     user.last_login_at = now
-    throttle.clear_failures(session, throttle.ACCOUNT, account_key)
+    outcome = throttle.record_sign_in_success(
+        session, account_key, client_address, device_token, now
+    )
+    token = None
+    if session_idle_limit is not None:
+        token = sessions.start_session(
+            session, panel_user_id=user.id, client_address=client_address, now=now,
+            idle_limit=session_idle_limit,
+        )
     session.flush()
-    return user
+    return PanelSignIn(user=user, outcome=outcome, session_token=token)
+
+
+def authenticate_panel_user(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    client_address: str,
+    policy: throttle.ThrottlePolicy,
+    actor: Actor,
+    device_token: str | None = None,
+) -> PanelUser:
+    """`sign_in_panel_user` for callers that only need the user."""
+    return sign_in_panel_user(
+        session, username, password, client_address=client_address, policy=policy,
+        actor=actor, device_token=device_token,
+    ).user
 
 
 def change_own_password(

@@ -9,8 +9,17 @@ from dataclasses import dataclass
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from ..errors import NotFound, ValidationError
+
 T = t.TypeVar("T")
 MAX_PER_PAGE = 200
+#: The highest page number of any list. Row ids are 32-bit on every backend and a page holds
+#: at most MAX_PER_PAGE rows, so no list reaches it (10,000,000 x 200 < 2**31); past it an
+#: OFFSET would overflow the database's integer types (a server error on SQLite and
+#: PostgreSQL) instead of finding nothing, so such a page is refused as not found.
+MAX_PAGE = 10_000_000
+#: Longest page number text looked at; anything longer is past every list anyway.
+_MAX_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,51 @@ class Page(t.Generic[T]):
 
 
 def clamp(page: int, per_page: int) -> tuple[int, int]:
-    return max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+    """The page and page size to use: at least 1, at most `MAX_PER_PAGE` a page.
+
+    Raises NotFound for a page past `MAX_PAGE` (it cannot exist).
+    """
+    page, per_page = max(1, page), min(max(1, per_page), MAX_PER_PAGE)
+    if page > MAX_PAGE:
+        raise NotFound(f"There is no page {page}: no list here is that long.")
+    return page, per_page
+
+
+def _whole_number(name: str, text: str) -> int:
+    cleaned = text.strip()
+    if not cleaned.isascii() or not cleaned.isdigit():
+        raise ValidationError(f"{name} must be a whole number, 1 or more; not {text[:40]!r}.",
+                              field=name)
+    # Python would read a million digits too, slowly; past 20 every page is out of range.
+    return int(cleaned.lstrip("0")[:_MAX_DIGITS + 1] or "0")
+
+
+def parse_page(text: str | None) -> int:
+    """The page number a request asked for (the text of `?page=`; missing or blank is 1).
+
+    Raises ValidationError for text that is not a whole number of 1 or more, NotFound for a
+    page that cannot exist (see `clamp`).
+    """
+    if text is None or not text.strip():
+        return 1
+    page = _whole_number("page", text)
+    if page < 1:
+        raise ValidationError("page must be a whole number, 1 or more.", field="page")
+    clamp(page, 1)
+    return page
+
+
+def parse_per_page(text: str | None, default: int) -> int:
+    """The page size a request asked for (`?per_page=`; missing or blank is `default`).
+
+    Raises ValidationError unless it is a whole number from 1 to `MAX_PER_PAGE`.
+    """
+    if text is None or not text.strip():
+        return default
+    per_page = _whole_number("per_page", text)
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise ValidationError(f"per_page must be from 1 to {MAX_PER_PAGE}.", field="per_page")
+    return per_page
 
 
 def paginate(session: Session, query: t.Any, page: int, per_page: int) -> Page[t.Any]:

@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..clientsetup import ClientSetup, build_setup
+from ..clientsetup import ClientSetup, build_setup, control_character_in
 from ..errors import (
     AuthenticationFailed,
     InvalidName,
     NotFound,
     PermissionDenied,
+    ValidationError,
     WeakPassword,
 )
 from ..hashing import (
@@ -46,7 +47,7 @@ from ..hashing import (
 from ..models import Autoresponder, Domain, Forwarder, Mailbox, Role, utcnow
 from ..names import address_to_unicode, domain_of, normalize_domain, split_address
 from ..protocols import Protocol
-from . import autoresponders, forwarders, mailboxes, throttle
+from . import autoresponders, forwarders, mailboxes, sessions, throttle
 from .context import Actor
 from .server import get_server_settings
 
@@ -165,7 +166,15 @@ def _scheme(session: Session) -> StorageScheme:
     return scheme
 
 
-def authenticate_mailbox_user(
+@dataclass(frozen=True)
+class MailboxSignIn:
+    user: MailboxUser
+    outcome: throttle.SignInOutcome
+    #: The new server-side session's token (see `sessions`), when one was asked for.
+    session_token: str | None = None
+
+
+def sign_in_mailbox_user(
     session: Session,
     address: str,
     password: str,
@@ -173,22 +182,26 @@ def authenticate_mailbox_user(
     client_address: str,
     policy: throttle.ThrottlePolicy,
     source: str | None = None,
+    device_token: str | None = None,
+    session_idle_limit: dt.timedelta | None = None,
     clock: Callable[[], dt.datetime] = utcnow,
-) -> MailboxUser:
+) -> MailboxSignIn:
     """Check a mailbox user's sign-in with the full address and the mailbox password.
 
     The stored hash may be in any scheme `hashing` verifies; after a successful check a hash in
-    another scheme than the server's (or with weaker parameters) is replaced.
+    another scheme than the server's (or with weaker parameters) is replaced. Locks follow
+    `throttle` (pair, address and account counters; known addresses and browsers may still
+    sign in during an account-wide lock); `device_token` is the browser's "known device" token;
+    with `session_idle_limit` a server-side session is started (`MailboxSignIn.session_token`).
 
-    Raises RateLimited while the account or the client address is locked (and on the failure
-    that locks it); AuthenticationFailed for a wrong address or password, and, once the password
-    is right, for a suspended login (with a message saying so). Failures are flushed, so the
-    caller must commit even when this raises.
+    Raises RateLimited while this attempt's way in is locked (and on the failure that locks
+    it); AuthenticationFailed for a wrong address or password, and, once the password is right,
+    for a suspended login (with a message saying so). Failures are flushed, so the caller must
+    commit even when this raises.
     """
     now = clock()
     account_key = _account_key(address)
-    keys = {throttle.ACCOUNT: account_key, throttle.ADDRESS: client_address}
-    throttle.ensure_not_locked(session, keys, now)
+    throttle.check_sign_in(session, account_key, client_address, device_token, now)
     scheme = _scheme(session)
     mailbox = find_mailbox_by_address(session, address)
     if len(password) > MAX_PASSWORD_LENGTH:
@@ -199,7 +212,9 @@ def authenticate_mailbox_user(
     else:
         ok = verify_mailbox_password(password, mailbox.password_hash)
     if not ok or mailbox is None or mailbox.suspend_login:
-        refusal = throttle.record_failure(session, keys, now, policy)
+        refusal = throttle.record_sign_in_failure(
+            session, account_key, client_address, device_token, now, policy
+        )
         if refusal is not None:
             raise refusal
         if ok and mailbox is not None and mailbox.suspend_login:
@@ -211,11 +226,36 @@ def authenticate_mailbox_user(
         with contextlib.suppress(WeakPassword):
             mailbox.password_hash = hash_mailbox_password(password, scheme)
     mailbox.last_login_at = now
-    throttle.clear_failures(session, throttle.ACCOUNT, account_key)
-    session.flush()
-    return MailboxUser(
-        mailbox_id=mailbox.id, address=mailbox.address, source=source, clock=clock
+    outcome = throttle.record_sign_in_success(
+        session, account_key, client_address, device_token, now
     )
+    session.flush()
+    user = MailboxUser(mailbox_id=mailbox.id, address=mailbox.address, source=source, clock=clock)
+    token = None
+    if session_idle_limit is not None:
+        token = sessions.start_session(
+            session, mailbox_id=mailbox.id, client_address=client_address, now=now,
+            idle_limit=session_idle_limit,
+        )
+    return MailboxSignIn(user=user, outcome=outcome, session_token=token)
+
+
+def authenticate_mailbox_user(
+    session: Session,
+    address: str,
+    password: str,
+    *,
+    client_address: str,
+    policy: throttle.ThrottlePolicy,
+    source: str | None = None,
+    device_token: str | None = None,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> MailboxUser:
+    """`sign_in_mailbox_user` for callers that only need the user."""
+    return sign_in_mailbox_user(
+        session, address, password, client_address=client_address, policy=policy,
+        source=source, device_token=device_token, clock=clock,
+    ).user
 
 
 def load_mailbox_user(session: Session, mailbox_id: int) -> Mailbox | None:
@@ -324,7 +364,9 @@ def change_own_mailbox_password(
     """
     mailbox = _own_mailbox(session, user)
     now = user.now()
-    keys = {throttle.ACCOUNT: mailbox.address}
+    # Counted per (mailbox, client address): a stolen session is stopped after a few guesses
+    # without locking the owner out everywhere else.
+    keys = {throttle.PAIR: throttle.pair_key(mailbox.address, user.source or "unknown")}
     throttle.ensure_not_locked(session, keys, now)
     if len(current_password) > MAX_PASSWORD_LENGTH or not verify_mailbox_password(
         current_password, mailbox.password_hash
@@ -338,7 +380,7 @@ def change_own_mailbox_password(
     changed = mailboxes.set_mailbox_password(
         session, _service_actor(user, mailbox), mailbox.address, new_password
     )
-    throttle.clear_failures(session, throttle.ACCOUNT, mailbox.address)
+    throttle.clear_failures(session, throttle.PAIR, keys[throttle.PAIR])
     return changed
 
 
@@ -481,7 +523,8 @@ def public_client_setup(
     """What a mail program asking about `address` is told (autoconfig, autodiscover).
 
     Each call counts as one lookup from `client_address` (flushed; the caller commits even when
-    this raises): RateLimited once the address asked `policy.max_failures_per_address` times
+    this raises): ValidationError for text with a control character;
+    RateLimited once the address asked `policy.max_failures_per_address` times
     within the window, and while it is paused.
 
     For a mailbox hosted here: only the protocols it may use. For anything else (an unknown
@@ -492,6 +535,13 @@ def public_client_setup(
     about when it is a valid domain name, otherwise the IMAP host.
     """
     _count_public_lookup(session, client_address, now, policy)
+    refused = control_character_in(address)
+    if refused is not None:
+        # Never an address; and echoed into the XML answer it would break it.
+        raise ValidationError(
+            f"The address contains the control character U+{ord(refused):04X}; "
+            "mail addresses never do.", field="emailaddress",
+        )
     settings = get_server_settings(session)
     mailbox = find_mailbox_by_address(session, address)
     if mailbox is not None and not mailbox.suspend_login:

@@ -44,7 +44,7 @@ from ..mailstack import (
 )
 from ..mailstack.apply import Tools, diff_files
 from ..mailstack.snapshot import StackSnapshot
-from ..models import ConfigRevision, ServerSettings
+from ..models import MAX_ROW_ID, ConfigRevision, ServerSettings
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
@@ -270,7 +270,7 @@ def list_revisions(
 
 def get_revision(session: Session, actor: Actor, revision_id: int) -> ConfigRevision:
     require_admin(actor, "can apply the mail server configuration")
-    revision = session.get(ConfigRevision, revision_id)
+    revision = session.get(ConfigRevision, revision_id) if 0 < revision_id <= MAX_ROW_ID else None
     if revision is None:
         raise NotFound(f"There is no configuration revision {revision_id}.", field="revision")
     return revision

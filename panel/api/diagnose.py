@@ -12,17 +12,18 @@ from mailadmin.diagnostics.present import diagnose
 from .. import db
 from .blueprint import bp
 from .routing import current_api_actor, operation
-from .schemas import Body, Output
+from .schemas import TEXT_PATTERN, Body, Output, RemoteAddressText, pattern
 
 ClientName = t.Literal["outlook", "thunderbird", "apple_mail", "ios", "android"]
 
 
 class DiagnoseRequest(Body):
     text: str = Field(
-        max_length=2 * 1024 * 1024, description="A bounce, transcript, log line or error text"
+        max_length=2 * 1024 * 1024, description="A bounce, transcript, log line or error text",
+        json_schema_extra=pattern(TEXT_PATTERN),
     )
     client: ClientName | None = Field(default=None, description="Mail program to give the fix for")
-    address: str | None = Field(
+    address: RemoteAddressText | None = Field(
         default=None, max_length=320,
         description="The mailbox that logged in or sent; its state is checked against the findings",
     )

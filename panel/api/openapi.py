@@ -15,13 +15,16 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .routing import Operation
-from .schemas import ErrorOut
+from .schemas import PATH_PARAMETERS, ErrorOut
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
-#: Error responses every authenticated operation may give, with what they mean.
+#: Error responses an operation may give, with what they mean (413 only where there is a body).
 ERROR_RESPONSES: dict[str, tuple[str, str]] = {
+    "400": ("BadRequest", "The request could not be read (code bad_request), or the server "
+            "cannot carry it out in its present state (a specific code, such as "
+            "usage_unavailable when the mail server cannot be asked)."),
     "401": ("Unauthorized", "The bearer token is missing, unknown, revoked or expired "
             "(code authentication_failed)."),
     "403": ("Forbidden", "The token lacks the scope, or its owner may not do this "
@@ -33,9 +36,12 @@ ERROR_RESPONSES: dict[str, tuple[str, str]] = {
     "422": ("Unprocessable", "The request is malformed (code invalid, with the field), a name "
             "is refused (invalid_name), a password is too weak (weak_password) or a package "
             "limit is reached (limit_reached)."),
+    "413": ("TooLarge", "The request body is larger than the server accepts (code too_large)."),
     "429": ("RateLimited", "Too many failed authentications from this address (code "
             "rate_limited); wait for Retry-After seconds."),
 }
+#: Of those, the ones only an operation that needs a token gives.
+AUTHENTICATED_ONLY = frozenset({"401", "403", "429"})
 
 
 def _openapi_path(rule: str) -> str:
@@ -65,7 +71,7 @@ def build_document(
     paths: dict[str, dict[str, t.Any]] = {}
     for op in operations:
         parameters: list[dict[str, t.Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[name]}
             for name in _PATH_PARAMETER.findall(op.rule)
         ]
         if op.query is not None:
@@ -86,9 +92,12 @@ def build_document(
                 "description": "Created." if op.status == 201 else "OK.",
                 "content": {"application/json": {"schema": schema}},
             }
-        if not op.public:
-            for status, (name, _) in ERROR_RESPONSES.items():
-                responses[status] = {"$ref": f"#/components/responses/{name}"}
+        for status, (name, _) in ERROR_RESPONSES.items():
+            if op.public and status in AUTHENTICATED_ONLY:
+                continue
+            if status == "413" and op.body is None:
+                continue
+            responses[status] = {"$ref": f"#/components/responses/{name}"}
         entry: dict[str, t.Any] = {
             "operationId": op.endpoint,
             "summary": op.summary,

@@ -21,9 +21,63 @@ from pydantic import (
 )
 
 from mailadmin.errors import ValidationError as ServiceValidationError
+from mailadmin.services.pagination import MAX_PAGE
 from mailadmin.sizes import parse_size
 
 T = t.TypeVar("T")
+
+# --- Patterns of the strings a request may contain ------------------------------------------
+#
+# They describe the shape of each string in the OpenAPI document, so that a client (or a
+# schema-driven tester) knows what may be sent. The services stay the authority: these are
+# never stricter than what they accept (a value the pattern admits may still be refused, with
+# a 422 and the service's precise message), and they are not enforced by the models, so a
+# refused value gets the service's message, which names the character and why.
+
+#: A domain label: ASCII letters, digits and '-', or any non-ASCII character but the C1
+#: controls, no-break space and surrogates (IDN labels in Unicode form). Written as negated
+#: classes: the same set as a list of ranges makes generating examples ten times slower.
+_NOT_LABEL_ASCII = r"\u0000-\u002c\u002e\u002f\u003a-\u0040\u005b-\u0060\u007b-\u00a0\ud800-\udfff"
+_LABEL_CHAR = rf"[^{_NOT_LABEL_ASCII}]"
+_LABEL_EDGE = rf"[^\u002d{_NOT_LABEL_ASCII}]"
+_LABEL = rf"{_LABEL_EDGE}(?:{_LABEL_CHAR}*{_LABEL_EDGE})?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})+"
+DOMAIN_PATTERN = rf"^{_DOMAIN}$"
+#: A hosted address: the local part is ASCII letters, digits, '.', '-' and '_'.
+ADDRESS_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9._-]*@{_DOMAIN}$"
+#: Any address mail may go to ('+' allowed in the local part, as in name+tag@example.org).
+REMOTE_ADDRESS_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9._+-]*@{_DOMAIN}$"
+#: A panel user name.
+USERNAME_PATTERN = r"^[A-Za-z][A-Za-z0-9._-]{1,63}$"
+#: One line of text: no control characters.
+LINE_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
+#: Text of several lines: tab, line feed and carriage return are the only control characters.
+TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]*$"
+#: A password: no control characters (the password policy refuses more, such as invisible
+#: format characters).
+PASSWORD_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]+$"  # noqa: S105  (a pattern)
+
+#: The schema of each path parameter, by name (every API path uses these names only).
+PATH_PARAMETERS: dict[str, dict[str, t.Any]] = {
+    "name": {"type": "string", "pattern": DOMAIN_PATTERN, "maxLength": 253,
+             "description": "A domain name, Unicode or IDNA ASCII.", "examples": ["example.org"]},
+    "address": {"type": "string", "pattern": REMOTE_ADDRESS_PATTERN, "maxLength": 254,
+                "description": "A mail address.", "examples": ["info@example.org"]},
+}
+
+
+def pattern(regex: str) -> dict[str, t.Any]:
+    """`Field(json_schema_extra=...)` documenting a string's pattern (see above)."""
+    return {"pattern": regex}
+
+
+# For optional strings (`X | None`): the pattern must sit on the string branch of the union,
+# where a field-level `json_schema_extra` does not reach.
+DomainText = t.Annotated[str, Field(json_schema_extra=pattern(DOMAIN_PATTERN))]
+RemoteAddressText = t.Annotated[str, Field(json_schema_extra=pattern(REMOTE_ADDRESS_PATTERN))]
+UsernameText = t.Annotated[str, Field(json_schema_extra=pattern(USERNAME_PATTERN))]
+LineText = t.Annotated[str, Field(json_schema_extra=pattern(LINE_PATTERN))]
+
 
 
 def _size(value: object) -> int:
@@ -38,9 +92,15 @@ def _size(value: object) -> int:
         raise ValueError(exc.message) from None
 
 
+#: A size as text (`mailadmin.sizes.parse_size`): bytes or a number with K, M, G or T, or
+#: "unlimited"/"none".
+SIZE_PATTERN = (r"^\s*(?:\d+(?:\.\d+)?\s*[KMGTkmgt]?(?:[iI]?[bB])?"
+                r"|[Uu][Nn][Ll][Ii][Mm][Ii][Tt][Ee][Dd]|[Nn][Oo][Nn][Ee])\s*$")
+SizeText = t.Annotated[str, Field(json_schema_extra={"pattern": SIZE_PATTERN})]
+
 Size = t.Annotated[
     int,
-    BeforeValidator(_size, json_schema_input_type=int | str),
+    BeforeValidator(_size, json_schema_input_type=int | SizeText),
     Field(
         description="Bytes, or a size such as \"500M\" or \"2G\" (binary units); 0 or "
         "\"unlimited\" mean no limit where the package allows it.",
@@ -69,9 +129,13 @@ class Output(BaseModel):
 
 
 class ListQuery(Query):
-    page: int = Field(1, ge=1, description="1-based page number.")
+    page: int = Field(
+        1, ge=1, description=f"1-based page number; past {MAX_PAGE:,} the answer is 404.",
+        # Documented, not enforced here: the service answers a page past it with 404.
+        json_schema_extra={"maximum": MAX_PAGE},
+    )
     per_page: int = Field(50, ge=1, le=200, description="Items per page (at most 200).")
-    search: str | None = Field(None, max_length=320, description="Prefix to search for.")
+    search: LineText | None = Field(None, max_length=320, description="Prefix to search for.")
 
 
 class DomainListQuery(ListQuery):
@@ -79,20 +143,25 @@ class DomainListQuery(ListQuery):
 
 
 class MailboxListQuery(ListQuery):
-    domain: str | None = Field(None, max_length=253, description="Only this domain's mailboxes.")
+    domain: DomainText | None = Field(
+        None, max_length=253, description="Only this domain's mailboxes."
+    )
     sort: t.Literal["address", "quota", "created"] = "address"
     descending: bool = False
 
 
 class ForwarderListQuery(ListQuery):
-    domain: str | None = Field(None, max_length=253, description="Only this domain's forwarders.")
+    domain: DomainText | None = Field(
+        None, max_length=253, description="Only this domain's forwarders."
+    )
 
 
 class DomainCreate(Body):
     name: str = Field(
-        description="Domain name, Unicode or IDNA ASCII.", examples=["bücher.example"]
+        description="Domain name, Unicode or IDNA ASCII.", examples=["bücher.example"],
+        json_schema_extra=pattern(DOMAIN_PATTERN),
     )
-    customer: str | None = Field(
+    customer: UsernameText | None = Field(
         None, description="Owning customer's user name; required for resellers and the admin."
     )
 
@@ -108,13 +177,17 @@ class DomainDefaults(Body):
 
 class CatchAll(Body):
     action: t.Literal["reject", "discard", "deliver"]
-    reject_reason: str | None = Field(None, description="Told to the sender when rejecting.")
-    target: str | None = Field(None, description="Address that receives the mail when delivering.")
+    reject_reason: LineText | None = Field(None, description="Told to the sender when rejecting.")
+    target: RemoteAddressText | None = Field(
+        None, description="Address that receives the mail when delivering."
+    )
 
 
 class MailboxCreate(Body):
-    address: str = Field(examples=["info@example.org"])
-    password: str = Field(min_length=1, max_length=1024)
+    address: str = Field(examples=["info@example.org"], json_schema_extra=pattern(ADDRESS_PATTERN))
+    password: str = Field(
+        min_length=1, max_length=1024, json_schema_extra=pattern(PASSWORD_PATTERN)
+    )
     quota: Size | None = Field(None, description="Omitted: the domain's or package's default.")
     imap: bool | None = None
     pop3: bool | None = None
@@ -131,7 +204,9 @@ class MailboxUpdate(Body):
 
 
 class MailboxPassword(Body):
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(
+        min_length=1, max_length=1024, json_schema_extra=pattern(PASSWORD_PATTERN)
+    )
 
 
 class Suspensions(Body):
@@ -151,17 +226,18 @@ class Suspensions(Body):
 
 
 class MailboxDelete(Body):
-    confirm: str = Field(description="The mailbox's address again, to confirm.")
+    confirm: str = Field(description="The mailbox's address again, to confirm.",
+                         json_schema_extra=pattern(REMOTE_ADDRESS_PATTERN))
 
 
 class ForwarderSet(Body):
-    destinations: list[str] = Field(min_length=1, max_length=50)
+    destinations: list[RemoteAddressText] = Field(min_length=1, max_length=50)
     keep_copy: bool = Field(False, description="Only for a mailbox's own address.")
 
 
 class AutoresponderSet(Body):
-    subject: str = Field(max_length=200)
-    body: str = Field(max_length=10_000)
+    subject: str = Field(max_length=200, json_schema_extra=pattern(LINE_PATTERN))
+    body: str = Field(max_length=10_000, json_schema_extra=pattern(TEXT_PATTERN))
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     interval_days: int = Field(

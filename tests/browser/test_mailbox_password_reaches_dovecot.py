@@ -59,7 +59,7 @@ def test_new_password_from_the_browser_works_in_dovecot(
     page.get_by_label("New password again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_text("Your password has been changed")).to_be_visible()
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     sign_in(page, stack_panel, NEW_PASSWORD)
     expect(page).to_have_url(f"{stack_panel}/me/")
 

@@ -95,7 +95,7 @@ def test_mailbox_user_signs_in_changes_password_and_opens_device_settings(
     assert dovecot_accepts(stored, NEW_PASSWORD, tmp_path) in (True, None)
     assert dovecot_accepts(stored, PASSWORD, tmp_path) in (False, None)
 
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     sign_in(page, base, "anna@bücher.example", PASSWORD)
     expect(page.get_by_role("alert")).to_contain_text("The mail address or the password is wrong")
     sign_in(page, base, "anna@bücher.example", NEW_PASSWORD)

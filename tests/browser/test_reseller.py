@@ -49,7 +49,7 @@ def test_reseller_sells_a_package_and_acts_as_the_customer(
     page.get_by_role("button", name="Create reseller").click()
     expect(page.get_by_text("Reseller rita created.")).to_be_visible()
     expect(page.locator("tr[data-reseller='rita']")).to_contain_text("0 / 5")
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
 
     # The reseller makes a package; one that would exceed its allocation is refused.
     sign_in(page, base, "rita", RESELLER_PASSWORD)

@@ -30,7 +30,7 @@ def test_admin_signs_in_and_is_locked_after_five_failures(
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.get_by_test_id("count-resellers")).to_have_text("0")
     page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_text("You have signed out.")).to_be_visible()
 
     for attempt in range(5):
@@ -50,6 +50,6 @@ def test_phone_screen_collapses_the_navigation(page: Page, live_panel: tuple[str
     page.get_by_role("button", name="Sign in").click()
     menu = page.get_by_role("button", name="Menu")
     expect(menu).to_be_visible()
-    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_hidden()
     menu.click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
