@@ -7,6 +7,7 @@ coalescing watcher), revisions, rollback, diff, and a private sandbox of both se
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import typing as t
@@ -20,6 +21,8 @@ from .cli import CliState, main, pass_state
 from .errors import MailadminError
 from .mailstack.sandbox import (
     SandboxError,
+    check_sandbox_dir,
+    clear_generated,
     ensure_vmail_user,
     free_port_base,
     prepare_dirs,
@@ -196,16 +199,20 @@ def config_group() -> None:
 @config_group.command("diff")
 @click.argument("rev_a", type=int, required=False)
 @click.argument("rev_b", type=int, required=False)
+@click.option("--show-secrets", is_flag=True,
+              help="Show mailbox password hashes instead of a masked fingerprint.")
 @pass_state
-def config_diff(state: CliState, rev_a: int | None, rev_b: int | None) -> None:
+def config_diff(state: CliState, rev_a: int | None, rev_b: int | None,
+                show_secrets: bool) -> None:
     """Without arguments, what an apply would change; else revision REV_A -> REV_B."""
     if (rev_a is None) != (rev_b is None):
         raise click.UsageError("Give two revisions, or none for the pending changes.")
     with state.unit_of_work() as (session, actor):
         if rev_a is None or rev_b is None:
-            diff = stack_service.diff_pending(session, actor)
+            diff = stack_service.diff_pending(session, actor, show_secrets=show_secrets)
         else:
-            diff = stack_service.diff_revisions(session, actor, rev_a, rev_b)
+            diff = stack_service.diff_revisions(session, actor, rev_a, rev_b,
+                                                show_secrets=show_secrets)
     click.echo(diff.rstrip("\n") if diff else "No differences.")
 
 
@@ -227,11 +234,12 @@ def _ports_free(base: int) -> bool:
     return True
 
 
-def _sandbox_dir(directory: Path) -> Path:
-    directory = directory.absolute()
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o755)
-    return directory
+def _sandbox_dir(directory: Path, *, create: bool = True) -> Path:
+    """The checked scratch folder (see check_sandbox_dir): the servers run as root from it."""
+    try:
+        return check_sandbox_dir(directory, create=create)
+    except (SandboxError, OSError) as exc:
+        raise click.ClickException(f"refusing the sandbox folder: {exc}") from None
 
 
 @sandbox_group.command("start")
@@ -253,10 +261,12 @@ def sandbox_start(state: CliState, directory: Path, port_base: int | None,
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
     try:
         stop_sandbox(directory)
+        # run only what this invocation writes: nothing an earlier run (or anyone) left
+        clear_generated(directory)
         ensure_vmail_user(snapshot.settings.vmail_uid, snapshot.settings.vmail_gid)
         prepare_dirs(snapshot.settings)
-        sandbox_apply(snapshot)
-        info = start_sandbox(directory, port_base)
+        result = sandbox_apply(snapshot)
+        info = start_sandbox(directory, port_base, release=result.release_dir)
     except (SandboxError, OSError) as exc:
         raise click.ClickException(f"sandbox did not start: {exc}") from None
     except MailadminError as exc:
@@ -290,7 +300,7 @@ def _running_port_base(directory: Path) -> int:
 @pass_state
 def sandbox_apply_command(state: CliState, directory: Path, restart: bool) -> None:
     """Re-render the database into a running sandbox and reload (or restart) it."""
-    directory = directory.absolute()
+    directory = _sandbox_dir(directory, create=False)
     port_base = _running_port_base(directory)
     with state.unit_of_work() as (session, actor):
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
@@ -311,8 +321,12 @@ def sandbox_apply_command(state: CliState, directory: Path, restart: bool) -> No
 @click.option("--dir", "directory", required=True,
               type=click.Path(file_okay=False, path_type=Path))
 def sandbox_stop_command(directory: Path) -> None:
-    """Stop the sandbox's Postfix, then its Dovecot."""
-    stop_sandbox(directory.absolute())
+    """Stop the sandbox's Postfix, then its Dovecot (by signals: no program or file from the
+    folder is run)."""
+    if not os.path.lexists(directory):
+        click.echo(f"No sandbox in {directory}.")
+        return
+    stop_sandbox(_sandbox_dir(directory, create=False))
     click.echo(f"Sandbox in {directory} stopped.")
 
 

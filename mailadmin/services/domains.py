@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from ..errors import Conflict, ValidationError
 from ..models import CatchAllAction, Domain, Forwarder, Mailbox, PanelUser
 from ..names import domain_to_unicode, normalize_address, normalize_domain
+from . import domain_ownership
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -33,6 +34,8 @@ class DomainRow:
     forwarders: int
     catchall_action: str
     catchall_target: str | None
+    #: Not verified yet: the mail servers do not know the domain (services.domain_ownership).
+    pending: bool = False
 
 
 def _state(domain: Domain) -> dict[str, object]:
@@ -76,7 +79,9 @@ def _audit(
 def add_domain(session: Session, actor: Actor, name: str, *, customer: str | None = None) -> Domain:
     """Add a domain to a customer (the actor itself when it is a customer).
 
-    Raises InvalidName, Conflict (hosted already, by anyone), LimitReached, NotFound.
+    Raises InvalidName, Conflict (hosted already, by anyone; or a subdomain or parent of
+    another customer's domain), ValidationError (deny list), LimitReached, NotFound. With
+    domain verification on, the domain starts pending (see services.domain_ownership).
     """
     ascii_name = normalize_domain(name)
     owner = resolve_customer(session, actor, customer)
@@ -86,6 +91,7 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
             f"The domain {domain_to_unicode(ascii_name)} is already hosted on this server.",
             field="name",
         )
+    domain_ownership.check_claim(session, actor, ascii_name, owner)
     package_limits.check_new_domain(session, owner, limits)
     domain = Domain(
         name=ascii_name,
@@ -99,6 +105,7 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
         allow_self_autoresponder=True,
         created_at=actor.now(),
     )
+    domain_ownership.start_verification(session, actor, domain)
     session.add(domain)
     session.flush()
     _audit(session, actor, "domain.create", domain, None, _state(domain))
@@ -274,6 +281,7 @@ def list_domains(
             forwarders=forwarders,
             catchall_action=domain.catchall_action,
             catchall_target=domain.catchall_target,
+            pending=domain.verified_at is None,
         )
         for domain, owner, mailboxes, forwarders in page_.items
     ]

@@ -1,0 +1,381 @@
+"""A domain belongs to whoever proves it: deny list, other tenants' domains, verification."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailadmin.db import transaction
+from mailadmin.domain_policy import (
+    DEFAULT_ENTRIES,
+    denied_by,
+    format_deny_list,
+    parse_deny_list,
+    reserved_by_renderer,
+)
+from mailadmin.errors import Conflict, MailadminError, PermissionDenied, ValidationError
+from mailadmin.mailstack import build_snapshot
+from mailadmin.mailstack.render import DISCARD_DOMAIN
+from mailadmin.mailstack.sandbox import sandbox_settings
+from mailadmin.models import AuditEvent, Domain, PanelUser
+from mailadmin.services import domain_ownership, domains, mailboxes
+from mailadmin.services.context import Actor
+from mailadmin.services.server import get_server_settings
+
+from .dnsserver import LocalDns
+
+PASSWORD = "Tr0ub4dor&3-horse"
+
+
+# --------------------------------------------------------------------------- the list itself
+
+
+@pytest.mark.parametrize("name", [
+    "gmail.com", "mail.gmail.com", "googlemail.com", "outlook.com", "outlook.de", "hotmail.co.uk",
+    "live.com", "msn.com", "yahoo.com", "yahoo.co.jp", "aol.com", "icloud.com", "me.com",
+    "gmx.de", "gmx.net", "gmx.at", "mx.gmx.ch", "web.de", "yandex.ru", "yandex.com.tr",
+    "mail.ru", "proton.me", "protonmail.com", "zoho.com", "qq.com", "163.com",
+    "foo.invalid", "a.b.localhost", "printer.local", "x.onion", "1.0.0.127.in-addr.arpa",
+    "router.home.arpa", "x.alt", "corp.internal",
+])
+def test_default_list_refuses(name: str) -> None:
+    assert denied_by(name, DEFAULT_ENTRIES) is not None
+
+
+@pytest.mark.parametrize("name", [
+    "example.com", "shop.example", "lab.test", "gmailcom.de", "notgmail.com", "gmx.mycompany.de",
+    "mygmx.de", "web.dev", "yandexfan.ru", "local.de", "invalid.example.org", "me.company.com",
+])
+def test_default_list_allows(name: str) -> None:
+    assert denied_by(name, DEFAULT_ENTRIES) is None
+
+
+def test_entries_normalise_and_round_trip() -> None:
+    entries = parse_deny_list("  Gmail.COM # big one\n.Invalid, gmx.*\nbücher.de\n\n")
+    assert format_deny_list(entries) == "gmail.com\n.invalid\ngmx.*\nxn--bcher-kva.de\n"
+    assert parse_deny_list(format_deny_list(entries)) == entries
+
+
+@pytest.mark.parametrize("bad", ["gm*il.com", "*.gmail.com", "exa mple..com", "x_y.com", "-a.de",
+                                 "a.b.c:d", "ex\x07ample.com"])
+def test_bad_entries_are_refused_with_their_line(bad: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_deny_list(f"gmail.com\n{bad}")
+    assert "Line 2" in info.value.message or "Line 3" in info.value.message
+
+
+def test_renderer_names_are_reserved() -> None:
+    assert reserved_by_renderer(DISCARD_DOMAIN)
+    assert reserved_by_renderer("mailadmin.invalid")
+    assert not reserved_by_renderer("mailadmin.example")
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@pytest.fixture
+def world(session_factory: sessionmaker[Session], make_user: t.Any) -> dict[str, Actor]:
+    make_user("rita", "reseller")
+    make_user("rob", "reseller")
+    make_user("alice", "customer", reseller="rita")
+    make_user("bert", "customer", reseller="rita")
+    make_user("carl", "customer", reseller="rob")
+    actors = {}
+    with session_factory() as s:
+        for name in ("rita", "rob", "alice", "bert", "carl"):
+            user = s.scalars(select(PanelUser).where(PanelUser.username == name)).one()
+            actors[name] = Actor.for_user(user, channel="panel", source="127.0.0.1")
+    actors["operator"] = Actor.operator()
+    return actors
+
+
+def run(factory: sessionmaker[Session], fn: t.Callable[..., t.Any], *args: t.Any,
+        **kw: t.Any) -> t.Any:
+    with transaction(factory) as s:
+        return fn(s, *args, **kw)
+
+
+def snapshot_counts(factory: sessionmaker[Session]) -> tuple[int, int]:
+    with factory() as s:
+        return (s.scalar(select(func.count()).select_from(Domain)) or 0,
+                s.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+
+
+def set_settings(factory: sessionmaker[Session], **values: t.Any) -> None:
+    with transaction(factory) as s:
+        row = get_server_settings(s)
+        for key, value in values.items():
+            setattr(row, key, value)
+
+
+def refused(factory: sessionmaker[Session], kind: type[MailadminError], fn: t.Callable[..., t.Any],
+            *args: t.Any, **kw: t.Any) -> str:
+    """Run a service call that must fail with `kind`; nothing may change."""
+    before = snapshot_counts(factory)
+    with pytest.raises(kind) as info:
+        run(factory, fn, *args, **kw)
+    assert snapshot_counts(factory) == before
+    return info.value.message
+
+
+def test_customer_cannot_take_a_subdomain_or_parent_of_another_customers_domain(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    run(session_factory, domains.add_domain, world["alice"], "alice-shop.example")
+    message = refused(session_factory, Conflict, domains.add_domain, world["carl"],
+                      "mail.alice-shop.example")
+    assert "below alice-shop.example" in message and "another customer" in message
+    # another customer of the same reseller is another customer too
+    refused(session_factory, Conflict, domains.add_domain, world["bert"], "a.b.alice-shop.example")
+    # and so is a reseller adding it for one of its customers
+    refused(session_factory, Conflict, domains.add_domain, world["rob"], "x.alice-shop.example",
+            customer="carl")
+    # the parent of another customer's domain
+    run(session_factory, domains.add_domain, world["carl"], "deep.sub.carl.example")
+    message = refused(session_factory, Conflict, domains.add_domain, world["alice"], "carl.example")
+    assert "above deep.sub.carl.example" in message
+    # the owner itself may add its own subdomains; the server admin may add anything
+    run(session_factory, domains.add_domain, world["alice"], "lists.alice-shop.example")
+    run(session_factory, domains.add_domain, world["operator"], "x.alice-shop.example",
+        customer="carl")
+    # a look-alike is not a subdomain
+    run(session_factory, domains.add_domain, world["carl"], "xalice-shop.example")
+
+
+@pytest.mark.parametrize("name", ["gmail.com", "support.gmail.com", "gmx.de", "Outlook.COM",
+                                  "yahoo.co.uk", "qq.com"])
+def test_deny_listed_domains_are_refused_for_customers_and_resellers(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], name: str) -> None:
+    message = refused(session_factory, ValidationError, domains.add_domain, world["alice"], name)
+    assert "cannot be added here" in message
+    refused(session_factory, ValidationError, domains.add_domain, world["rita"], name,
+            customer="alice")
+
+
+@pytest.mark.parametrize("name", ["printer.local", "x.invalid", "my.localhost", "x.onion",
+                                  "1.168.192.in-addr.arpa", "co.uk", "com.br"])
+def test_special_use_and_registry_names_are_refused(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], name: str) -> None:
+    message = refused(session_factory, ValidationError, domains.add_domain, world["alice"], name)
+    assert "cannot" in message or "registry" in message
+
+
+def test_admin_may_add_listed_names_but_never_the_renderers_own(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    run(session_factory, domains.add_domain, world["operator"], "gmail.com", customer="alice")
+    message = refused(session_factory, ValidationError, domains.add_domain, world["operator"],
+                      DISCARD_DOMAIN, customer="alice")
+    assert "reserved" in message
+    refused(session_factory, ValidationError, domains.add_domain, world["operator"],
+            "mailadmin.invalid", customer="alice")
+
+
+def test_admins_own_list_replaces_the_shipped_one(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    set_settings(session_factory, domain_deny_list="test\nrival.example\n")
+    refused(session_factory, ValidationError, domains.add_domain, world["alice"], "lab.test")
+    refused(session_factory, ValidationError, domains.add_domain, world["alice"],
+            "www.rival.example")
+    # the shipped list no longer applies, the renderer's names always do
+    run(session_factory, domains.add_domain, world["alice"], "gmail.com")
+    refused(session_factory, ValidationError, domains.add_domain, world["operator"],
+            DISCARD_DOMAIN, customer="alice")
+
+
+def test_lab_names_stay_allowed_by_default(world: dict[str, Actor],
+                                          session_factory: sessionmaker[Session]) -> None:
+    run(session_factory, domains.add_domain, world["alice"], "lab.test")
+    run(session_factory, domains.add_domain, world["alice"], "shop.example")
+
+
+def _pending(factory: sessionmaker[Session], name: str) -> bool:
+    with factory() as s:
+        return s.scalars(select(Domain).where(Domain.name == name)).one().verified_at is None
+
+
+def _snapshot_domains(factory: sessionmaker[Session], tmp_path: Path) -> set[str]:
+    with factory() as s:
+        snap = build_snapshot(s, sandbox_settings(tmp_path / "sb"))
+    return {d.name for d in snap.domains} | {m.domain for m in snap.mailboxes}
+
+
+def test_mode_none_keeps_domains_active(world: dict[str, Actor],
+                                       session_factory: sessionmaker[Session],
+                                       tmp_path: Path) -> None:
+    run(session_factory, domains.add_domain, world["alice"], "alice.example")
+    assert not _pending(session_factory, "alice.example")
+    assert _snapshot_domains(session_factory, tmp_path) == {"alice.example"}
+
+
+def test_admin_mode_reseller_or_admin_approves(world: dict[str, Actor],
+                                              session_factory: sessionmaker[Session],
+                                              tmp_path: Path) -> None:
+    set_settings(session_factory, domain_verification="admin")
+    run(session_factory, domains.add_domain, world["alice"], "alice.example")
+    run(session_factory, mailboxes.create_mailbox, world["alice"], "anna@alice.example", PASSWORD)
+    assert _pending(session_factory, "alice.example")
+    assert _snapshot_domains(session_factory, tmp_path) == set()
+    status = run(session_factory, domain_ownership.verify_domain, world["alice"], "alice.example")
+    assert status.pending and "approve" in status.instructions
+    # the customer cannot approve itself, another reseller cannot even see it
+    refused(session_factory, PermissionDenied, domain_ownership.approve_domain, world["alice"],
+            "alice.example")
+    with pytest.raises(MailadminError):
+        run(session_factory, domain_ownership.approve_domain, world["rob"], "alice.example")
+    run(session_factory, domain_ownership.approve_domain, world["rita"], "alice.example")
+    assert not _pending(session_factory, "alice.example")
+    assert _snapshot_domains(session_factory, tmp_path) == {"alice.example"}
+    # a reseller's own additions need no second approval
+    run(session_factory, domains.add_domain, world["rita"], "bert.example", customer="bert")
+    assert not _pending(session_factory, "bert.example")
+    with session_factory() as s:
+        actions = list(s.scalars(select(AuditEvent.action).where(
+            AuditEvent.action == "domain.verified")))
+    assert actions == ["domain.verified"]
+
+
+def test_in_dns_mode_a_reseller_cannot_approve(world: dict[str, Actor],
+                                               session_factory: sessionmaker[Session]) -> None:
+    set_settings(session_factory, domain_verification="dns", dns_resolvers="127.0.0.1:9")
+    run(session_factory, domains.add_domain, world["alice"], "alice.example")
+    refused(session_factory, PermissionDenied, domain_ownership.approve_domain, world["rita"],
+            "alice.example")
+    run(session_factory, domain_ownership.approve_domain, world["operator"], "alice.example")
+    assert not _pending(session_factory, "alice.example")
+
+
+@pytest.fixture
+def dns(tmp_path: Path) -> Iterator[LocalDns]:
+    server = LocalDns(tmp_path, zones=("test", "example"))
+    server.serve()
+    yield server
+    server.stop()
+
+
+def test_dns_mode_pending_until_the_token_is_served(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], dns: LocalDns,
+        tmp_path: Path) -> None:
+    set_settings(session_factory, domain_verification="dns", dns_resolvers=dns.resolver,
+                 mail_hostname="mx.hoster.test")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    run(session_factory, mailboxes.create_mailbox, world["alice"], "anna@alice.test", PASSWORD)
+    status = run(session_factory, domain_ownership.verification_for, world["alice"], "alice.test")
+    assert status.pending and status.token and status.token in status.instructions
+    assert "_mailadmin-challenge.alice.test" in status.instructions
+    assert _snapshot_domains(session_factory, tmp_path) == set()
+
+    # nothing published yet; then a wrong token; then another customer's token
+    status = run(session_factory, domain_ownership.verify_domain, world["alice"], "alice.test",
+                 timeout=3)
+    assert status.pending and "there is none" in (status.note or "")
+    dns.serve(txt={"_mailadmin-challenge.alice.test": ["mailadmin-0000"]})
+    status = run(session_factory, domain_ownership.verify_domain, world["alice"], "alice.test",
+                 timeout=3)
+    assert status.pending and "mailadmin-0000" in (status.note or "")
+    assert _snapshot_domains(session_factory, tmp_path) == set()
+
+    dns.serve(txt={"_mailadmin-challenge.alice.test": ["unrelated", status.token]})
+    status = run(session_factory, domain_ownership.verify_domain, world["alice"], "alice.test",
+                 timeout=3)
+    assert not status.pending and "TXT" in (status.note or "")
+    assert _snapshot_domains(session_factory, tmp_path) == {"alice.test"}
+
+
+def test_dns_mode_mx_pointing_here_proves_it_and_the_loop_rechecks(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], dns: LocalDns) -> None:
+    set_settings(session_factory, domain_verification="dns", dns_resolvers=dns.resolver,
+                 mail_hostname="mx.hoster.test")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    run(session_factory, domains.add_domain, world["carl"], "carl.example")
+    now = dt.datetime.now(dt.UTC)
+    assert run(session_factory, domain_ownership.recheck_pending, now=now, timeout=3) == []
+    dns.serve(mx={"alice.test": ["mx.elsewhere.test"], "carl.example": ["mx.hoster.test"]})
+    # checked a moment ago: not again before the interval has passed
+    assert run(session_factory, domain_ownership.recheck_pending, now=now, timeout=3) == []
+    later = now + dt.timedelta(seconds=domain_ownership.RECHECK_SECONDS + 1)
+    assert run(session_factory, domain_ownership.recheck_pending, now=later,
+               timeout=3) == ["carl.example"]
+    assert _pending(session_factory, "alice.test")
+    with session_factory() as s:
+        note = s.scalars(select(Domain.verification_note)
+                         .where(Domain.name == "alice.test")).one()
+    assert "no MX record pointing at mx.hoster.test" in (note or "")
+
+
+def test_dead_resolver_keeps_pending_and_says_so(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    set_settings(session_factory, domain_verification="dns", dns_resolvers="127.0.0.1:9")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    status = run(session_factory, domain_ownership.verify_domain, world["alice"], "alice.test",
+                 timeout=1)
+    assert status.pending and "did not answer" in (status.note or "")
+
+
+def test_other_tenants_cannot_verify_or_see_a_pending_domain(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    set_settings(session_factory, domain_verification="dns", dns_resolvers="127.0.0.1:9")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    for who in ("carl", "rob", "bert"):
+        with pytest.raises(MailadminError):
+            run(session_factory, domain_ownership.verification_for, world[who], "alice.test")
+        with pytest.raises(MailadminError):
+            run(session_factory, domain_ownership.verify_domain, world[who], "alice.test")
+
+
+def test_sql_views_leave_pending_domains_out(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    set_settings(session_factory, domain_verification="dns", dns_resolvers="127.0.0.1:9")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    run(session_factory, mailboxes.create_mailbox, world["alice"], "anna@alice.test", PASSWORD)
+    with session_factory() as s:
+        def views() -> tuple[int, ...]:
+            return tuple(
+                s.scalar(text(f"SELECT count(*) FROM {view} WHERE domain = 'alice.test'"))  # noqa: S608
+                or 0
+                for view in ("mailsrv_domains", "mailsrv_users", "mailsrv_addresses"))
+        assert views() == (0, 0, 0)
+    run(session_factory, domain_ownership.approve_domain, world["operator"], "alice.test")
+    with session_factory() as s:
+        assert views() == (1, 1, 1)
+
+
+def test_resolver_explains_a_pending_domain(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    from mailadmin.services.resolver import resolve_address
+
+    set_settings(session_factory, domain_verification="admin")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    run(session_factory, mailboxes.create_mailbox, world["alice"], "anna@alice.test", PASSWORD)
+    answer = run(session_factory, resolve_address, world["alice"], "anna@alice.test")
+    assert answer.kind == "pending" and not answer.accepted
+
+
+def test_domains_from_before_verification_count_as_verified(tmp_path: Path) -> None:
+    """The migration marks existing rows verified: upgrading changes nothing that works."""
+    from mailadmin import migrate
+    from mailadmin.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        migrate.upgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO panel_users (id, username, role, password_hash, is_suspended, "
+                "created_at) VALUES (1, 'alice', 'customer', 'x', 0, '2026-01-01 00:00:00')"))
+            conn.execute(text(
+                "INSERT INTO domains (id, name, owner_id, default_imap, default_pop3, "
+                "default_smtp, catchall_action, allow_self_forwarding, allow_self_autoresponder,"
+                " created_at) VALUES (1, 'old.example', 1, 1, 1, 1, 'reject', 1, 1, "
+                "'2026-01-01 00:00:00')"))
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT verified_at FROM domains")).scalar() is not None
+            assert conn.execute(text("SELECT domain FROM mailsrv_domains")).scalar() == \
+                "old.example"
+    finally:
+        engine.dispose()
