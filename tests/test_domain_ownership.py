@@ -195,7 +195,7 @@ def test_lab_names_stay_allowed_by_default(world: dict[str, Actor],
 
 def _pending(factory: sessionmaker[Session], name: str) -> bool:
     with factory() as s:
-        return s.scalars(select(Domain).where(Domain.name == name)).one().verified_at is None
+        return s.scalars(select(Domain).where(Domain.name == name)).one().pending
 
 
 def _snapshot_domains(factory: sessionmaker[Session], tmp_path: Path) -> set[str]:
@@ -374,6 +374,7 @@ def test_domains_from_before_verification_count_as_verified(tmp_path: Path) -> N
                 "'2026-01-01 00:00:00')"))
         migrate.upgrade(engine)
         with engine.connect() as conn:
+            assert conn.execute(text("SELECT pending FROM domains")).scalar() in (0, False)
             assert conn.execute(text("SELECT verified_at FROM domains")).scalar() is not None
             assert conn.execute(text("SELECT domain FROM mailsrv_domains")).scalar() == \
                 "old.example"

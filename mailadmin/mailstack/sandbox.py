@@ -245,16 +245,18 @@ def _paths(directory: Path) -> tuple[Path, Path]:
 def start_sandbox(
     directory: str | Path, port_base: int = 10000, *, release: Path | None = None
 ) -> SandboxInfo:
-    """Start Dovecot and Postfix from ``<directory>/config/current`` (or `release`, a
-    release folder the caller has just written: what the ``sandbox start`` command runs).
+    """Start Dovecot and Postfix from ``<directory>/config/current``; with `release` (a
+    release folder the caller has just written), only if the link points at it.
 
     The release must have been applied with `sandbox_settings(directory, port_base)`
     (see `sandbox_apply`). Returns once every port accepts connections.
     """
     directory = Path(directory).absolute()
     dovecot_conf, postfix_dir = _paths(directory)
-    if release is not None:
-        dovecot_conf, postfix_dir = release / "dovecot" / "dovecot.conf", release / "postfix"
+    if release is not None and (directory / "config" / "current").resolve() != release.resolve():
+        # started through the link (a reload re-reads the config through it), but only when
+        # it names the release the caller has just written
+        raise SandboxError(f"{directory}/config/current does not point at {release}")
     if not dovecot_conf.exists():
         raise SandboxError(f"nothing applied under {directory}/config yet")
     stop_sandbox(directory)  # a previous run that crashed must not hold the ports
@@ -284,8 +286,8 @@ def start_sandbox(
         stop_sandbox(directory)
         raise SandboxError(f"sandbox did not come up: {err.decode(errors='replace')}") from None
     link = directory / "config" / "current"
-    name = release.name if release is not None else Path(os.readlink(link)).name
-    return SandboxInfo(directory, ports, dov.pid, name, time.monotonic() - t0)
+    return SandboxInfo(directory, ports, dov.pid, Path(os.readlink(link)).name,
+                       time.monotonic() - t0)
 
 
 def _is_our_dovecot(pid: int, conf: str) -> bool:

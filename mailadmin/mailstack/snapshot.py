@@ -161,11 +161,11 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     suspended for login, receiving and sending here, while its own flags stay as they are in
     the database: resuming the customer restores exactly what each mailbox had.
 
-    Pending domains (not verified yet, ``Domain.verified_at`` NULL) are left out with all
+    Pending domains (claimed, not verified yet: ``Domain.pending``) are left out with all
     their mailboxes, forwarders and autoresponders: the mail servers neither accept mail for
     them nor deliver local mail to them until their owner has proven the claim.
     """
-    verified = Domain.verified_at.is_not(None)
+    verified = Domain.pending.is_(False)
     # the same rule as scope.suspended_customer_ids_query(), as a join (no IN over 100k rows)
     owner_suspended = and_(PanelUser.role == Role.CUSTOMER.value,
                            PanelUser.is_suspended.is_(True))

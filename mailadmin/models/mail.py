@@ -64,8 +64,10 @@ class Domain(Base):
     allow_self_forwarding: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_self_autoresponder: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    #: When the claim was proven (DNS) or approved; None = pending: the mail servers do not
-    #: know the domain yet (see mailadmin.services.domain_ownership).
+    #: Claimed but not proven yet: the mail servers do not know the domain (see
+    #: mailadmin.services.domain_ownership). A row made without the services counts.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the claim was proven (DNS) or approved.
     verified_at: Mapped[dt.datetime | None]
     #: What the owner publishes in the TXT record ``_mailadmin-challenge.<domain>``.
     verification_token: Mapped[str | None] = mapped_column(String(64))
@@ -74,10 +76,6 @@ class Domain(Base):
     verification_note: Mapped[str | None] = mapped_column(String(300))
 
     owner: Mapped[PanelUser] = relationship()
-
-    @property
-    def pending(self) -> bool:
-        return self.verified_at is None
 
 
 class Mailbox(Base):

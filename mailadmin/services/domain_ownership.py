@@ -117,6 +117,7 @@ def start_verification(session: Session, actor: Actor, domain: Domain) -> None:
     mode = get_server_settings(session).domain_verification
     vouched = mode == "none" or is_server_admin(session, actor) or (
         mode == "admin" and _reseller_of(session, actor, domain.owner_id))
+    domain.pending = not vouched
     domain.verified_at = actor.now() if vouched else None
 
 
@@ -161,7 +162,7 @@ def describe(session: Session, domain: Domain) -> Verification:
     settings = get_server_settings(session)
     mode = settings.domain_verification
     record = f"{CHALLENGE_LABEL}.{domain.name}"
-    if domain.verified_at is not None:
+    if not domain.pending:
         text = ""
     elif mode == "dns":
         text = (f"Publish a TXT record {record} with the value {domain.verification_token}, "
@@ -174,7 +175,7 @@ def describe(session: Session, domain: Domain) -> Verification:
     else:
         text = "Verification is off on this server: 'Check now' activates the domain."
     return Verification(
-        name=domain.name, pending=domain.verified_at is None, mode=mode, record_name=record,
+        name=domain.name, pending=domain.pending, mode=mode, record_name=record,
         token=domain.verification_token, mail_hostname=settings.mail_hostname,
         checked_at=domain.verification_checked_at, note=domain.verification_note,
         instructions=text)
@@ -187,6 +188,7 @@ def verification_for(session: Session, actor: Actor, name: str) -> Verification:
 def _mark_verified(session: Session, actor: Actor, domain: Domain, how: str) -> None:
     if domain.verification_token is None:
         domain.verification_token = new_token()
+    domain.pending = False
     domain.verified_at = actor.now()
     domain.verification_checked_at = actor.now()
     domain.verification_note = how[:300]
@@ -212,7 +214,7 @@ def _dns_proof(settings: ServerSettings, domain: Domain, timeout: float) -> DnsP
 def _check(session: Session, actor: Actor, domain: Domain, timeout: float) -> None:
     settings = get_server_settings(session)
     mode = settings.domain_verification
-    if domain.verified_at is not None:
+    if not domain.pending:
         return
     if mode == "none":
         _mark_verified(session, actor, domain, "Verification is off on this server.")
@@ -244,7 +246,7 @@ def approve_domain(session: Session, actor: Actor, name: str) -> Verification:
     """Approve a pending domain without proof: the server admin, or in "admin" mode the
     customer's reseller."""
     domain = get_domain(session, actor, name, field="name")
-    if domain.verified_at is None:
+    if domain.pending:
         if not may_approve(session, actor, domain):
             raise PermissionDenied(
                 "Only the server admin (or, when domains are approved by hand, the customer's "
@@ -254,7 +256,7 @@ def approve_domain(session: Session, actor: Actor, name: str) -> Verification:
 
 
 def pending_domain_names(session: Session) -> list[str]:
-    return list(session.scalars(select(Domain.name).where(Domain.verified_at.is_(None))
+    return list(session.scalars(select(Domain.name).where(Domain.pending.is_(True))
                                 .order_by(Domain.name)))
 
 
@@ -274,7 +276,7 @@ def recheck_pending(
     due = now - dt.timedelta(seconds=every_seconds)
     domains: Sequence[Domain] = session.scalars(
         select(Domain)
-        .where(Domain.verified_at.is_(None))
+        .where(Domain.pending.is_(True))
         .where(or_(Domain.verification_checked_at.is_(None),
                    Domain.verification_checked_at <= due))
         .order_by(Domain.verification_checked_at.is_not(None), Domain.verification_checked_at,
@@ -285,14 +287,14 @@ def recheck_pending(
     verified = []
     for domain in domains:
         _check(session, actor, domain, timeout)
-        if domain.verified_at is not None:
+        if not domain.pending:
             verified.append(domain.name)
     return verified
 
 
 def verify_all_pending(session: Session, actor: Actor) -> int:
     """Verification switched off: every pending domain counts now (audited one by one)."""
-    domains = session.scalars(select(Domain).where(Domain.verified_at.is_(None))).all()
+    domains = session.scalars(select(Domain).where(Domain.pending.is_(True))).all()
     for domain in domains:
         _mark_verified(session, actor, domain, "Verification was switched off.")
     return len(domains)

@@ -281,7 +281,7 @@ def list_domains(
             forwarders=forwarders,
             catchall_action=domain.catchall_action,
             catchall_target=domain.catchall_target,
-            pending=domain.verified_at is None,
+            pending=domain.pending,
         )
         for domain, owner, mailboxes, forwarders in page_.items
     ]

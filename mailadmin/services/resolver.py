@@ -236,7 +236,7 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
     if domain is None or not may_manage_domain(session, actor, domain):
         # the same refusal whether another account hosts the domain or nobody does
         raise NotFound(f"{address} is not hosted in your account.", field="address")
-    if domain.verified_at is None:
+    if domain.pending:
         return _pending(address)
 
     settings = settings_from_server_settings(get_server_settings(session))

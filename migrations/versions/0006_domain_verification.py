@@ -5,7 +5,7 @@ verified from its creation; the mode starts as "none", which keeps behaviour unc
 
 The SQL-mode views are re-created so that the mail servers skip pending domains exactly as
 the files mode does (`mailadmin.mailstack.snapshot.build_snapshot`): the view SQL of 0004 with
-every join on ``domains d`` restricted to verified domains.
+every join on ``domains d`` restricted to domains that are not pending.
 
 Revision ID: 0006
 Revises: 0005
@@ -46,11 +46,11 @@ def verified_view_sql(dialect: str) -> dict[str, str]:
     out = {}
     for name, sql in views.items():
         sql = re.sub(r"JOIN domains d ON d\.id = (\w)\.domain_id",
-                     r"JOIN domains d ON d.id = \1.domain_id AND d.verified_at IS NOT NULL", sql)
-        sql = re.sub(r"FROM domains d$", "FROM domains d WHERE d.verified_at IS NOT NULL", sql)
+                     r"JOIN domains d ON d.id = \1.domain_id AND NOT d.pending", sql)
+        sql = re.sub(r"FROM domains d$", "FROM domains d WHERE NOT d.pending", sql)
         out[name] = sql
     # every view reads domains through one of the patterns above
-    assert all("verified_at" in sql for sql in out.values()), "0004's view SQL changed"
+    assert all("d.pending" in sql for sql in out.values()), "0004's view SQL changed"
     return out
 
 
@@ -69,6 +69,8 @@ def upgrade() -> None:
     for name in views.VIEWS:
         bind.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
     with op.batch_alter_table("domains") as batch:
+        batch.add_column(sa.Column("pending", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
         batch.add_column(sa.Column("verified_at", mailadmin.models.base.UTCDateTime(),
                                    nullable=True))
         batch.add_column(sa.Column("verification_token", sa.String(length=64), nullable=True))
@@ -102,4 +104,5 @@ def downgrade() -> None:
         batch.drop_column("verification_checked_at")
         batch.drop_column("verification_token")
         batch.drop_column("verified_at")
+        batch.drop_column("pending")
     _recreate_views(views.view_sql(bind.dialect.name), views.VIEWS)

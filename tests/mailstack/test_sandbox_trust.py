@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailadmin import cli_stack  # noqa: F401  (registers the commands, as panel.cli does)
-from mailadmin import migrate
+from mailadmin import cli_stack, migrate  # cli_stack registers the commands, as panel.cli does
 from mailadmin.db import make_engine
 
 from .conftest import require_stack
