@@ -380,3 +380,76 @@ def test_domains_from_before_verification_count_as_verified(tmp_path: Path) -> N
                 "old.example"
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- panel and API
+
+
+def test_panel_shows_refusals_and_what_to_do(app: t.Any, client: t.Any,
+                                             world: dict[str, Actor],
+                                             session_factory: sessionmaker[Session],
+                                             dns: LocalDns) -> None:
+    from .web import sign_in, submit
+
+    set_settings(session_factory, domain_verification="dns", dns_resolvers=dns.resolver,
+                 mail_hostname="mx.hoster.test")
+    run(session_factory, domains.add_domain, world["carl"], "carl.test")
+    assert sign_in(client, "alice", "correct horse 9").status_code == 302
+    before = snapshot_counts(session_factory)
+    for name, words in (("gmail.com", "cannot be added here"),
+                        ("www.carl.test", "another customer hosts"),
+                        ("x.localhost", "can never receive mail")):
+        response = submit(client, "/domains/", {"name": name})
+        assert response.status_code == 422
+        assert words in response.get_data(as_text=True)
+    assert snapshot_counts(session_factory) == before
+
+    added = submit(client, "/domains/", {"name": "alice.test"}, follow=True)
+    page = added.get_data(as_text=True)
+    assert "waiting for verification" in page.lower()
+    with session_factory() as s:
+        token = s.scalars(select(Domain.verification_token)
+                          .where(Domain.name == "alice.test")).one()
+    assert token and token in page and "_mailadmin-challenge.alice.test" in page
+    assert "Approve without proof" not in page  # a customer cannot approve itself
+
+    checked = submit(client, "/domains/alice.test/verify", {}, page="/domains/alice.test",
+                     follow=True)
+    assert "Not verified yet" in checked.get_data(as_text=True)
+    assert _pending(session_factory, "alice.test")
+    dns.serve(txt={"_mailadmin-challenge.alice.test": [token]})
+    checked = submit(client, "/domains/alice.test/verify", {}, page="/domains/alice.test",
+                     follow=True)
+    assert "is verified" in checked.get_data(as_text=True)
+    assert not _pending(session_factory, "alice.test")
+    listing = client.get("/domains/").get_data(as_text=True)
+    assert 'data-testid="pending"' not in listing
+
+
+def test_api_refuses_and_reports_verification(app: t.Any, world: dict[str, Actor],
+                                              session_factory: sessionmaker[Session]) -> None:
+    from mailadmin.services import tokens
+
+    set_settings(session_factory, domain_verification="admin")
+    with transaction(session_factory) as s:
+        _, alice = tokens.create_api_token(s, world["alice"], "t", None)
+        _, rita = tokens.create_api_token(s, world["rita"], "t", None)
+    api = app.test_client()
+
+    def call(method: str, path: str, token: str, body: t.Any = None) -> t.Any:
+        return api.open(f"/api/v1{path}", method=method, json=body,
+                         headers={"Authorization": f"Bearer {token}"})
+
+    refused_call = call("POST", "/domains", alice, {"name": "mail.yahoo.co.jp"})
+    assert refused_call.status_code in (409, 422)
+    assert "cannot be added here" in refused_call.get_json()["error"]["message"]
+    created = call("POST", "/domains", alice, {"name": "alice.test"})
+    assert created.status_code == 201
+    assert created.get_json()["pending"] is True
+    assert "approve" in created.get_json()["verification"]["instructions"]
+    listed = call("GET", "/domains", alice).get_json()
+    assert listed["items"][0]["pending"] is True
+    assert call("POST", "/domains/alice.test/approve", alice).status_code == 403
+    approved = call("POST", "/domains/alice.test/approve", rita)
+    assert approved.status_code == 200 and approved.get_json()["pending"] is False
+    assert call("GET", "/domains/alice.test", alice).get_json()["pending"] is False

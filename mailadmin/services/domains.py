@@ -112,6 +112,11 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
     return domain
 
 
+def show_domain(session: Session, actor: Actor, name: str) -> Domain:
+    """A domain the actor manages (Unicode or ASCII name); NotFound otherwise."""
+    return get_domain(session, actor, name, field="name")
+
+
 def remove_domain(session: Session, actor: Actor, name: str, *, confirm: str | None = None) -> None:
     """Remove a domain that has no mailboxes and no forwarders left.
 
