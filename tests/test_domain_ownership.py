@@ -293,13 +293,13 @@ def test_dns_mode_mx_pointing_here_proves_it_and_the_loop_rechecks(
     run(session_factory, domains.add_domain, world["alice"], "alice.test")
     run(session_factory, domains.add_domain, world["carl"], "carl.example")
     now = dt.datetime.now(dt.UTC)
-    assert run(session_factory, domain_ownership.recheck_pending, now=now, timeout=3) == []
+    assert domain_ownership.recheck_pending(session_factory, now=now, timeout=3) == []
     dns.serve(mx={"alice.test": ["mx.elsewhere.test"], "carl.example": ["mx.hoster.test"]})
     # checked a moment ago: not again before the interval has passed
-    assert run(session_factory, domain_ownership.recheck_pending, now=now, timeout=3) == []
+    assert domain_ownership.recheck_pending(session_factory, now=now, timeout=3) == []
     later = now + dt.timedelta(seconds=domain_ownership.RECHECK_SECONDS + 1)
-    assert run(session_factory, domain_ownership.recheck_pending, now=later,
-               timeout=3) == ["carl.example"]
+    assert domain_ownership.recheck_pending(session_factory, now=later,
+                                            timeout=3) == ["carl.example"]
     assert _pending(session_factory, "alice.test")
     with session_factory() as s:
         note = s.scalars(select(Domain.verification_note)
@@ -453,3 +453,31 @@ def test_api_refuses_and_reports_verification(app: t.Any, world: dict[str, Actor
     approved = call("POST", "/domains/alice.test/approve", rita)
     assert approved.status_code == 200 and approved.get_json()["pending"] is False
     assert call("GET", "/domains/alice.test", alice).get_json()["pending"] is False
+
+
+def test_the_watcher_loop_verifies_pending_domains(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], dns: LocalDns) -> None:
+    """The panel's background loop (services.stack.watch) re-checks by itself."""
+    import threading
+
+    from mailadmin.services import stack as stack_service
+
+    set_settings(session_factory, domain_verification="dns", dns_resolvers=dns.resolver,
+                 mail_hostname="mx.hoster.test")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    dns.serve(mx={"alice.test": ["mx.hoster.test"]})
+    stop = threading.Event()
+    watcher = threading.Thread(target=stack_service.watch, args=(session_factory,), kwargs={
+        "interval": 0.05, "only_when_automatic": True, "stop": stop, "recheck_seconds": 0.1})
+    watcher.start()
+    try:
+        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=15)
+        while _pending(session_factory, "alice.test") and dt.datetime.now(dt.UTC) < deadline:
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert not _pending(session_factory, "alice.test")
+    with session_factory() as s:
+        changed = get_server_settings(s).config_changed_at
+    assert changed is not None  # the verification is a change the next apply picks up

@@ -17,11 +17,11 @@ import dataclasses
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Sequence
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from ..db import transaction
 from ..dnscheck import CHALLENGE_LABEL, DEFAULT_TIMEOUT, DnsProof, check_dns, parse_resolvers
 from ..domain_policy import denied_by, deny_entries, is_registry_name, reserved_by_renderer
 from ..errors import Conflict, PermissionDenied, ValidationError
@@ -261,34 +261,56 @@ def pending_domain_names(session: Session) -> list[str]:
 
 
 def recheck_pending(
-    session: Session,
+    factory: sessionmaker[Session],
     *,
     now: dt.datetime,
     every_seconds: float = RECHECK_SECONDS,
     batch: int = RECHECK_BATCH,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[str]:
-    """Check the pending domains not checked for `every_seconds` (the background loop);
-    return the names verified now. Only in "dns" mode: the other modes need a person."""
-    settings = get_server_settings(session)
-    if settings.domain_verification != "dns":
+    """One background round: check the pending domains not checked for `every_seconds`;
+    return the names verified now. Only in "dns" mode (the other modes need a person).
+
+    The DNS lookups run outside any transaction (a slow resolver must not hold database
+    locks); each result is stored in its own short transaction, on the row as it is then.
+    """
+    with transaction(factory) as session:
+        settings = get_server_settings(session)
+        if settings.domain_verification != "dns":
+            return []
+        due = now - dt.timedelta(seconds=every_seconds)
+        rows = session.execute(
+            select(Domain.id, Domain.name, Domain.verification_token)
+            .where(Domain.pending.is_(True))
+            .where(or_(Domain.verification_checked_at.is_(None),
+                       Domain.verification_checked_at <= due))
+            .order_by(Domain.verification_checked_at.is_not(None),
+                      Domain.verification_checked_at, Domain.id)
+            .limit(batch)
+        ).all()
+        hostname, resolvers_text = settings.mail_hostname, settings.dns_resolvers
+    try:
+        resolvers = parse_resolvers(resolvers_text)
+    except ValidationError:
+        log.warning("domain verification: the dns_resolvers setting is invalid; not checking")
         return []
-    due = now - dt.timedelta(seconds=every_seconds)
-    domains: Sequence[Domain] = session.scalars(
-        select(Domain)
-        .where(Domain.pending.is_(True))
-        .where(or_(Domain.verification_checked_at.is_(None),
-                   Domain.verification_checked_at <= due))
-        .order_by(Domain.verification_checked_at.is_not(None), Domain.verification_checked_at,
-                  Domain.id)
-        .limit(batch)
-    ).all()
     actor = dataclasses.replace(SYSTEM, clock=lambda: now)
     verified = []
-    for domain in domains:
-        _check(session, actor, domain, timeout)
-        if not domain.pending:
-            verified.append(domain.name)
+    for domain_id, name, token in rows:
+        if token is None:
+            proof = DnsProof(False, "No token yet: open the domain in the panel.")
+        else:
+            proof = check_dns(name, token, hostname, resolvers=resolvers, timeout=timeout)
+        with transaction(factory) as session:
+            domain = session.get(Domain, domain_id)
+            if domain is None or not domain.pending or domain.verification_token != token:
+                continue  # removed, verified or re-tokened meanwhile
+            if proof.verified:
+                _mark_verified(session, actor, domain, proof.message)
+                verified.append(name)
+            else:
+                domain.verification_checked_at = now
+                domain.verification_note = proof.message[:300]
     return verified
 
 

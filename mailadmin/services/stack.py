@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -48,6 +49,7 @@ from ..mailstack.apply import Tools, diff_files
 from ..mailstack.sandbox import sandbox_settings
 from ..mailstack.snapshot import StackSnapshot
 from ..models import ConfigRevision, Role, ServerSettings, utcnow
+from . import domain_ownership
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
@@ -467,8 +469,13 @@ def watch(
     on_apply: Callable[[ApplyReport], None] | None = None,
     progress: Progress | None = None,
     tools: Tools | None = None,
+    recheck_seconds: float | None = 60.0,
 ) -> WatchResult:
     """Apply whenever changes are pending and none came for `quiet_seconds`.
+
+    Every `recheck_seconds` (not with `once`; None: never) it also re-checks the DNS proof of
+    pending domains (services.domain_ownership); a domain verified there is a change like
+    any other, applied by this same loop.
 
     Each check and each apply is its own transaction. A failed apply is not retried until
     something changes again. `once`: return after one apply, or at once when nothing is
@@ -478,7 +485,17 @@ def watch(
     stop = stop or threading.Event()
     outcome = WatchResult()
     failed_at: dt.datetime | None = None
+    last_recheck = -math.inf
     while not stop.is_set():
+        if (recheck_seconds is not None and not once
+                and time.monotonic() - last_recheck >= recheck_seconds):
+            last_recheck = time.monotonic()
+            try:
+                verified = domain_ownership.recheck_pending(factory, now=utcnow())
+                if verified:
+                    log.info("domain verification: verified %s", ", ".join(verified))
+            except Exception:  # DNS or database trouble passes; try again next round
+                log.exception("domain verification: re-check failed")
         try:
             with transaction(factory) as session:
                 row = session.get(ServerSettings, 1)
