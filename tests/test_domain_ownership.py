@@ -20,13 +20,14 @@ from mailadmin.domain_policy import (
     reserved_by_renderer,
 )
 from mailadmin.errors import Conflict, MailadminError, PermissionDenied, ValidationError
+from mailadmin.lab.sandbox import sandbox_settings
 from mailadmin.mailstack import build_snapshot
 from mailadmin.mailstack.render import DISCARD_DOMAIN
-from mailadmin.mailstack.sandbox import sandbox_settings
 from mailadmin.models import AuditEvent, Domain, PanelUser
 from mailadmin.services import domain_ownership, domains, mailboxes
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
+from mailadmin.workers import domain_checker
 
 from .dnsserver import LocalDns
 
@@ -293,12 +294,12 @@ def test_dns_mode_mx_pointing_here_proves_it_and_the_loop_rechecks(
     run(session_factory, domains.add_domain, world["alice"], "alice.test")
     run(session_factory, domains.add_domain, world["carl"], "carl.example")
     now = dt.datetime.now(dt.UTC)
-    assert domain_ownership.recheck_pending(session_factory, now=now, timeout=3) == []
+    assert domain_checker.recheck_pending(session_factory, now=now, timeout=3) == []
     dns.serve(mx={"alice.test": ["mx.elsewhere.test"], "carl.example": ["mx.hoster.test"]})
     # checked a moment ago: not again before the interval has passed
-    assert domain_ownership.recheck_pending(session_factory, now=now, timeout=3) == []
+    assert domain_checker.recheck_pending(session_factory, now=now, timeout=3) == []
     later = now + dt.timedelta(seconds=domain_ownership.RECHECK_SECONDS + 1)
-    assert domain_ownership.recheck_pending(session_factory, now=later,
+    assert domain_checker.recheck_pending(session_factory, now=later,
                                             timeout=3) == ["carl.example"]
     assert _pending(session_factory, "alice.test")
     with session_factory() as s:
@@ -457,17 +458,17 @@ def test_api_refuses_and_reports_verification(app: t.Any, world: dict[str, Actor
 
 def test_the_watcher_loop_verifies_pending_domains(
         world: dict[str, Actor], session_factory: sessionmaker[Session], dns: LocalDns) -> None:
-    """The panel's background loop (services.stack.watch) re-checks by itself."""
+    """The panel's background loop (workers.apply_watcher.watch) re-checks by itself."""
     import threading
 
-    from mailadmin.services import stack as stack_service
+    from mailadmin.workers import apply_watcher
 
     set_settings(session_factory, domain_verification="dns", dns_resolvers=dns.resolver,
                  mail_hostname="mx.hoster.test")
     run(session_factory, domains.add_domain, world["alice"], "alice.test")
     dns.serve(mx={"alice.test": ["mx.hoster.test"]})
     stop = threading.Event()
-    watcher = threading.Thread(target=stack_service.watch, args=(session_factory,), kwargs={
+    watcher = threading.Thread(target=apply_watcher.watch, args=(session_factory,), kwargs={
         "interval": 0.05, "only_when_automatic": True, "stop": stop, "recheck_seconds": 0.1})
     watcher.start()
     try:

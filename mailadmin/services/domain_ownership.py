@@ -19,10 +19,16 @@ import logging
 import secrets
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from ..db import transaction
-from ..dnscheck import CHALLENGE_LABEL, DEFAULT_TIMEOUT, DnsProof, check_dns, parse_resolvers
+from ..dnscheck import (
+    CHALLENGE_LABEL,
+    DEFAULT_TIMEOUT,
+    DnsProof,
+    Resolver,
+    check_dns,
+    parse_resolvers,
+)
 from ..domain_policy import denied_by, deny_entries, is_registry_name, reserved_by_renderer
 from ..errors import Conflict, PermissionDenied, ValidationError
 from ..models import Domain, PanelUser, Role, ServerSettings
@@ -260,58 +266,71 @@ def pending_domain_names(session: Session) -> list[str]:
                                 .order_by(Domain.name)))
 
 
-def recheck_pending(
-    factory: sessionmaker[Session],
-    *,
-    now: dt.datetime,
-    every_seconds: float = RECHECK_SECONDS,
-    batch: int = RECHECK_BATCH,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> list[str]:
-    """One background round: check the pending domains not checked for `every_seconds`;
-    return the names verified now. Only in "dns" mode (the other modes need a person).
+@dataclasses.dataclass(frozen=True)
+class DueCheck:
+    """A pending domain the background round should look up now."""
 
-    The DNS lookups run outside any transaction (a slow resolver must not hold database
-    locks); each result is stored in its own short transaction, on the row as it is then.
-    """
-    with transaction(factory) as session:
-        settings = get_server_settings(session)
-        if settings.domain_verification != "dns":
-            return []
-        due = now - dt.timedelta(seconds=every_seconds)
-        rows = session.execute(
-            select(Domain.id, Domain.name, Domain.verification_token)
-            .where(Domain.pending.is_(True))
-            .where(or_(Domain.verification_checked_at.is_(None),
-                       Domain.verification_checked_at <= due))
-            .order_by(Domain.verification_checked_at.is_not(None),
-                      Domain.verification_checked_at, Domain.id)
-            .limit(batch)
-        ).all()
-        hostname, resolvers_text = settings.mail_hostname, settings.dns_resolvers
+    domain_id: int
+    name: str
+    token: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DnsSetup:
+    mail_hostname: str
+    resolvers: tuple[Resolver, ...]
+
+
+def due_checks(
+    session: Session, *, now: dt.datetime, every_seconds: float = RECHECK_SECONDS,
+    batch: int = RECHECK_BATCH,
+) -> tuple[DnsSetup | None, list[DueCheck]]:
+    """The pending domains not checked for `every_seconds`, oldest check first, with the DNS
+    settings to check them with; (None, []) unless the mode is "dns" (the other modes need a
+    person) or when the resolvers setting is unusable."""
+    settings = get_server_settings(session)
+    if settings.domain_verification != "dns":
+        return None, []
     try:
-        resolvers = parse_resolvers(resolvers_text)
+        setup = DnsSetup(settings.mail_hostname, parse_resolvers(settings.dns_resolvers))
     except ValidationError:
         log.warning("domain verification: the dns_resolvers setting is invalid; not checking")
-        return []
-    actor = dataclasses.replace(SYSTEM, clock=lambda: now)
-    verified = []
-    for domain_id, name, token in rows:
-        if token is None:
-            proof = DnsProof(False, "No token yet: open the domain in the panel.")
-        else:
-            proof = check_dns(name, token, hostname, resolvers=resolvers, timeout=timeout)
-        with transaction(factory) as session:
-            domain = session.get(Domain, domain_id)
-            if domain is None or not domain.pending or domain.verification_token != token:
-                continue  # removed, verified or re-tokened meanwhile
-            if proof.verified:
-                _mark_verified(session, actor, domain, proof.message)
-                verified.append(name)
-            else:
-                domain.verification_checked_at = now
-                domain.verification_note = proof.message[:300]
-    return verified
+        return None, []
+    due = now - dt.timedelta(seconds=every_seconds)
+    rows = session.execute(
+        select(Domain.id, Domain.name, Domain.verification_token)
+        .where(Domain.pending.is_(True))
+        .where(or_(Domain.verification_checked_at.is_(None),
+                   Domain.verification_checked_at <= due))
+        .order_by(Domain.verification_checked_at.is_not(None),
+                  Domain.verification_checked_at, Domain.id)
+        .limit(batch)
+    ).all()
+    return setup, [DueCheck(i, n, t) for i, n, t in rows]
+
+
+def lookup(setup: DnsSetup, check: DueCheck, *, timeout: float = DEFAULT_TIMEOUT) -> DnsProof:
+    """The DNS lookups for one due domain (no database: run it outside a transaction)."""
+    if check.token is None:
+        return DnsProof(False, "No token yet: open the domain in the panel.")
+    return check_dns(check.name, check.token, setup.mail_hostname, resolvers=setup.resolvers,
+                     timeout=timeout)
+
+
+def record_check(session: Session, check: DueCheck, proof: DnsProof, *,
+                 now: dt.datetime) -> bool:
+    """Store what a background lookup found, on the row as it is now; True if verified."""
+    domain = session.get(Domain, check.domain_id)
+    if domain is None or not domain.pending or domain.verification_token != check.token:
+        return False  # removed, verified or re-tokened meanwhile
+    if proof.verified:
+        _mark_verified(session, dataclasses.replace(SYSTEM, clock=lambda: now), domain,
+                       proof.message)
+        return True
+    domain.verification_checked_at = now
+    domain.verification_note = proof.message[:300]
+    session.flush()
+    return False
 
 
 def verify_all_pending(session: Session, actor: Actor) -> int:

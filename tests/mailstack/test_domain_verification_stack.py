@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 from mailadmin import migrate
 from mailadmin.db import make_engine, make_session_factory, transaction
 from mailadmin.errors import Conflict, ValidationError
-from mailadmin.mailstack import build_snapshot
-from mailadmin.mailstack.sandbox import (
+from mailadmin.lab.sandbox import (
     ensure_vmail_user,
     free_port_base,
     sandbox_apply,
@@ -31,6 +30,7 @@ from mailadmin.mailstack.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
+from mailadmin.mailstack import build_snapshot
 from mailadmin.models import AuditEvent, Domain, Mailbox, PanelUser, Role
 from mailadmin.services import accounts, domain_ownership, domains, mailboxes
 from mailadmin.services.context import Actor

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailadmin import cli_stack, migrate  # cli_stack registers the commands, as panel.cli does
+from mailadmin import migrate
+from mailadmin.cli.lab import sandbox_stop_command
 from mailadmin.db import make_engine
 
 from .conftest import require_stack
@@ -39,7 +40,7 @@ def scratch() -> Iterator[Path]:
     top.chmod(0o755)
     yield top
     for sub in ("sb", "sb2"):
-        CliRunner().invoke(cli_stack.sandbox_stop_command, ["--dir", str(top / sub)])
+        CliRunner().invoke(sandbox_stop_command, ["--dir", str(top / sub)])
     shutil.rmtree(top, ignore_errors=True)
 
 

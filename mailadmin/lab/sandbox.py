@@ -30,8 +30,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .apply import ApplyResult, apply_snapshot
-from .snapshot import StackPorts, StackSettings, StackSnapshot
+from ..mailstack.apply import ApplyResult, apply_snapshot
+from ..mailstack.snapshot import StackPorts, StackSettings, StackSnapshot
 
 _STATE_FILE = "sandbox.json"
 #: Popen handles of Dovecot masters we started, so stop() can reap them (no zombies).
@@ -224,7 +224,7 @@ def free_port_base(start: int = 20000, stop: int = 60000, step: int = 1000) -> i
     raise SandboxError("no free port range on 127.0.0.1")
 
 
-def _wait_ports(ports: StackPorts, timeout: float = 15.0) -> None:
+def wait_for_ports(ports: StackPorts, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     for port in ports.as_dict().values():
         while True:
@@ -237,7 +237,7 @@ def _wait_ports(ports: StackPorts, timeout: float = 15.0) -> None:
                 time.sleep(0.01)
 
 
-def _paths(directory: Path) -> tuple[Path, Path]:
+def sandbox_paths(directory: Path) -> tuple[Path, Path]:
     current = directory / "config" / "current"
     return current / "dovecot" / "dovecot.conf", current / "postfix"
 
@@ -252,7 +252,7 @@ def start_sandbox(
     (see `sandbox_apply`). Returns once every port accepts connections.
     """
     directory = Path(directory).absolute()
-    dovecot_conf, postfix_dir = _paths(directory)
+    dovecot_conf, postfix_dir = sandbox_paths(directory)
     if release is not None and (directory / "config" / "current").resolve() != release.resolve():
         # started through the link (a reload re-reads the config through it), but only when
         # it names the release the caller has just written
@@ -278,7 +278,7 @@ def start_sandbox(
         stop_sandbox(directory)
         raise SandboxError(f"postfix start failed: {proc.stdout}{proc.stderr}\n{tail}")
     try:
-        _wait_ports(ports)
+        wait_for_ports(ports)
     except SandboxError:
         err = b""
         if dov.poll() is not None and dov.stderr is not None:
