@@ -16,7 +16,7 @@ from mailadmin.db import transaction
 from mailadmin.services import domains, mailboxes
 from mailadmin.services.context import Actor
 from mailadmin.services.stack import mask_secrets
-from panel.cli import main
+from mailadmin.cli import main
 
 OP = Actor.operator()
 PASSWORD = "Tr0ub4dor&3-horse"
