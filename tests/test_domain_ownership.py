@@ -482,3 +482,40 @@ def test_the_watcher_loop_verifies_pending_domains(
     with session_factory() as s:
         changed = get_server_settings(s).config_changed_at
     assert changed is not None  # the verification is a change the next apply picks up
+
+
+def test_cli_refuses_and_verifies(world: dict[str, Actor], session_factory: sessionmaker[Session],
+                                  sqlite_engine: t.Any, tmp_path: Path, dns: LocalDns,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from mailadmin.cli import main
+
+    monkeypatch.setenv("MAILADMIN_DATABASE_URL", str(sqlite_engine.url))
+
+    def cli(*args: str) -> t.Any:
+        return CliRunner().invoke(main, ["--instance", str(tmp_path / "inst"), *args])
+
+    set_settings(session_factory, domain_verification="dns", dns_resolvers=dns.resolver,
+                 mail_hostname="mx.hoster.test")
+    before = snapshot_counts(session_factory)
+    refused_add = cli("--as", "alice", "domain", "add", "hotmail.fr")
+    assert refused_add.exit_code != 0 and "cannot be added here" in refused_add.output
+    assert snapshot_counts(session_factory) == before
+
+    added = cli("--as", "alice", "domain", "add", "alice.test")
+    assert added.exit_code == 0, added.output
+    assert "waiting for verification" in added.output
+    assert "_mailadmin-challenge.alice.test" in added.output
+    listed = cli("--as", "alice", "domain", "list")
+    assert "alice.test (pending)" in listed.output
+    still = cli("--as", "alice", "domain", "verify", "alice.test")
+    assert still.exit_code == 1 and "waiting for verification" in still.output
+    assert cli("--as", "alice", "domain", "approve", "alice.test").exit_code != 0
+    with session_factory() as s:
+        token = s.scalars(select(Domain.verification_token)
+                          .where(Domain.name == "alice.test")).one()
+    dns.serve(txt={"_mailadmin-challenge.alice.test": [token or ""]})
+    done = cli("--as", "alice", "domain", "verify", "alice.test", "--json")
+    assert done.exit_code == 0, done.output
+    assert '"pending": false' in done.output

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from mailadmin.cli import main
 from mailadmin.db import transaction
 from mailadmin.services import domains, mailboxes
 from mailadmin.services.context import Actor
 from mailadmin.services.stack import mask_secrets
-from mailadmin.cli import main
 
 OP = Actor.operator()
 PASSWORD = "Tr0ub4dor&3-horse"
