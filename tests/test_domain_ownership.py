@@ -519,3 +519,37 @@ def test_cli_refuses_and_verifies(world: dict[str, Actor], session_factory: sess
     done = cli("--as", "alice", "domain", "verify", "alice.test", "--json")
     assert done.exit_code == 0, done.output
     assert '"pending": false' in done.output
+
+
+def test_sql_views_leave_pending_domains_out_on_every_backend(migrated_engine: t.Any) -> None:
+    """The SQL-mode views on SQLite, PostgreSQL and MariaDB skip a pending domain entirely."""
+    from mailadmin.db import make_session_factory
+    from mailadmin.models import Role
+    from mailadmin.services import accounts, forwarders
+
+    factory = make_session_factory(migrated_engine)
+    op = Actor.operator()
+    with transaction(factory) as s:
+        accounts.create_panel_user(s, op, "alice", "correct horse 9", Role.CUSTOMER)
+        get_server_settings(s).domain_verification = "admin"
+    with factory() as s:
+        alice = Actor.for_user(s.scalars(select(PanelUser)
+                                         .where(PanelUser.username == "alice")).one(), "panel")
+    with transaction(factory) as s:
+        domains.add_domain(s, alice, "alice.test")
+        domains.set_catchall(s, alice, "alice.test", "discard")
+        mailboxes.create_mailbox(s, alice, "anna@alice.test", PASSWORD)
+        forwarders.set_forwarder(s, alice, "team@alice.test", ["anna@alice.test"])
+    views = ("mailsrv_domains", "mailsrv_users", "mailsrv_addresses", "mailsrv_aliases")
+
+    def counts() -> tuple[int, ...]:
+        with migrated_engine.connect() as conn:
+            return tuple(
+                conn.execute(text(f"SELECT count(*) FROM {view} "  # noqa: S608
+                                  "WHERE domain = 'alice.test'")).scalar() or 0
+                for view in views)
+
+    assert counts() == (0, 0, 0, 0)
+    with transaction(factory) as s:
+        domain_ownership.approve_domain(s, op, "alice.test")
+    assert counts()[:3] == (1, 1, 2) and counts()[3] >= 1
