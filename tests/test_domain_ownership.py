@@ -553,3 +553,73 @@ def test_sql_views_leave_pending_domains_out_on_every_backend(migrated_engine: t
     with transaction(factory) as s:
         domain_ownership.approve_domain(s, op, "alice.test")
     assert counts()[:3] == (1, 1, 2) and counts()[3] >= 1
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_settings_are_validated_and_switching_off_activates_pending(
+        world: dict[str, Actor], session_factory: sessionmaker[Session]) -> None:
+    from mailadmin.services import settings as settings_service
+
+    op = world["operator"]
+    for name, bad in (("domain_verification", "maybe"), ("dns_resolvers", "dns.google:53"),
+                      ("dns_resolvers", "127.0.0.1:70000"), ("domain_deny_list", "gm*il.com"),
+                      ("domain_deny_list", "ex;ample..com")):
+        refused(session_factory, ValidationError, settings_service.set_setting, op, name, bad)
+    run(session_factory, settings_service.set_setting, op, "dns_resolvers",
+        " 127.0.0.1:5353, [::1]:53 192.0.2.1")
+    run(session_factory, settings_service.set_setting, op, "domain_deny_list",
+        "Rival.example\n.corp # internal\n")
+    with session_factory() as s:
+        row = get_server_settings(s)
+        assert row.dns_resolvers == "127.0.0.1:5353 [::1]:53 192.0.2.1:53"
+        assert row.domain_deny_list == "rival.example\n.corp\n"
+    # the shipped list, entered back as the settings page shows it, is stored as "shipped"
+    run(session_factory, settings_service.set_setting, op, "domain_deny_list", "default")
+    with session_factory() as s:
+        assert get_server_settings(s).domain_deny_list is None
+    text_shown = settings_service.deny_list_text(None)
+    assert "gmail.com" in text_shown and "gmx.*" in text_shown
+    run(session_factory, settings_service.set_setting, op, "domain_deny_list", text_shown)
+    with session_factory() as s:
+        assert get_server_settings(s).domain_deny_list is None
+    # customers may not touch them
+    refused(session_factory, PermissionDenied, settings_service.set_setting, world["alice"],
+            "domain_verification", "none")
+
+    run(session_factory, settings_service.set_setting, op, "domain_verification", "admin")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    assert _pending(session_factory, "alice.test")
+    run(session_factory, settings_service.set_setting, op, "domain_verification", "none")
+    assert not _pending(session_factory, "alice.test")
+
+
+def test_settings_page_round_trips_the_shipped_list(client: t.Any, make_user: t.Any,
+                                                    session_factory: sessionmaker[Session]
+                                                    ) -> None:
+    import html
+    import re
+
+    from .web import csrf_token, sign_in
+
+    make_user("boss", "admin")
+    assert sign_in(client, "boss", "correct horse 9").status_code == 302
+    page = client.get("/admin/settings").get_data(as_text=True)
+    shown = html.unescape(re.search(r'<textarea[^>]*name="domain_deny_list"[^>]*>(.*?)</textarea>',
+                                    page, re.S).group(1))  # type: ignore[union-attr]
+    assert "gmail.com\n" in shown and ".invalid\n" in shown
+    fields = dict(re.findall(r'<input class="form-control[^"]*" id="(\w+)" name="\w+" value="([^"]*)"',
+                             page))
+    fields = {k: html.unescape(v) for k, v in fields.items()}
+    saved = client.post("/admin/settings", data={
+        **fields, "domain_deny_list": shown, "domain_verification": "dns",
+        "csrf_token": csrf_token(page)})
+    assert saved.status_code == 302, saved.get_data(as_text=True)[:2000]
+    with session_factory() as s:
+        row = get_server_settings(s)
+        assert row.domain_deny_list is None and row.domain_verification == "dns"
+    bad = client.post("/admin/settings", data={
+        **fields, "domain_deny_list": shown + "bad*name.com\n", "csrf_token": csrf_token(page)})
+    assert bad.status_code == 422 and "only stand for the top-level domain" in \
+        html.unescape(bad.get_data(as_text=True))

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from ..dnscheck import format_resolvers, parse_resolvers
+from ..domain_policy import DEFAULT_ENTRIES, format_deny_list, parse_deny_list
 from ..errors import NotFound, ValidationError
 from ..hashing import STORAGE_SCHEMES
 from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain
 from ..sizes import parse_size
+from . import domain_ownership
 from .audit import record_event
 from .context import Actor
 from .scope import require_admin
@@ -114,6 +117,25 @@ def _bool(value: str) -> bool:
     raise ValidationError("Give true or false.", field="value")
 
 
+def _resolvers(value: str) -> str:
+    return format_resolvers(parse_resolvers(value))
+
+
+def _deny_list(value: str | None) -> str | None:
+    """The admin's deny list in its stored form; None for the shipped list (entered as
+    "default", or exactly the shipped entries), so later updates of it reach this server."""
+    text = "" if value is None else str(value)
+    if text.strip().lower() in {"default", "none"}:
+        return None
+    entries = parse_deny_list(text)
+    return None if entries == DEFAULT_ENTRIES else format_deny_list(entries)
+
+
+def deny_list_text(stored: str | None) -> str:
+    """The list in force, as the admin edits it (None stands for the shipped list)."""
+    return format_deny_list(DEFAULT_ENTRIES) if stored is None else stored
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     name: str
@@ -171,6 +193,15 @@ SPECS: dict[str, SettingSpec] = {
         ),
         SettingSpec("smtps_port", "SMTP over TLS port told to clients", _int_between(1, 65535)),
         SettingSpec("webmail_url", "Webmail address (empty: none)", _optional(_web_url)),
+        SettingSpec("domain_verification",
+                    "How customers prove a new domain: none, dns (TXT record or MX) or admin "
+                    "(approval)", _choice(*domain_ownership.MODES)),
+        SettingSpec("dns_resolvers",
+                    "DNS servers for domain verification, host:port (empty: the system's)",
+                    _resolvers),
+        SettingSpec("domain_deny_list",
+                    "Domains only the server admin may add, with their subdomains (gmx.* = "
+                    "any top-level domain; 'default' = the shipped list)", _deny_list),
     )
 }
 
@@ -211,6 +242,9 @@ def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> Se
             before={name: before},
             after={name: value},
         )
+        if name == "domain_verification" and value == "none":
+            # verification off: nothing may stay pending with nobody able to end it
+            domain_ownership.verify_all_pending(session, actor)
     return settings
 
 
