@@ -623,3 +623,18 @@ def test_settings_page_round_trips_the_shipped_list(client: t.Any, make_user: t.
         **fields, "domain_deny_list": shown + "bad*name.com\n", "csrf_token": csrf_token(page)})
     assert bad.status_code == 422 and "only stand for the top-level domain" in \
         html.unescape(bad.get_data(as_text=True))
+
+
+def test_the_servers_own_names_are_refused(world: dict[str, Actor],
+                                           session_factory: sessionmaker[Session]) -> None:
+    set_settings(session_factory, mail_hostname="mx1.hoster.example",
+                 postmaster_address="postmaster@hoster-ops.example",
+                 imap_host="imap.hoster.example")
+    for name in ("mx1.hoster.example", "hoster.example", "a.imap.hoster.example",
+                 "hoster-ops.example", "lists.hoster-ops.example"):
+        message = refused(session_factory, ValidationError, domains.add_domain, world["alice"],
+                          name)
+        assert "this server's own name" in message
+    run(session_factory, domains.add_domain, world["alice"], "other-hoster.example")
+    run(session_factory, domains.add_domain, world["operator"], "hoster.example",
+        customer="alice")

@@ -1,8 +1,10 @@
 """A domain belongs to whoever proves it: what may be claimed, and when a claim counts.
 
 * `check_claim`: refuses, for everyone but the server admin, a name on the server's deny list
-  (`mailadmin.domain_policy`), a registry name like ``co.uk``, and a subdomain or a parent
-  domain of a domain another customer hosts. The renderer's own names are refused for everyone.
+  (`mailadmin.domain_policy`), a registry name like ``co.uk``, the server's own names (its
+  host names and its postmaster's domain, and the names above and below them), and a
+  subdomain or a parent domain of a domain another customer hosts. The renderer's own names
+  are refused for everyone.
 * verification (server setting ``domain_verification``): ``none`` (every domain counts at
   once), ``dns`` (pending until the TXT record ``_mailadmin-challenge.<domain>`` holds the
   domain's token, or its MX points at ``mail_hostname``) or ``admin`` (pending until the server
@@ -88,6 +90,12 @@ def check_claim(session: Session, actor: Actor, name: str, owner: PanelUser) -> 
         raise ValidationError(
             f"{shown} is {what}{below} and cannot be added here; ask the server admin if it "
             "really is yours.", field="name")
+    own = _server_names(settings)
+    for server_name in own:
+        if _related(name, server_name):
+            raise ValidationError(
+                f"{shown} is, or is part of, this server's own name {_show(server_name)}; only "
+                "the server admin can add it.", field="name")
     labels = name.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
     related = session.scalars(
@@ -103,6 +111,19 @@ def check_claim(session: Session, actor: Actor, name: str, owner: PanelUser) -> 
         raise Conflict(
             f"{shown} is {relation} {_show(related)}, which another customer hosts on this "
             "server; only the server admin can add it.", field="name")
+
+
+def _server_names(settings: ServerSettings) -> list[str]:
+    """The host names the server calls itself and tells clients, and its postmaster's domain:
+    whoever hosted one of these (or a name above or below it) would read the server's own
+    reports and could pose as the server."""
+    names = [settings.mail_hostname, settings.imap_host, settings.pop3_host, settings.smtp_host,
+             (settings.postmaster_address or "").rpartition("@")[2]]
+    return sorted({n.lower() for n in names if n and "." in n and not n[-1].isdigit()})
+
+
+def _related(name: str, other: str) -> bool:
+    return name == other or name.endswith("." + other) or other.endswith("." + name)
 
 
 def new_token() -> str:
