@@ -638,3 +638,18 @@ def test_the_servers_own_names_are_refused(world: dict[str, Actor],
     run(session_factory, domains.add_domain, world["alice"], "other-hoster.example")
     run(session_factory, domains.add_domain, world["operator"], "hoster.example",
         customer="alice")
+
+
+def test_diagnosis_names_a_pending_domain(world: dict[str, Actor],
+                                          session_factory: sessionmaker[Session]) -> None:
+    from mailadmin.diagnostics import classify
+    from mailadmin.diagnostics.account import check_account
+
+    set_settings(session_factory, domain_verification="admin")
+    run(session_factory, domains.add_domain, world["alice"], "alice.test")
+    run(session_factory, mailboxes.create_mailbox, world["alice"], "anna@alice.test", PASSWORD)
+    login = "a001 NO [AUTHENTICATIONFAILED] Authentication failed."
+    with session_factory() as s:
+        logged_in = check_account(s, world["alice"], classify(login), address="anna@alice.test")
+    assert any(c.cause == "domain_pending" for c in logged_in.checks), logged_in
+    assert not any(c.cause == "password_wrong" for c in logged_in.checks)
