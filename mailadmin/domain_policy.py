@@ -25,10 +25,11 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .errors import InvalidName, ValidationError
-from .names import normalize_domain
+from .names import RESERVED_DOMAINS, normalize_domain
 
-#: The renderer's own names (the discard transport's domain lives below this one).
-RENDERER_RESERVED: tuple[str, ...] = ("mailadmin.invalid",)
+#: The renderer's own names (`mailadmin.names.RESERVED_DOMAINS`, the one list the renderers
+#: check too), refused with every name below them.
+RENDERER_RESERVED: tuple[str, ...] = tuple(sorted(RESERVED_DOMAINS))
 
 #: Top-level names that can never be a real mail domain (RFC 6761 .invalid/.localhost,
 #: RFC 6762 .local (mDNS), RFC 7686 .onion, .arpa (infrastructure, RFC 3172; home.arpa too),

@@ -22,8 +22,8 @@ from mailadmin.domain_policy import (
 from mailadmin.errors import Conflict, MailadminError, PermissionDenied, ValidationError
 from mailadmin.lab.sandbox import sandbox_settings
 from mailadmin.mailstack import build_snapshot
-from mailadmin.mailstack.render import DISCARD_DOMAIN
 from mailadmin.models import AuditEvent, Domain, PanelUser
+from mailadmin.names import DISCARD_DOMAIN, RESERVED_DOMAINS
 from mailadmin.services import domain_ownership, domains, mailboxes
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
@@ -72,8 +72,10 @@ def test_bad_entries_are_refused_with_their_line(bad: str) -> None:
 
 
 def test_renderer_names_are_reserved() -> None:
-    assert reserved_by_renderer(DISCARD_DOMAIN)
-    assert reserved_by_renderer("mailadmin.invalid")
+    """The service refuses every name the renderer refuses (one list), and the names below."""
+    for name in RESERVED_DOMAINS:
+        assert reserved_by_renderer(name) and reserved_by_renderer(f"x.{name}")
+    assert DISCARD_DOMAIN in RESERVED_DOMAINS
     assert not reserved_by_renderer("mailadmin.example")
 
 
@@ -173,7 +175,7 @@ def test_admin_may_add_listed_names_but_never_the_renderers_own(
                       DISCARD_DOMAIN, customer="alice")
     assert "reserved" in message
     refused(session_factory, ValidationError, domains.add_domain, world["operator"],
-            "mailadmin.invalid", customer="alice")
+            f"x.{DISCARD_DOMAIN}", customer="alice")
 
 
 def test_admins_own_list_replaces_the_shipped_one(
