@@ -586,6 +586,12 @@ def test_settings_are_validated_and_switching_off_activates_pending(
     run(session_factory, settings_service.set_setting, op, "domain_deny_list", text_shown)
     with session_factory() as s:
         assert get_server_settings(s).domain_deny_list is None
+    # a list without entries switches it off (the renderer's names stay refused)
+    run(session_factory, settings_service.set_setting, op, "domain_deny_list", "# nothing\n")
+    run(session_factory, domains.add_domain, world["alice"], "gmail.com")
+    run(session_factory, settings_service.set_setting, op, "domain_deny_list", "")
+    with session_factory() as s:
+        assert get_server_settings(s).domain_deny_list is None
     # customers may not touch them
     refused(session_factory, PermissionDenied, settings_service.set_setting, world["alice"],
             "domain_verification", "none")

@@ -121,14 +121,21 @@ def _resolvers(value: str) -> str:
     return format_resolvers(parse_resolvers(value))
 
 
+#: What an admin's list without any entry is stored as (empty text means the shipped list).
+NO_ENTRIES = "# no entries\n"
+
+
 def _deny_list(value: str | None) -> str | None:
     """The admin's deny list in its stored form; None for the shipped list (entered as
-    "default", or exactly the shipped entries), so later updates of it reach this server."""
+    nothing, "default", or exactly the shipped entries), so later updates of it reach this
+    server. A text with no entry (only a comment) switches the list off."""
     text = "" if value is None else str(value)
-    if text.strip().lower() in {"default", "none"}:
+    if text.strip().lower() in {"", "default", "none"}:
         return None
     entries = parse_deny_list(text)
-    return None if entries == DEFAULT_ENTRIES else format_deny_list(entries)
+    if entries == DEFAULT_ENTRIES:
+        return None
+    return format_deny_list(entries) if entries else NO_ENTRIES
 
 
 def deny_list_text(stored: str | None) -> str:
@@ -201,7 +208,7 @@ SPECS: dict[str, SettingSpec] = {
                     _resolvers),
         SettingSpec("domain_deny_list",
                     "Domains only the server admin may add, with their subdomains (gmx.* = "
-                    "any top-level domain; 'default' = the shipped list)", _deny_list),
+                    "any top-level domain; empty = the shipped list)", _deny_list),
     )
 }
 
