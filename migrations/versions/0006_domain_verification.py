@@ -8,7 +8,7 @@ the files mode does (`mailadmin.mailstack.snapshot.build_snapshot`): the view SQ
 every join on ``domains d`` restricted to domains that are not pending.
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0005 (0004 while 0005 is not there yet)
 Create Date: 2026-12-05
 """
 
@@ -26,7 +26,11 @@ from alembic import op
 import mailadmin.models.base
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0004"
+# 0005 (sign-in sessions) was written at the same time on another branch: chained after it
+# when it is there, so the history stays one line whichever reaches main first.
+down_revision: str | Sequence[str] | None = (
+    "0005" if any(Path(__file__).parent.glob("0005_*.py")) else "0004"
+)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
