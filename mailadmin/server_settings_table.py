@@ -50,6 +50,10 @@ class Check(enum.StrEnum):
     SIZE = "size"
     #: An http(s) address shown to users.
     WEB_URL = "web_url"
+    #: DNS servers as ``host:port`` entries (empty: the system's resolvers).
+    RESOLVERS = "resolvers"
+    #: The domain deny list (None: the shipped list).
+    DENY_LIST = "deny_list"
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,15 @@ TABLE: tuple[Setting, ...] = (
     Setting("smtps_port", int, 465, "SMTP over TLS port told to clients", _C.PORT),
     Setting("webmail_url", str, None, "Webmail address (empty: none)", _C.WEB_URL,
             optional=True),
+    Setting("domain_verification", str, "none",
+            "How customers prove a new domain: none, dns (TXT record or MX) or admin (approval)",
+            _C.CHOICE, choices=("none", "dns", "admin")),
+    Setting("dns_resolvers", str, "",
+            "DNS servers for domain verification, host:port (empty: the system's)",
+            _C.RESOLVERS),
+    Setting("domain_deny_list", str, None,
+            "Domains only the server admin may add, with their subdomains (gmx.* = any "
+            "top-level domain; empty = the shipped list)", _C.DENY_LIST),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in TABLE}

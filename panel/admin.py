@@ -62,6 +62,8 @@ def settings() -> ResponseReturnValue:
             return redirect(url_for("admin.settings"))
     elif request.method == "POST":
         status = 400
+    if status == 200:
+        values["domain_deny_list"] = settings_service.deny_list_text(values["domain_deny_list"])
     return render_template(
         "admin/settings.html",
         form=form,

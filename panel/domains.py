@@ -9,11 +9,11 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from mailadmin.errors import MailadminError
+from mailadmin.errors import MailadminError, NotFound, PermissionDenied
 from mailadmin.models import Role
 from mailadmin.names import domain_to_unicode
 from mailadmin.protocols import Protocol
-from mailadmin.services import domains
+from mailadmin.services import domain_ownership, domains
 from mailadmin.services.scope import get_domain
 from mailadmin.sizes import format_size, parse_size, size_for_input
 
@@ -67,6 +67,10 @@ class SelfServiceForm(FlaskForm):  # type: ignore[misc]
     allow_autoresponder = BooleanField("Mailbox users may set their own automatic replies")
 
 
+class VerifyForm(FlaskForm):  # type: ignore[misc]
+    """Check now / approve: no fields, the CSRF token only."""
+
+
 class RemoveDomainForm(FlaskForm):  # type: ignore[misc]
     confirm = StringField(
         "Type the domain name to confirm", validators=[DataRequired(), Length(max=253)]
@@ -88,7 +92,9 @@ def index() -> ResponseReturnValue:
             attach_error(form, exc)
             status = 422
         else:
-            flash(f"Domain {domain_to_unicode(added.name)} added.", "success")
+            flash(f"Domain {domain_to_unicode(added.name)} added."
+                  + (" It is waiting for verification: see below." if added.pending else ""),
+                  "success")
             return redirect(url_for("domains.detail", name=added.name))
     elif request.method == "POST":
         status = 422
@@ -127,8 +133,12 @@ def _render_detail(name: str, status: int = 200, **forms: FlaskForm) -> Response
         allow_forwarding=domain.allow_self_forwarding,
         allow_autoresponder=domain.allow_self_autoresponder,
     )
+    session, actor = db.session(), current_actor()
     return render_template(
         "domains/detail.html",
+        verification=domain_ownership.describe(session, domain),
+        may_approve=domain.pending and domain_ownership.may_approve(session, actor, domain),
+        verify_form=VerifyForm(formdata=None),
         self_service_form=self_service,
         domain=domain,
         unicode_name=domain_to_unicode(domain.name),
@@ -209,6 +219,42 @@ def self_service(name: str) -> ResponseReturnValue:
             flash("Self-service settings saved.", "success")
             return redirect(url_for("domains.detail", name=name))
     return _render_detail(name, 422, self_service=form)
+
+
+@bp.route("/<name>/verify", methods=["POST"])
+@login_required  # type: ignore[misc]
+def verify(name: str) -> ResponseReturnValue:
+    """'Check now': look for the DNS proof at once."""
+    if VerifyForm().validate_on_submit():
+        try:
+            status = domain_ownership.verify_domain(db.session(), current_actor(), name)
+        except NotFound:
+            abort(404, description="There is no such domain in your account.")
+        except MailadminError as exc:
+            flash(exc.message, "danger")
+        else:
+            if status.pending:
+                flash(f"Not verified yet. {status.note or ''}".strip(), "warning")
+            else:
+                flash(f"{domain_to_unicode(status.name)} is verified: {status.note}", "success")
+    return redirect(url_for("domains.detail", name=name))
+
+
+@bp.route("/<name>/approve", methods=["POST"])
+@login_required  # type: ignore[misc]
+def approve(name: str) -> ResponseReturnValue:
+    if VerifyForm().validate_on_submit():
+        try:
+            status = domain_ownership.approve_domain(db.session(), current_actor(), name)
+        except NotFound:
+            abort(404, description="There is no such domain in your account.")
+        except PermissionDenied as exc:
+            abort(403, description=exc.message)
+        except MailadminError as exc:
+            flash(exc.message, "danger")
+        else:
+            flash(f"{domain_to_unicode(status.name)} approved.", "success")
+    return redirect(url_for("domains.detail", name=name))
 
 
 @bp.route("/<name>/remove", methods=["POST"])

@@ -112,6 +112,9 @@ def test_domains_end_to_end(api: t.Any, world: World) -> None:
         "name": "xn--bcher-kva.example", "unicode_name": "bücher.example", "owner": "alice",
         "default_quota": None, "default_imap": True, "default_pop3": True, "default_smtp": False,
         "catchall_action": "reject", "catchall_reject_reason": None, "catchall_target": None,
+        "pending": False,
+        "verification": {"pending": False, "mode": "none", "record_name": None, "token": None,
+                         "checked_at": None, "note": None, "instructions": ""},
     }
 
     listed = call(api, "GET", "/domains", token).get_json()
@@ -555,6 +558,8 @@ def test_openapi_document_is_generated_from_the_schemas(api_app: t.Any, api: t.A
     expected = {
         ("/api/v1/domains", "get"), ("/api/v1/domains", "post"),
         ("/api/v1/domains/{name}", "delete"), ("/api/v1/domains/{name}/catchall", "put"),
+        ("/api/v1/domains/{name}", "get"), ("/api/v1/domains/{name}/verify", "post"),
+        ("/api/v1/domains/{name}/approve", "post"),
         ("/api/v1/domains/{name}/defaults", "put"),
         ("/api/v1/mailboxes", "get"), ("/api/v1/mailboxes", "post"),
         ("/api/v1/mailboxes/{address}", "get"), ("/api/v1/mailboxes/{address}", "patch"),

@@ -7,6 +7,7 @@ ports from exactly those files; it needs root and is for trying changes, never f
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import click
 from ..errors import MailadminError
 from ..lab.sandbox import (
     SandboxError,
+    check_sandbox_dir,
+    clear_generated,
     ensure_vmail_user,
     free_port_base,
     prepare_dirs,
@@ -44,11 +47,12 @@ def _ports_free(base: int) -> bool:
     return True
 
 
-def _sandbox_dir(directory: Path) -> Path:
-    directory = directory.absolute()
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o755)
-    return directory
+def _sandbox_dir(directory: Path, *, create: bool = True) -> Path:
+    """The checked scratch folder (see check_sandbox_dir): the servers run as root from it."""
+    try:
+        return check_sandbox_dir(directory, create=create)
+    except (SandboxError, OSError) as exc:
+        raise click.ClickException(f"refusing the sandbox folder: {exc}") from None
 
 
 @sandbox_group.command("start")
@@ -70,10 +74,12 @@ def sandbox_start(state: CliState, directory: Path, port_base: int | None,
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
     try:
         stop_sandbox(directory)
+        # run only what this invocation writes: nothing an earlier run (or anyone) left
+        clear_generated(directory)
         ensure_vmail_user(snapshot.settings.vmail_uid, snapshot.settings.vmail_gid)
         prepare_dirs(snapshot.settings)
-        sandbox_apply(snapshot)
-        info = start_sandbox(directory, port_base)
+        result = sandbox_apply(snapshot)
+        info = start_sandbox(directory, port_base, release=result.release_dir)
     except (SandboxError, OSError) as exc:
         raise click.ClickException(f"sandbox did not start: {exc}") from None
     except MailadminError as exc:
@@ -107,7 +113,7 @@ def _running_port_base(directory: Path) -> int:
 @pass_state
 def sandbox_apply_command(state: CliState, directory: Path, restart: bool) -> None:
     """Re-render the database into a running sandbox and reload (or restart) it."""
-    directory = directory.absolute()
+    directory = _sandbox_dir(directory, create=False)
     port_base = _running_port_base(directory)
     with state.unit_of_work() as (session, actor):
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
@@ -128,6 +134,10 @@ def sandbox_apply_command(state: CliState, directory: Path, restart: bool) -> No
 @click.option("--dir", "directory", required=True,
               type=click.Path(file_okay=False, path_type=Path))
 def sandbox_stop_command(directory: Path) -> None:
-    """Stop the sandbox's Postfix, then its Dovecot."""
-    stop_sandbox(directory.absolute())
+    """Stop the sandbox's Postfix, then its Dovecot (by signals: no program or file from the
+    folder is run)."""
+    if not os.path.lexists(directory):
+        click.echo(f"No sandbox in {directory}.")
+        return
+    stop_sandbox(_sandbox_dir(directory, create=False))
     click.echo(f"Sandbox in {directory} stopped.")

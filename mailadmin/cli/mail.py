@@ -18,7 +18,7 @@ import click
 from ..models import Domain, Forwarder, Mailbox
 from ..names import address_to_unicode, domain_to_unicode, normalize_domain, split_address
 from ..protocols import PROTOCOLS
-from ..services import domains, forwarders, mailboxes
+from ..services import domain_ownership, domains, forwarders, mailboxes
 from ..services.pagination import Page
 from ..sizes import format_size
 from .common import (
@@ -105,7 +105,24 @@ def _domain_json(domain: Domain) -> dict[str, t.Any]:
         "catchall_action": domain.catchall_action,
         "catchall_reject_reason": domain.catchall_reject_reason,
         "catchall_target": domain.catchall_target,
+        "pending": domain.pending,
     }
+
+
+def _verification_json(status: domain_ownership.Verification) -> dict[str, t.Any]:
+    return {"name": status.name, "unicode_name": domain_to_unicode(status.name),
+            **status.as_dict()}
+
+
+def _echo_verification(status: domain_ownership.Verification) -> None:
+    shown = domain_to_unicode(status.name)
+    if not status.pending:
+        click.echo(f"{shown} is verified" + (f": {status.note}" if status.note else "."))
+        return
+    click.echo(f"{shown} is waiting for verification: no mail is accepted for it yet.")
+    click.echo(status.instructions)
+    if status.note:
+        click.echo(f"Last check: {status.note}")
 
 
 def _catchall_text(action: str, reason: str | None, target: str | None) -> str:
@@ -129,11 +146,48 @@ def domain_group() -> None:
 def domain_add(state: CliState, name: str, customer: str | None, as_json: bool) -> None:
     """Add a domain (an internationalised name is stored as IDNA ASCII)."""
     with work(state, as_json) as (session, actor):
-        data = _domain_json(domains.add_domain(session, actor, name, customer=customer))
+        domain = domains.add_domain(session, actor, name, customer=customer)
+        data = _domain_json(domain)
+        status = domain_ownership.describe(session, domain)
     if as_json:
-        echo_json(data)
+        echo_json({**data, "verification": status.as_dict()})
     else:
         click.echo(f"Added domain {data['unicode_name']} for {data['owner']}.")
+        if status.pending:
+            _echo_verification(status)
+
+
+@domain_group.command("verify")
+@click.argument("name")
+@json_option
+@pass_state
+def domain_verify(state: CliState, name: str, as_json: bool) -> None:
+    """Check a pending domain's proof now (DNS: the TXT record or the MX) and say what to do.
+
+    Exits 1 while the domain is still pending."""
+    with work(state, as_json) as (session, actor):
+        status = domain_ownership.verify_domain(session, actor, name)
+    if as_json:
+        echo_json(_verification_json(status))
+    else:
+        _echo_verification(status)
+    if status.pending:
+        raise SystemExit(1)
+
+
+@domain_group.command("approve")
+@click.argument("name")
+@json_option
+@pass_state
+def domain_approve(state: CliState, name: str, as_json: bool) -> None:
+    """Approve a pending domain without proof (the server admin; with verification by
+    approval also the customer's reseller)."""
+    with work(state, as_json) as (session, actor):
+        status = domain_ownership.approve_domain(session, actor, name)
+    if as_json:
+        echo_json(_verification_json(status))
+    else:
+        _echo_verification(status)
 
 
 @domain_group.command("remove")
@@ -166,8 +220,8 @@ def domain_list(state: CliState, search: str | None, page: int, per_page: int,
         echo_json(page_json(result))
         return
     rows = [
-        [d.unicode_name, d.owner, str(d.mailboxes), str(d.forwarders),
-         _catchall_text(d.catchall_action, None, d.catchall_target)]
+        [d.unicode_name + (" (pending)" if d.pending else ""), d.owner, str(d.mailboxes),
+         str(d.forwarders), _catchall_text(d.catchall_action, None, d.catchall_target)]
         for d in result.items
     ]
     _echo_page(result, "domains", ["DOMAIN", "OWNER", "MAILBOXES", "FORWARDERS", "CATCH-ALL"],

@@ -181,16 +181,20 @@ def config_group() -> None:
 @config_group.command("diff")
 @click.argument("rev_a", type=int, required=False)
 @click.argument("rev_b", type=int, required=False)
+@click.option("--show-secrets", is_flag=True,
+              help="Show mailbox password hashes instead of a masked fingerprint.")
 @pass_state
-def config_diff(state: CliState, rev_a: int | None, rev_b: int | None) -> None:
+def config_diff(state: CliState, rev_a: int | None, rev_b: int | None,
+                show_secrets: bool) -> None:
     """Without arguments, what an apply would change; else revision REV_A -> REV_B."""
     if (rev_a is None) != (rev_b is None):
         raise click.UsageError("Give two revisions, or none for the pending changes.")
     with state.unit_of_work() as (session, actor):
         if rev_a is None or rev_b is None:
-            diff = stack_service.diff_pending(session, actor)
+            diff = stack_service.diff_pending(session, actor, show_secrets=show_secrets)
         else:
-            diff = stack_service.diff_revisions(session, actor, rev_a, rev_b)
+            diff = stack_service.diff_revisions(session, actor, rev_a, rev_b,
+                                                show_secrets=show_secrets)
     click.echo(diff.rstrip("\n") if diff else "No differences.")
 
 

@@ -62,7 +62,8 @@ class AccountCheck:
     """One statement about the account: what was checked and what it says."""
 
     #: protocol_off, login_suspended, receiving_suspended, sending_suspended,
-    #: customer_suspended, over_quota, quota_ok, domain_not_hosted, no_such_address,
+    #: customer_suspended, domain_pending, over_quota, quota_ok, domain_not_hosted,
+    #: no_such_address,
     #: forwarder_loop, sender_not_owned, package_limit, password_wrong, account_fine,
     #: not_in_your_account, address_needed.
     cause: str
@@ -200,6 +201,18 @@ def _customer_suspended(h: _Hosted) -> AccountCheck | None:
     return None
 
 
+def _domain_pending(h: _Hosted, family: str | None) -> list[AccountCheck]:
+    if not h.domain.pending:
+        return []
+    return [AccountCheck(
+        "domain_pending", h.address, f"The domain {h.domain.name} is waiting for verification",
+        "Until its owner proves the domain is theirs (or it is approved), the mail servers do "
+        "not know it: mail for it is refused ('Relay access denied') and its mailboxes cannot "
+        "log in or send.",
+        "Open the domain in the panel and follow its verification steps, then apply the "
+        "configuration.", True, family)]
+
+
 def _protocols_for(finding: Finding) -> tuple[Protocol, ...]:
     """Which protocol a refused login was for, from the reply's wording (all when unsure)."""
     line = finding.line
@@ -230,6 +243,7 @@ def _login_checks(session: Session, h: _Hosted, protocols: Sequence[Protocol],
         suspended = _customer_suspended(h)
         assert suspended is not None
         out.append(suspended)
+    out.extend(_domain_pending(h, family))
     if Refusal.LOGIN_SUSPENDED in reasons:
         out.append(AccountCheck(
             "login_suspended", h.address, "The mailbox's login is suspended",
@@ -272,6 +286,7 @@ def _sending_checks(session: Session, h: _Hosted, finding: Finding) -> list[Acco
     suspended = _customer_suspended(h)
     if suspended:
         out.append(suspended)
+    out.extend(_domain_pending(h, finding.family))
     if m is not None:
         reasons = sending_refusals(MailboxFacts.of(m, h.owner))
         if Refusal.LOGIN_SUSPENDED in reasons:
@@ -313,6 +328,7 @@ def _receiving_checks(session: Session, h: _Hosted, finding: Finding) -> list[Ac
     suspended = _customer_suspended(h)
     if suspended:
         out.append(suspended)
+    out.extend(_domain_pending(h, finding.family))
     if m is None and h.forwarder is None:
         action = h.domain.catchall_action
         out.append(AccountCheck(

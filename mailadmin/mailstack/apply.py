@@ -26,7 +26,9 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -376,8 +378,12 @@ def apply_files(
     before_switch: Callable[[Path], None] | None = None,
     keep_releases: int | None = 20,
     progress: Callable[[str], None] | None = None,
+    reuse_release: bool = True,
 ) -> ApplyResult:
     """Write (if new), validate, switch to and reload the release `checksum`.
+
+    `reuse_release=False` rewrites a release folder that exists but is not current instead
+    of trusting its files (a sandbox folder may hold files planted by someone else).
 
     `files` must be the render for ``<config_dir>/releases/<checksum>`` (as `render_release`
     returns, or as stored in a ConfigRevision). `before_switch` is called with the validated
@@ -393,6 +399,13 @@ def apply_files(
     releases = _releases_dir(config_dir)
     releases.mkdir(parents=True, exist_ok=True)
     with _apply_lock(config_dir):
+        release = releases / checksum
+        if not reuse_release and current_release(config_dir) != checksum and (
+                release.is_symlink() or release.exists()):
+            if release.is_symlink() or not release.is_dir():
+                release.unlink()
+            else:
+                shutil.rmtree(release)
         return _apply_locked(config_dir, checksum, files, reload=reload, tools=tools,
                              before_switch=before_switch, keep_releases=keep_releases,
                              progress=progress or (lambda _stage: None))
@@ -479,12 +492,14 @@ def apply_snapshot(
     tools: Tools | None = None,
     before_switch: Callable[[Path], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    reuse_release: bool = True,
 ) -> ApplyResult:
     """Render `snapshot` and apply it to ``snapshot.settings.config_dir`` (see apply_files)."""
     checksum, files = render_release(snapshot)
     return apply_files(
         snapshot.settings.config_dir, checksum, files,
         reload=reload, tools=tools, before_switch=before_switch, progress=progress,
+        reuse_release=reuse_release,
     )
 
 
@@ -585,14 +600,56 @@ def diff_files(
     return "".join(out)
 
 
+class RenderOutError(MailadminError):
+    """``render --out`` refused its folder; nothing was written."""
+
+    code = "render_out_refused"
+
+
+def _refuse_links(out: Path) -> None:
+    """Refuse an existing output folder that is a link, is not ours, or holds a link."""
+    st = out.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        raise RenderOutError(f"{out} is a symbolic link; give a real folder.")
+    if not stat.S_ISDIR(st.st_mode):
+        raise RenderOutError(f"{out} exists and is not a folder.")
+    if st.st_uid != os.geteuid():
+        raise RenderOutError(f"{out} belongs to another user; give a folder of yours.")
+    for folder, dirs, names in os.walk(out):  # never follows links
+        for name in (*dirs, *names):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise RenderOutError(
+                    f"{out} contains a symbolic link ({path.relative_to(out)}); nothing was "
+                    "written. Remove it or choose an empty folder.")
+
+
 def write_render(snapshot: StackSnapshot, out_dir: str | Path) -> dict[str, str]:
     """Render into `out_dir` for inspection (``mailadmin render --out DIR``).
 
     The files refer to `out_dir` itself, nothing is validated, compiled or switched, and
-    nothing live changes. Returns the files written.
+    nothing live changes. They are written into a fresh private folder beside `out_dir`,
+    which then replaces it by rename: nothing is ever written through a link someone planted
+    in `out_dir` (an existing `out_dir` holding a link, or being one, is refused). Returns
+    the files written.
     """
-    out = Path(out_dir).absolute()
+    out = Path(os.path.abspath(out_dir))
     files = render(snapshot, str(out))
-    out.mkdir(parents=True, exist_ok=True)
-    _write_tree(out, files)
+    exists = os.path.lexists(out)
+    if exists:
+        _refuse_links(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
+    try:
+        _write_tree(staging, files)
+        if exists:
+            old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
+            os.rename(out, old)
+            os.rename(staging, out)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return files

@@ -160,7 +160,12 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     Every mailbox of a suspended customer (``PanelUser.mail_suspended``) is
     suspended for login, receiving and sending here, while its own flags stay as they are in
     the database: resuming the customer restores exactly what each mailbox had.
+
+    Pending domains (claimed, not verified yet: ``Domain.pending``) are left out with all
+    their mailboxes, forwarders and autoresponders: the mail servers neither accept mail for
+    them nor deliver local mail to them until their owner has proven the claim.
     """
+    verified = Domain.pending.is_(False)
     # PanelUser.mail_suspended, the one rule, as a join condition (no IN over 100k rows)
     owner_suspended = PanelUser.mail_suspended
     domains = tuple(
@@ -171,7 +176,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
                 Domain.catchall_action,
                 Domain.catchall_reject_reason,
                 Domain.catchall_target,
-            ).order_by(Domain.name)
+            ).where(verified).order_by(Domain.name)
         )
     )
     mailboxes = tuple(
@@ -203,6 +208,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
             )
             .join(Domain, Mailbox.domain_id == Domain.id)
             .outerjoin(PanelUser, Domain.owner_id == PanelUser.id)
+            .where(verified)
             .order_by(Domain.name, Mailbox.local_part)
         )
     )
@@ -221,6 +227,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
         for fid, local, dom, keep in session.execute(
             select(Forwarder.id, Forwarder.local_part, Domain.name, Forwarder.keep_copy)
             .join(Domain, Forwarder.domain_id == Domain.id)
+            .where(verified)
             .order_by(Domain.name, Forwarder.local_part)
         )
     )
@@ -245,7 +252,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
             )
             .join(Mailbox, Autoresponder.mailbox_id == Mailbox.id)
             .join(Domain, Mailbox.domain_id == Domain.id)
-            .where(Autoresponder.enabled.is_(True))
+            .where(Autoresponder.enabled.is_(True), verified)
             .order_by(Domain.name, Mailbox.local_part)
         )
     )

@@ -64,6 +64,16 @@ class Domain(Base):
     allow_self_forwarding: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_self_autoresponder: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Claimed but not proven yet: the mail servers do not know the domain (see
+    #: mailadmin.services.domain_ownership). A row made without the services counts.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the claim was proven (DNS) or approved.
+    verified_at: Mapped[dt.datetime | None]
+    #: What the owner publishes in the TXT record ``_mailadmin-challenge.<domain>``.
+    verification_token: Mapped[str | None] = mapped_column(String(64))
+    #: The last check of a pending domain and what it found (shown to the owner).
+    verification_checked_at: Mapped[dt.datetime | None]
+    verification_note: Mapped[str | None] = mapped_column(String(300))
 
     owner: Mapped[PanelUser] = relationship()
 

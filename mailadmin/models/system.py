@@ -116,6 +116,9 @@ class ServerSettings(Base):
             "password_scheme IN ('SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID')", name="scheme_known"
         ),
         CheckConstraint("stack_mode IN ('files', 'sql')", name="stack_mode_known"),
+        CheckConstraint(
+            "domain_verification IN ('none', 'dns', 'admin')", name="domain_verification_known"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
@@ -173,6 +176,15 @@ class ServerSettings(Base):
     pop3_starttls_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["pop3_starttls_port"])
     smtps_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["smtps_port"])
     webmail_url: Mapped[str | None] = mapped_column(String(1024))
+    #: How a customer proves a new domain is theirs: "none", "dns" or "admin" (approval).
+    domain_verification: Mapped[str] = mapped_column(
+        String(8), default=DEFAULTS["domain_verification"]
+    )
+    #: "host:port" resolvers for the DNS proof, space separated; empty = the system's.
+    dns_resolvers: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["dns_resolvers"])
+    #: Names only the admin may add, one entry per line; None = the shipped list
+    #: (mailadmin.domain_policy.DEFAULT_DENY_LIST), so updates to it reach unedited servers.
+    domain_deny_list: Mapped[str | None] = mapped_column(Text)
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.
     config_changed_at: Mapped[dt.datetime | None]

@@ -40,7 +40,7 @@ from ..server_settings_table import RENDERED
 #: Columns whose change alters the rendered configuration (None: every change counts).
 TRACKED: dict[type, frozenset[str] | None] = {
     Domain: frozenset({"name", "owner_id", "catchall_action", "catchall_reject_reason",
-                       "catchall_target"}),
+                       "catchall_target", "pending"}),
     Mailbox: frozenset({"domain_id", "local_part", "password_hash", "quota", "imap", "pop3",
                         "smtp", "suspend_login", "suspend_incoming", "suspend_outgoing"}),
     Forwarder: frozenset({"domain_id", "local_part", "keep_copy"}),

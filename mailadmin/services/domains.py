@@ -18,6 +18,7 @@ from ..names import (
     split_loosely,
 )
 from ..protocols import Protocol
+from . import domain_ownership
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -40,6 +41,8 @@ class DomainRow:
     forwarders: int
     catchall_action: str
     catchall_target: str | None
+    #: Not verified yet: the mail servers do not know the domain (services.domain_ownership).
+    pending: bool = False
 
 
 def _state(domain: Domain) -> dict[str, object]:
@@ -83,7 +86,9 @@ def _audit(
 def add_domain(session: Session, actor: Actor, name: str, *, customer: str | None = None) -> Domain:
     """Add a domain to a customer (the actor itself when it is a customer).
 
-    Raises InvalidName, Conflict (hosted already, by anyone), LimitReached, NotFound.
+    Raises InvalidName, Conflict (hosted already, by anyone; or a subdomain or parent of
+    another customer's domain), ValidationError (deny list), LimitReached, NotFound. With
+    domain verification on, the domain starts pending (see services.domain_ownership).
     """
     ascii_name = refuse_reserved_domain(normalize_domain(name), field="name")
     owner = resolve_customer(session, actor, customer)
@@ -93,6 +98,7 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
             f"The domain {domain_to_unicode(ascii_name)} is already hosted on this server.",
             field="name",
         )
+    domain_ownership.check_claim(session, actor, ascii_name, owner)
     package_limits.check_new_domain(session, owner, limits)
     domain = Domain(
         name=ascii_name,
@@ -106,10 +112,16 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
         allow_self_autoresponder=True,
         created_at=actor.now(),
     )
+    domain_ownership.start_verification(session, actor, domain)
     session.add(domain)
     session.flush()
     _audit(session, actor, "domain.create", domain, None, _state(domain))
     return domain
+
+
+def show_domain(session: Session, actor: Actor, name: str) -> Domain:
+    """A domain the actor manages (Unicode or ASCII name); NotFound otherwise."""
+    return get_domain(session, actor, name, field="name")
 
 
 def remove_domain(session: Session, actor: Actor, name: str, *, confirm: str | None = None) -> None:
@@ -283,6 +295,7 @@ def list_domains(
             forwarders=forwarders,
             catchall_action=domain.catchall_action,
             catchall_target=domain.catchall_target,
+            pending=domain.pending,
         )
         for domain, owner, mailboxes, forwarders in page_.items
     ]

@@ -83,7 +83,7 @@ class Resolution:
     hosted: bool
     #: "mailbox", "forwarder", "mailbox_forwarding" (a mailbox with forwarding),
     #: "default_address" (no mailbox or forward: the domain's default address decides) or
-    #: "not_hosted".
+    #: "not_hosted" or "pending" (in the account, not verified yet).
     kind: str
     #: Postfix accepts the address at RCPT TO.
     accepted: bool
@@ -178,6 +178,17 @@ def _not_hosted(address: str) -> Resolution:
     )
 
 
+def _pending(address: str) -> Resolution:
+    """A domain in the account that has not been verified yet: the servers do not know it."""
+    return dataclasses.replace(
+        _not_hosted(address), hosted=True, kind="pending",
+        steps=(f"The domain of {address} is waiting for verification: until it is verified "
+               "the mail servers do not know it, so Postfix refuses mail for it from the "
+               "Internet ('Relay access denied'), mail sent from this server to it leaves for "
+               "wherever the domain's MX points, and nobody can log in with it.",),
+    )
+
+
 def _access_lookup(access: dict[str, str], address: str) -> tuple[str, str | None]:
     """check_recipient_access: (key that matched, its value), trying the address, then the
     domain and each parent domain."""
@@ -226,6 +237,8 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
     if domain is None or not may_manage_domain(session, actor, domain):
         # the same refusal whether another account hosts the domain or nobody does
         raise NotFound(f"{address} is not hosted in your account.", field="address")
+    if domain.pending:
+        return _pending(address)
 
     settings = settings_from_server_settings(get_server_settings(session))
     snapshot = _reachable(build_snapshot(session, settings), domain_name)

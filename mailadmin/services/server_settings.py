@@ -16,12 +16,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from ..dnscheck import format_resolvers, parse_resolvers
+from ..domain_policy import DEFAULT_ENTRIES, format_deny_list, parse_deny_list
 from ..errors import InvalidName, NotFound, ValidationError
 from ..mailstack import names as stack_names
 from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain, safe_address
 from ..server_settings_table import TABLE, Check, Setting
 from ..sizes import parse_size
+from . import domain_ownership
 from .audit import record_event
 from .context import Actor
 from .scope import require_admin
@@ -157,6 +160,32 @@ def _bool(value: str) -> bool:
     raise ValidationError("Give true or false.", field="value")
 
 
+def _resolvers(value: str) -> str:
+    return format_resolvers(parse_resolvers(value))
+
+
+#: What an admin's list without any entry is stored as (empty text means the shipped list).
+NO_ENTRIES = "# no entries\n"
+
+
+def _deny_list(value: str | None) -> str | None:
+    """The admin's deny list in its stored form; None for the shipped list (entered as
+    nothing, "default", or exactly the shipped entries), so later updates of it reach this
+    server. A text with no entry (only a comment) switches the list off."""
+    text = "" if value is None else str(value)
+    if text.strip().lower() in {"", "default", "none"}:
+        return None
+    entries = parse_deny_list(text)
+    if entries == DEFAULT_ENTRIES:
+        return None
+    return format_deny_list(entries) if entries else NO_ENTRIES
+
+
+def deny_list_text(stored: str | None) -> str:
+    """The list in force, as the admin edits it (None stands for the shipped list)."""
+    return format_deny_list(DEFAULT_ENTRIES) if stored is None else stored
+
+
 def _validator(setting: Setting) -> Callable[[str], t.Any]:
     """The validator of one row of the table: text in, the value to store out."""
     parsers: dict[Check, Callable[[], Callable[[str], t.Any]]] = {
@@ -172,6 +201,8 @@ def _validator(setting: Setting) -> Callable[[str], t.Any]:
         Check.LISTEN: lambda: _listen_address,
         Check.SIZE: lambda: _size,
         Check.WEB_URL: lambda: _web_url,
+        Check.RESOLVERS: lambda: _resolvers,
+        Check.DENY_LIST: lambda: _deny_list,
     }
     parse = parsers[setting.check]()
     return _optional(parse) if setting.optional else parse
@@ -225,6 +256,9 @@ def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> Se
             before={name: before},
             after={name: value},
         )
+        if name == "domain_verification" and value == "none":
+            # verification off: nothing may stay pending with nobody able to end it
+            domain_ownership.verify_all_pending(session, actor)
     return settings
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -310,21 +311,44 @@ def _release_root(files: Mapping[str, str], checksum: str) -> str:
     return f"/releases/{checksum or '-'}"
 
 
-def diff_revisions(session: Session, actor: Actor, a: int, b: int) -> str:
-    """Unified diff from revision `a` to revision `b` (release folders shown as <release>)."""
+#: A Dovecot password hash as the renderer writes it, and any "password=" setting.
+_HASH_IN_TEXT = re.compile(r"\{([A-Z0-9-]{1,32})\}[A-Za-z0-9./$=,+-]{1,512}")
+_PASSWORD_SETTING = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide password hashes (and password settings) in a diff or a file listing.
+
+    A hash becomes ``{SCHEME}<hidden 1a2b3c4d>``: the fingerprint (of the hash, salt
+    included) still shows which lines changed, and reveals nothing to guess passwords with.
+    """
+    def hidden(m: re.Match[str]) -> str:
+        mark = hashlib.sha256(m.group(0).encode()).hexdigest()[:8]
+        return f"{{{m.group(1)}}}<hidden {mark}>"
+
+    return _PASSWORD_SETTING.sub(r"\1<hidden>", _HASH_IN_TEXT.sub(hidden, text))
+
+
+def diff_revisions(
+    session: Session, actor: Actor, a: int, b: int, *, show_secrets: bool = False
+) -> str:
+    """Unified diff from revision `a` to revision `b` (release folders shown as <release>);
+    password hashes masked unless `show_secrets`."""
     require_admin(actor, "can apply the mail server configuration")
     old, new = get_revision(session, actor, a), get_revision(session, actor, b)
     old_files, new_files = _files(old), _files(new)
-    return diff_files(
+    diff = diff_files(
         old_files, new_files,
         old_root=_release_root(old_files, old.checksum),
         new_root=_release_root(new_files, new.checksum),
         old_label=f"r{old.id}", new_label=f"r{new.id}",
     )
+    return diff if show_secrets else mask_secrets(diff)
 
 
-def diff_pending(session: Session, actor: Actor) -> str:
-    """What an apply would change: the revision in force against the database now."""
+def diff_pending(session: Session, actor: Actor, *, show_secrets: bool = False) -> str:
+    """What an apply would change: the revision in force against the database now
+    (password hashes masked unless `show_secrets`)."""
     require_admin(actor, "can apply the mail server configuration")
     in_force = session.scalars(
         select(ConfigRevision).where(ConfigRevision.state == "applied")
@@ -332,12 +356,13 @@ def diff_pending(session: Session, actor: Actor) -> str:
     ).first()
     checksum, files = render_release(build_snapshot(session, _stack_settings(session)))
     old_files = _files(in_force) if in_force is not None else {}
-    return diff_files(
+    diff = diff_files(
         old_files, files,
         old_root=_release_root(old_files, in_force.checksum if in_force else ""),
         new_root=_release_root(files, checksum),
         old_label=f"r{in_force.id}" if in_force else "none", new_label="pending",
     )
+    return diff if show_secrets else mask_secrets(diff)
 
 
 def rollback_to(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +24,7 @@ from ..mailstack.apply import Tools
 from ..models import ConfigRevision, Role, ServerSettings, utcnow
 from ..services.context import Actor
 from ..services.stack import ApplyReport, Progress, apply_config_report, changes_pending
+from .domain_checker import recheck_pending
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,13 @@ def watch(
     on_apply: Callable[[ApplyReport], None] | None = None,
     progress: Progress | None = None,
     tools: Tools | None = None,
+    recheck_seconds: float | None = 60.0,
 ) -> WatchResult:
     """Apply whenever changes are pending and none came for `quiet_seconds`.
+
+    Every `recheck_seconds` (not with `once`; None: never) it also re-checks the DNS proof of
+    pending domains (`workers.domain_checker`); a domain verified there is a change like any
+    other, applied by this same loop.
 
     Each check and each apply is its own transaction. A failed apply is not retried until
     something changes again. `once`: return after one apply, or at once when nothing is
@@ -58,7 +66,17 @@ def watch(
     stop = stop or threading.Event()
     outcome = WatchResult()
     failed_at: dt.datetime | None = None
+    last_recheck = -math.inf
     while not stop.is_set():
+        if (recheck_seconds is not None and not once
+                and time.monotonic() - last_recheck >= recheck_seconds):
+            last_recheck = time.monotonic()
+            try:
+                verified = recheck_pending(factory, now=utcnow())
+                if verified:
+                    log.info("domain verification: verified %s", ", ".join(verified))
+            except Exception:  # DNS or database trouble passes; try again next round
+                log.exception("domain verification: re-check failed")
         try:
             with transaction(factory) as session:
                 row = session.get(ServerSettings, 1)

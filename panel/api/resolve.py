@@ -29,8 +29,8 @@ class DeliveryOut(Output):
 class ResolutionOut(Output):
     address: str
     hosted: bool = Field(description="The domain is hosted here.")
-    kind: str = Field(description="mailbox, mailbox_forwarding, forwarder, default_address or "
-                                  "not_hosted.")
+    kind: str = Field(description="mailbox, mailbox_forwarding, forwarder, default_address, "
+                                  "not_hosted or pending (domain not verified yet).")
     accepted: bool = Field(description="Postfix accepts the address at RCPT TO.")
     rcpt_reply: str | None = Field(description="The SMTP refusal a sender gets.")
     deliveries: list[DeliveryOut] = Field(description="Where accepted mail ends up.")

@@ -265,6 +265,20 @@ class DomainSummary(Output):
     forwarders: int
     catchall_action: str
     catchall_target: str | None
+    pending: bool = Field(description="Waiting for verification: the mail servers do not "
+                                      "know the domain yet.")
+
+
+class VerificationOut(Output):
+    pending: bool = Field(description="Waiting for verification: no mail is accepted yet.")
+    mode: t.Literal["none", "dns", "admin"] = Field(
+        description="How this server verifies domains.")
+    record_name: str | None = Field(
+        description="With mode dns: the TXT record to publish (null once verified).")
+    token: str | None = Field(description="With mode dns: the value of that TXT record.")
+    checked_at: str | None = Field(description="When the domain was last checked (ISO 8601).")
+    note: str | None = Field(description="What the last check found.")
+    instructions: str = Field(description="What to do; empty once verified.")
 
 
 class DomainOut(Output):
@@ -278,6 +292,8 @@ class DomainOut(Output):
     catchall_action: str
     catchall_reject_reason: str | None
     catchall_target: str | None
+    pending: bool = Field(description="Waiting for verification (see verification).")
+    verification: VerificationOut
 
 
 class MailboxOut(Output):

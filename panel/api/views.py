@@ -10,7 +10,14 @@ import typing as t
 
 from mailadmin.models import Autoresponder, Domain, Forwarder, Mailbox
 from mailadmin.names import address_to_unicode, domain_to_unicode
-from mailadmin.services import autoresponders, domains, forwarders, mailboxes, usage
+from mailadmin.services import (
+    autoresponders,
+    domain_ownership,
+    domains,
+    forwarders,
+    mailboxes,
+    usage,
+)
 from mailadmin.services.domains import DomainRow
 from mailadmin.services.forwarders import ForwarderRow
 from mailadmin.services.mailboxes import MailboxRow
@@ -29,8 +36,14 @@ def _page(model: type[s.PageOut[t.Any]], page: Page[t.Any], items: list[t.Any]) 
                  pages=page.pages)
 
 
+def _verification(status: domain_ownership.Verification) -> s.VerificationOut:
+    return s.VerificationOut.model_validate(status.as_dict())
+
+
 def _domain(domain: Domain) -> s.DomainOut:
+    status = domain_ownership.describe(db.session(), domain)
     return s.DomainOut(
+        pending=domain.pending, verification=_verification(status),
         name=domain.name, unicode_name=domain_to_unicode(domain.name), owner=domain.owner.username,
         default_quota=domain.default_quota, default_imap=domain.default_imap,
         default_pop3=domain.default_pop3, default_smtp=domain.default_smtp,
@@ -44,7 +57,7 @@ def _domain_row(row: DomainRow) -> s.DomainSummary:
     return s.DomainSummary(
         name=row.name, unicode_name=row.unicode_name, owner=row.owner, mailboxes=row.mailboxes,
         forwarders=row.forwarders, catchall_action=row.catchall_action,
-        catchall_target=row.catchall_target,
+        catchall_target=row.catchall_target, pending=row.pending,
     )
 
 
@@ -122,6 +135,28 @@ def set_catchall(name: str, body: s.CatchAll) -> s.DomainOut:
         reject_reason=body.reject_reason, target=body.target,
     )
     return _domain(domain)
+
+
+@operation(bp, "/domains/<name>", "GET", summary="Show a domain", tag="domains",
+           response=s.DomainOut)
+def get_domain(name: str) -> s.DomainOut:
+    """A domain the token's owner manages, with its verification state and what to do."""
+    return _domain(domains.show_domain(db.session(), current_api_actor(), name))
+
+
+@operation(bp, "/domains/<name>/verify", "POST", summary="Check a pending domain now",
+           tag="domains", response=s.VerificationOut)
+def verify_domain(name: str) -> s.VerificationOut:
+    """Look for the DNS proof at once (the panel also re-checks pending domains by itself)."""
+    return _verification(domain_ownership.verify_domain(db.session(), current_api_actor(), name))
+
+
+@operation(bp, "/domains/<name>/approve", "POST", summary="Approve a pending domain",
+           tag="domains", response=s.VerificationOut)
+def approve_domain(name: str) -> s.VerificationOut:
+    """The server admin, or (when domains are approved by hand) the customer's reseller."""
+    return _verification(
+        domain_ownership.approve_domain(db.session(), current_api_actor(), name))
 
 
 @operation(bp, "/domains/<name>/defaults", "PUT", summary="Set defaults for new mailboxes",
