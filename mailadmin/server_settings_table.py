@@ -156,7 +156,7 @@ TABLE: tuple[Setting, ...] = (
             _C.RESOLVERS),
     Setting("domain_deny_list", str, None,
             "Domains only the server admin may add, with their subdomains (gmx.* = any "
-            "top-level domain; empty = the shipped list)", _C.DENY_LIST),
+            "top-level domain; empty = the shipped list)", _C.DENY_LIST, optional=True),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in TABLE}

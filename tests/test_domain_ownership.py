@@ -523,13 +523,14 @@ def test_cli_refuses_and_verifies(world: dict[str, Actor], session_factory: sess
     assert '"pending": false' in done.output
 
 
-def test_sql_views_leave_pending_domains_out_on_every_backend(migrated_engine: t.Any) -> None:
+def test_sql_views_leave_pending_domains_out_on_every_backend(
+    backend_session_factory: t.Any,
+) -> None:
     """The SQL-mode views on SQLite, PostgreSQL and MariaDB skip a pending domain entirely."""
-    from mailadmin.db import make_session_factory
     from mailadmin.models import Role
     from mailadmin.services import accounts, forwarders
 
-    factory = make_session_factory(migrated_engine)
+    factory = backend_session_factory
     op = Actor.operator()
     with transaction(factory) as s:
         accounts.create_panel_user(s, op, "alice", "correct horse 9", Role.CUSTOMER)
@@ -545,7 +546,7 @@ def test_sql_views_leave_pending_domains_out_on_every_backend(migrated_engine: t
     views = ("mailsrv_domains", "mailsrv_users", "mailsrv_addresses", "mailsrv_aliases")
 
     def counts() -> tuple[int, ...]:
-        with migrated_engine.connect() as conn:
+        with factory() as conn:
             return tuple(
                 conn.execute(text(f"SELECT count(*) FROM {view} "  # noqa: S608
                                   "WHERE domain = 'alice.test'")).scalar() or 0
