@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 from mailadmin.errors import MailadminError, NotFound
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode
-from mailadmin.services import autoresponders, domains, forwarders, mailboxes, usage
+from mailadmin.services import autoresponders, domains, forwarders, limits, mailboxes, usage
 from mailadmin.sizes import format_size, parse_size, size_for_input
 
 from . import db
@@ -82,8 +82,10 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
 
 
 class DeleteForm(FlaskForm):  # type: ignore[misc]
+    # Its own id: the password form on the same page has a "confirm" field too.
     confirm = StringField(
-        "Type the address to confirm", validators=[DataRequired(), Length(max=320)]
+        "Type the address to confirm", validators=[DataRequired(), Length(max=320)],
+        id="delete-confirm",
     )
 
 
@@ -156,6 +158,7 @@ def mailboxes_index() -> ResponseReturnValue:
         filters=filters,
         domain_choices=_domain_choices(),
         format_size=format_size,
+        allowance=limits.allowance_for(db.session(), current_actor()),
     )
 
 
@@ -187,7 +190,11 @@ def mailbox_new() -> ResponseReturnValue:
             flash(f"Mailbox {address_to_unicode(box.address)} created.", "success")
             return redirect(url_for("mail.mailboxes_index"))
     status = 422 if form.errors or form.form_errors else 200
-    return render_template("mail/mailbox_new.html", form=form), status
+    allowance = limits.allowance_for(db.session(), current_actor())
+    # At the limit the page says why instead of offering a form that can only be refused.
+    refusal = allowance.new_mailbox_refusal if allowance and request.method == "GET" else None
+    return render_template("mail/mailbox_new.html", form=form, allowance=allowance,
+                           refusal=refusal, format_size=format_size), status
 
 
 def _refield(exc: MailadminError, field: str) -> MailadminError:

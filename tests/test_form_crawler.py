@@ -331,8 +331,16 @@ def test_every_form_of_every_role_takes_valid_values_without_a_server_error(
                 failures.append(f"{role}: GET {url} answered {response.status_code}")
             if response.status_code != 200 or response.mimetype != "text/html":
                 continue
+            html = response.get_data(as_text=True)
+            # Labels and descriptions point at ids: two the same send them to the wrong field.
+            # (Hidden inputs, the CSRF token in each form, have no label.)
+            ids = [e["id"] for e in BeautifulSoup(html, "html.parser").find_all(id=True)
+                   if not (e.name == "input" and e.get("type") == "hidden")]
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                failures.append(f"{role}: GET {url} has the same id twice: {twice}")
             found = []
-            for form in forms_of(url, response.get_data(as_text=True), password):
+            for form in forms_of(url, html, password):
                 # The same form on many pages (signing out, a search box) is tried once.
                 key = (form.method, form.action, tuple(sorted(n for n, _ in form.fields)))
                 if key not in seen:
