@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailadmin import cli_mail  # noqa: F401  (registers the commands on the `main` group)
 from mailadmin.cli import main
 from mailadmin.db import transaction
 from mailadmin.errors import Conflict, LimitReached, ValidationError

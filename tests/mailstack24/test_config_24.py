@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from mailadmin.lab.chroot24 import Chroot
 from mailadmin.mailstack import StackSnapshot, render, settings_from_server_settings
-from mailadmin.mailstack.chroot24 import Chroot
 from mailadmin.mailstack.render import RENDERERS
 from mailadmin.mailstack.render_24 import render_files_24
 from mailadmin.mailstack.version import (
@@ -260,7 +260,7 @@ def test_settings_service_accepts_auto() -> None:
 def test_chroot_removal_refuses_while_a_sandbox_is_bind_mounted(chroot24: Chroot) -> None:
     """`rm -rf --one-file-system` does not stop at a bind mount of the same file system; a
     rebuild must never delete a sandbox folder shared into the chroot."""
-    from mailadmin.mailstack.chroot24 import ChrootError, _remove_root
+    from mailadmin.lab.chroot24 import ChrootError, _remove_root
 
     base = Path(tempfile.mkdtemp(prefix="rmroot-", dir="/tmp"))
     fake = dataclasses.replace(chroot24, root=base / "root")

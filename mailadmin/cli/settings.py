@@ -7,11 +7,11 @@ import typing as t
 
 import click
 
-from .cli import CliState, main, pass_state
-from .services import settings as settings_service
+from ..services import settings as settings_service
+from .common import CliState, pass_state
 
 
-@main.group("settings")
+@click.group("settings")
 def settings_group() -> None:
     """Server settings (host names, ports, paths, hash scheme, mail stack mode)."""
 

@@ -1,9 +1,8 @@
-"""`mailadmin usage refresh|recalc|show` and `mailadmin resolve ADDRESS`.
+"""`mailadmin usage refresh|recalc|show`: mailbox usage (`mailadmin.services.usage`).
 
 Usage is read from Dovecot (``doveadm quota``) and stored on each mailbox with the time it was
-read; `show` prints the stored sums per domain and per customer. `resolve` prints the path Postfix
-and Dovecot take for an address (`mailadmin.services.resolver`). Each command is one transaction
-calling one service; `panel.cli` imports this module so the commands are registered.
+read; `show` prints the stored sums per domain and per customer. Each command is one transaction
+calling one service.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ import typing as t
 
 import click
 
-from .cli import CliState, main, pass_state
-from .cli_mail import _echo_json, _json_option, _work
-from .services import resolver, usage
-from .sizes import format_size
+from ..services import usage
+from ..sizes import format_size
+from .common import CliState, echo_json, json_option, pass_state, work
 
 
 def _bytes(value: int | None) -> str:
@@ -35,7 +33,7 @@ def usage_group() -> None:
 
 @usage_group.command("refresh")
 @click.option("--address", default=None, help="Only this mailbox.")
-@_json_option
+@json_option
 @pass_state
 def usage_refresh(state: CliState, address: str | None, as_json: bool) -> None:
     """Read usage from Dovecot and store it (all your mailboxes, or one)."""
@@ -51,13 +49,13 @@ def usage_refresh(state: CliState, address: str | None, as_json: bool) -> None:
         bar.update(done - bar.pos)
 
     try:
-        with _work(state, as_json) as (session, actor):
+        with work(state, as_json) as (session, actor):
             report = usage.refresh_usage(session, actor, address=address, progress=progress)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     if as_json:
-        _echo_json(dataclasses.asdict(report))
+        echo_json(dataclasses.asdict(report))
         return
     click.echo(f"Usage of {report.updated} mailbox(es) read at {_when(report.read_at)}.")
     if report.not_known:
@@ -68,16 +66,16 @@ def usage_refresh(state: CliState, address: str | None, as_json: bool) -> None:
 
 @usage_group.command("recalc")
 @click.argument("address")
-@_json_option
+@json_option
 @pass_state
 def usage_recalc(state: CliState, address: str, as_json: bool) -> None:
     """Have Dovecot recount a mailbox from its files (doveadm quota recalc), then store it."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         box = usage.recalculate(session, actor, address)
         out = {"address": box.address, "usage_bytes": box.usage_bytes,
                "usage_messages": box.usage_messages, "usage_read_at": box.usage_read_at}
     if as_json:
-        _echo_json(out)
+        echo_json(out)
         return
     click.echo(f"{out['address']}: {_bytes(box.usage_bytes)} in "
                f"{box.usage_messages} message(s), read {_when(box.usage_read_at)}.")
@@ -92,18 +90,18 @@ def _sum_line(row: usage.UsageSum) -> str:
 
 @usage_group.command("show")
 @click.option("--domain", default=None, help="Only this domain, with its mailboxes.")
-@_json_option
+@json_option
 @pass_state
 def usage_show(state: CliState, domain: str | None, as_json: bool) -> None:
     """Stored usage summed per domain and per customer."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         summary = usage.usage_summary(session, actor, domain=domain)
     if as_json:
         data = dataclasses.asdict(summary)
         for item, box in zip(data["mailboxes"], summary.mailboxes, strict=True):
             item["usage_percent"] = box.usage_percent
             item["level"] = box.level
-        _echo_json(data)
+        echo_json(data)
         return
     header = (f"{'':<40} {'boxes':>6} {'read':>6} {'used':>10} {'messages':>9} "
               f"{'quota':>10}  oldest reading")
@@ -121,35 +119,3 @@ def usage_show(state: CliState, domain: str | None, as_json: bool) -> None:
             click.echo(f"{box.address:<40} {used:>10} {pct:>5} of "
                        f"{format_size(box.quota) if box.quota else 'unlimited'}  "
                        f"{_when(box.usage_read_at)}{flag}")
-
-
-@click.command("resolve")
-@click.argument("address")
-@_json_option
-@pass_state
-def resolve_command(state: CliState, address: str, as_json: bool) -> None:
-    """Show the path Postfix and Dovecot take for ADDRESS."""
-    with _work(state, as_json) as (session, actor):
-        answer = resolver.resolve_address(session, actor, address)
-    if as_json:
-        _echo_json(answer.as_dict())
-        return
-    click.echo(f"{answer.address}: {answer.kind.replace('_', ' ')}")
-    click.echo("  receiving: " + ("accepted" if answer.accepted
-                                  else f"refused ({answer.rcpt_reply or 'not hosted'})"))
-    for d in answer.deliveries:
-        click.echo(f"  -> {d.address}: {d.detail}")
-    if answer.logins:
-        click.echo("  login: " + ", ".join(
-            f"{lg.protocol.upper()} {'yes' if lg.allowed else 'no (' + str(lg.reason) + ')'}"
-            for lg in answer.logins))
-    if answer.sending_reply:
-        click.echo(f"  sending: refused ({answer.sending_reply})")
-    click.echo("")
-    for step in answer.steps:
-        click.echo(f"  * {step}")
-
-
-# registered here, at the bottom, so importing this module (panel.cli does) adds the commands
-main.add_command(usage_group)
-main.add_command(resolve_command)

@@ -12,10 +12,10 @@ import sys
 
 import click
 
-from .cli import CliState, main, pass_state, read_password_from_stdin
-from .diagnostics.live import LiveReport, run_live_test
-from .diagnostics.maillog import LogSearch, parse_since, search_log
-from .errors import MailadminError
+from ..diagnostics.live import LiveReport, run_live_test
+from ..diagnostics.maillog import LogSearch, parse_since, search_log
+from ..errors import MailadminError
+from .common import CliState, pass_state, read_password_from_stdin
 
 
 def _echo_live(report: LiveReport) -> None:
@@ -37,7 +37,7 @@ def _echo_live(report: LiveReport) -> None:
             click.echo(f"    {line}")
 
 
-@main.command("test-login")
+@click.command("test-login")
 @click.argument("address")
 @click.option("--password-stdin", is_flag=True, required=True,
               help="Read the mailbox password from standard input (first line).")
@@ -76,7 +76,7 @@ def _echo_log(result: LogSearch) -> None:
             click.echo(f"  | {line.text}")
 
 
-@main.command("log")
+@click.command("log")
 @click.argument("query", metavar="ADDRESS|QUEUEID")
 @click.option("--since", default="24h", show_default=True,
               help="Only messages seen within this span (30m, 24h, 7d).")

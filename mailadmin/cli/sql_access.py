@@ -1,19 +1,18 @@
 """`mailadmin sql-access grant|show`: the mail servers' database user for SQL mode.
 
-`panel.cli` imports this module so that its commands are registered on `mailadmin.cli.main`.
 """
 
 from __future__ import annotations
 
 import click
 
-from .cli import CliState, main, pass_state
-from .errors import MailadminError, PermissionDenied
-from .mailstack import settings_from_server_settings
-from .models import Role
-from .services import sql_access
-from .services.audit import record_event
-from .services.server import get_server_settings
+from ..errors import MailadminError
+from ..mailstack import settings_from_server_settings
+from ..services import sql_access
+from ..services.audit import record_event
+from ..services.scope import require_admin
+from ..services.server import get_server_settings
+from .common import CliState, pass_state
 
 
 @click.group("sql-access")
@@ -23,8 +22,7 @@ def sql_access_group() -> None:
 
 def _config_dir(state: CliState, action: str | None = None) -> str:
     with state.unit_of_work() as (session, actor):
-        if actor.role is not Role.ADMIN:
-            raise PermissionDenied("Only the server admin manages the mail servers' access.")
+        require_admin(actor, "manages the mail servers' access")
         config_dir = settings_from_server_settings(get_server_settings(session)).config_dir
         if action is not None:
             record_event(session, actor, action, object_type="server",
@@ -67,4 +65,3 @@ def show_command(state: CliState) -> None:
         click.echo(f"{f.mode:>6} {f.owner}:{f.group}  {f.path}")
 
 
-main.add_command(sql_access_group)

@@ -18,19 +18,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from .apply import ApplyResult, apply_snapshot
+from ..mailstack.apply import ApplyResult, apply_snapshot
+from ..mailstack.snapshot import StackPorts, StackSnapshot
 from .chroot24 import Chroot
 from .sandbox import (
     _CHILDREN,
     _STATE_FILE,
     SandboxError,
     SandboxInfo,
-    _paths,
-    _wait_ports,
     prepare_dirs,
+    sandbox_paths,
     stop_sandbox,
+    wait_for_ports,
 )
-from .snapshot import StackPorts, StackSnapshot
 
 
 def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> SandboxInfo:
@@ -40,7 +40,7 @@ def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> Sa
     `sandbox24_apply`. Returns once every port accepts connections.
     """
     directory = Path(directory).absolute()
-    dovecot_conf, postfix_dir = _paths(directory)
+    dovecot_conf, postfix_dir = sandbox_paths(directory)
     if not dovecot_conf.exists():
         raise SandboxError(f"nothing applied under {directory}/config yet")
     stop_sandbox(directory)  # a crashed earlier run must not hold the ports
@@ -63,7 +63,7 @@ def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> Sa
         stop_sandbox(directory)
         raise SandboxError(f"postfix start failed: {proc.stdout}{proc.stderr}\n{tail}")
     try:
-        _wait_ports(ports)
+        wait_for_ports(ports)
     except SandboxError:
         err = b""
         if dov.poll() is not None and dov.stderr is not None:

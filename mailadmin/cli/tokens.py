@@ -13,10 +13,9 @@ import typing as t
 
 import click
 
-from .cli import CliState, main, pass_state
-from .cli_mail import _echo_json, _fail, _json_option, _table, _work
-from .models import ApiToken
-from .services import tokens
+from ..models import ApiToken
+from ..services import tokens
+from .common import CliState, echo_json, fail, format_table, json_option, pass_state, work
 
 MAX_EXPIRY_DAYS = 3650
 
@@ -57,7 +56,7 @@ def _when(value: dt.datetime | None, never: str = "never") -> str:
 
 def _need_panel_user(state: CliState, as_json: bool) -> None:
     if state.acting_user is None:
-        _fail(as_json, "API tokens belong to a panel user: name one with --as NAME.",
+        fail(as_json, "API tokens belong to a panel user: name one with --as NAME.",
               field="as")
 
 
@@ -71,21 +70,21 @@ def token_group() -> None:
 @click.option("--read-only", is_flag=True, help="The token may look but not change anything.")
 @click.option("--expires-days", type=click.IntRange(1, MAX_EXPIRY_DAYS), default=None,
               metavar="N", help="The token stops working after N days (default: never).")
-@_json_option
+@json_option
 @pass_state
 def token_create(state: CliState, name: str, read_only: bool, expires_days: int | None,
                  as_json: bool) -> None:
     """Create an API token called NAME and print it (shown only this once)."""
     _need_panel_user(state, as_json)
     scopes = [tokens.READ] if read_only else [tokens.READ, tokens.WRITE]
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         now = actor.now()
         expires_at = now + dt.timedelta(days=expires_days) if expires_days else None
         token, secret = tokens.create_api_token(session, actor, name, scopes,
                                                 expires_at=expires_at)
         data = {**_token_json(token, now), "token": secret}
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     click.echo(f"Created API token {token.name!r} (id {token.id}, "
                f"{' and '.join(data['scopes'])}, expires {_when(token.expires_at)}).")
@@ -94,21 +93,21 @@ def token_create(state: CliState, name: str, read_only: bool, expires_days: int 
 
 
 @token_group.command("list")
-@_json_option
+@json_option
 @pass_state
 def token_list(state: CliState, as_json: bool) -> None:
     """List your API tokens, revoked and expired ones included (never their secrets)."""
     _need_panel_user(state, as_json)
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         now = actor.now()
         items = [_token_json(token, now) for token in tokens.list_api_tokens(session, actor)]
     if as_json:
-        _echo_json({"items": items})
+        echo_json({"items": items})
         return
     if not items:
         click.echo("No API tokens.")
         return
-    click.echo(_table(
+    click.echo(format_table(
         ["ID", "Name", "Prefix", "Access", "Expires", "Last used", "State"],
         [[str(i["id"]), i["name"], i["prefix"], " ".join(i["scopes"]),
           _when(i["expires_at"]), _when(i["last_used_at"]), i["state"]] for i in items],
@@ -117,18 +116,17 @@ def token_list(state: CliState, as_json: bool) -> None:
 
 @token_group.command("revoke")
 @click.argument("token_id", metavar="ID", type=int)
-@_json_option
+@json_option
 @pass_state
 def token_revoke(state: CliState, token_id: int, as_json: bool) -> None:
     """Revoke one of your API tokens by its id (see `token list`)."""
     _need_panel_user(state, as_json)
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         token = tokens.revoke_api_token(session, actor, token_id)
         data = _token_json(token, actor.now())
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     click.echo(f"Revoked API token {token.name!r} (id {token.id}); requests with it are refused.")
 
 
-main.add_command(token_group)

@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .apply import ApplyResult, apply_snapshot
-from .snapshot import StackPorts, StackSettings, StackSnapshot
+from ..mailstack.apply import ApplyResult, apply_snapshot
+from ..mailstack.snapshot import StackPorts, StackSettings, StackSnapshot
 
 _STATE_FILE = "sandbox.json"
 #: Popen handles of Dovecot masters we started, so stop() can reap them (no zombies).
@@ -137,7 +137,7 @@ def free_port_base(start: int = 20000, stop: int = 60000, step: int = 1000) -> i
     raise SandboxError("no free port range on 127.0.0.1")
 
 
-def _wait_ports(ports: StackPorts, timeout: float = 15.0) -> None:
+def wait_for_ports(ports: StackPorts, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     for port in ports.as_dict().values():
         while True:
@@ -150,7 +150,7 @@ def _wait_ports(ports: StackPorts, timeout: float = 15.0) -> None:
                 time.sleep(0.01)
 
 
-def _paths(directory: Path) -> tuple[Path, Path]:
+def sandbox_paths(directory: Path) -> tuple[Path, Path]:
     current = directory / "config" / "current"
     return current / "dovecot" / "dovecot.conf", current / "postfix"
 
@@ -162,7 +162,7 @@ def start_sandbox(directory: str | Path, port_base: int = 10000) -> SandboxInfo:
     (see `sandbox_apply`). Returns once every port accepts connections.
     """
     directory = Path(directory).absolute()
-    dovecot_conf, postfix_dir = _paths(directory)
+    dovecot_conf, postfix_dir = sandbox_paths(directory)
     if not dovecot_conf.exists():
         raise SandboxError(f"nothing applied under {directory}/config yet")
     stop_sandbox(directory)  # a previous run that crashed must not hold the ports
@@ -184,7 +184,7 @@ def start_sandbox(directory: str | Path, port_base: int = 10000) -> SandboxInfo:
         stop_sandbox(directory)
         raise SandboxError(f"postfix start failed: {proc.stdout}{proc.stderr}\n{tail}")
     try:
-        _wait_ports(ports)
+        wait_for_ports(ports)
     except SandboxError:
         err = b""
         if dov.poll() is not None and dov.stderr is not None:
@@ -208,7 +208,7 @@ def _is_our_dovecot(pid: int, conf: str) -> bool:
 def stop_sandbox(directory: str | Path, timeout: float = 10.0) -> None:
     """Stop Postfix first, then Dovecot's whole process group. Safe to call twice."""
     directory = Path(directory).absolute()
-    _, postfix_dir = _paths(directory)
+    _, postfix_dir = sandbox_paths(directory)
     if (postfix_dir / "main.cf").exists():
         subprocess.run(["postfix", "-c", str(postfix_dir), "stop"],
                        capture_output=True, check=False)

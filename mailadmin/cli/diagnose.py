@@ -1,4 +1,8 @@
-"""``mailadmin diagnose``: explain bounces and mail errors from files or stdin."""
+"""``mailadmin diagnose``: explain bounces and mail errors from files or stdin.
+
+Reading files needs no database: only `--account` opens one, so the database layer is imported
+inside `_account_report` (a test checks that a plain run never loads SQLAlchemy).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from collections.abc import Iterator
 
 import click
 
-from .catalogue import family as family_entry
-from .classify import Finding, classify
-from .parse import MAX_INPUT
+from ..diagnostics.catalogue import family as family_entry
+from ..diagnostics.classify import Finding, classify
+from ..diagnostics.parse import MAX_INPUT
+from .common import CliState
 
 
 def _read(name: str) -> bytes:
@@ -76,8 +81,7 @@ def diagnose_command(files: tuple[str, ...], as_json: bool, account: str | None)
 
 def _account_report(address: str, findings: list[Finding], as_json: bool) -> None:
     """Hold the findings against the account (needs the `mailadmin` group's database)."""
-    from ..cli import CliState
-    from .account import check_account
+    from ..diagnostics.account import check_account
 
     state = click.get_current_context().find_object(CliState)
     if state is None:

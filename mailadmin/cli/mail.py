@@ -10,29 +10,31 @@ object it created or changed (or one page of a list), and a refusal prints
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
 import typing as t
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import click
-from sqlalchemy.orm import Session
 
-from .cli import CliState, main, pass_state, read_password_from_stdin
-from .errors import MailadminError, ValidationError
-from .models import Domain, Forwarder, Mailbox
-from .names import address_to_unicode, domain_to_unicode, normalize_domain, split_address
-from .services import domains, forwarders, mailboxes
-from .services.context import Actor
-from .services.pagination import MAX_PER_PAGE, Page
-from .sizes import format_size, parse_size
+from ..models import Domain, Forwarder, Mailbox
+from ..names import address_to_unicode, domain_to_unicode, normalize_domain, split_address
+from ..services import domains, forwarders, mailboxes
+from ..services.pagination import Page
+from ..sizes import format_size
+from .common import (
+    CliState,
+    echo_json,
+    fail,
+    format_table,
+    json_option,
+    page_json,
+    page_options,
+    pass_state,
+    size_option,
+    stdin_password,
+    work,
+)
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
-
-#: Exit status of a refusal (what `click.ClickException` uses) and of a usage error.
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
 
 MAIL_ON_DISK_NOTE = (
     "The mail on disk is not touched by the panel: the server admin archives or removes it."
@@ -42,50 +44,11 @@ MAIL_ON_DISK_NOTE = (
 # --- output -----------------------------------------------------------------------------------
 
 
-def _jsonable(value: t.Any) -> t.Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    return value
-
-
-def _echo_json(data: t.Any) -> None:
-    click.echo(json.dumps(_jsonable(data), ensure_ascii=False, indent=2))
-
-
-def _echo_error_json(code: str, message: str, field: str | None) -> None:
-    _echo_json({"error": {"code": code, "message": message, "field": field}})
-
-
-def _page_json(page: Page[t.Any]) -> dict[str, t.Any]:
-    return {
-        "items": [dataclasses.asdict(item) for item in page.items],
-        "page": page.page,
-        "per_page": page.per_page,
-        "total": page.total,
-        "pages": page.pages,
-    }
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
 def _echo_page(page: Page[t.Any], noun: str, headers: Sequence[str],
                rows: Sequence[Sequence[str]]) -> None:
     """A table of one page and where it is; `noun` is the plural ("mailboxes")."""
     if rows:
-        click.echo(_table(headers, rows))
+        click.echo(format_table(headers, rows))
     elif page.total:
         click.echo(f"No {noun} on page {page.page}.")
     else:
@@ -108,79 +71,7 @@ def _on(**flags: bool) -> str:
     return ", ".join(names) if names else "-"
 
 
-# --- refusals ---------------------------------------------------------------------------------
-
-
-def _fail(as_json: bool, message: str, *, code: str = "usage", field: str | None = None,
-          usage: bool = True) -> t.NoReturn:
-    """Stop the command: a usage error (exit 2) or a refusal (exit 1), as JSON with --json."""
-    if as_json:
-        _echo_error_json(code, message, field)
-        raise click.exceptions.Exit(EXIT_USAGE if usage else EXIT_REFUSED)
-    if usage:
-        raise click.UsageError(message, ctx=click.get_current_context(silent=True))
-    raise click.ClickException(message)
-
-
-@contextmanager
-def _work(state: CliState, as_json: bool) -> Iterator[tuple[Session, Actor]]:
-    """`state.unit_of_work()`, with a refusal printed as JSON when `--json` was given.
-
-    unit_of_work turns a MailadminError into a ClickException (exit 1, message on stderr); in
-    JSON mode the original error's code and field are printed too. Refusals raised before the
-    service runs (an unknown `--as` user) reach here only as the ClickException's context.
-    """
-    refusals: list[MailadminError] = []
-    try:
-        with state.unit_of_work() as (session, actor):
-            try:
-                yield session, actor
-            except MailadminError as exc:
-                refusals.append(exc)
-                raise
-    except click.ClickException as exc:
-        if not as_json:
-            raise
-        cause = refusals[0] if refusals else exc.__context__
-        if isinstance(cause, MailadminError):
-            _echo_error_json(cause.code, cause.message, cause.field)
-        else:
-            _echo_error_json("error", exc.message, None)
-        raise click.exceptions.Exit(exc.exit_code) from None
-
-
-def _size(as_json: bool, text: str | None, option: str = "--quota") -> int | None:
-    if text is None:
-        return None
-    try:
-        return parse_size(text, field=option.lstrip("-"))
-    except ValidationError as exc:
-        if as_json:
-            _fail(True, exc.message, code=exc.code, field=exc.field)
-        raise click.BadParameter(exc.message, param_hint=f"'{option}'") from None
-
-
-def _password(as_json: bool) -> str:
-    try:
-        return read_password_from_stdin()
-    except click.ClickException as exc:
-        _fail(as_json, exc.message, code="invalid", field="password", usage=False)
-
-
 # --- shared options ---------------------------------------------------------------------------
-
-
-def _json_option(f: F) -> F:
-    return click.option(
-        "--json", "as_json", is_flag=True, help="Print machine-readable JSON."
-    )(f)
-
-
-def _page_options(f: F) -> F:
-    f = click.option("--per-page", type=click.IntRange(1, MAX_PER_PAGE), default=50,
-                     show_default=True, help="Rows per page.")(f)
-    f = click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)(f)
-    return f
 
 
 def _protocol_options(f: F) -> F:
@@ -232,29 +123,29 @@ def domain_group() -> None:
 @domain_group.command("add")
 @click.argument("name")
 @click.option("--customer", metavar="C", help="The customer it belongs to (not for a customer).")
-@_json_option
+@json_option
 @pass_state
 def domain_add(state: CliState, name: str, customer: str | None, as_json: bool) -> None:
     """Add a domain (an internationalised name is stored as IDNA ASCII)."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         data = _domain_json(domains.add_domain(session, actor, name, customer=customer))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         click.echo(f"Added domain {data['unicode_name']} for {data['owner']}.")
 
 
 @domain_group.command("remove")
 @click.argument("name")
-@_json_option
+@json_option
 @pass_state
 def domain_remove(state: CliState, name: str, as_json: bool) -> None:
     """Remove a domain that has no mailboxes and no forwarders left."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         domains.remove_domain(session, actor, name)
         ascii_name = normalize_domain(name)
     if as_json:
-        _echo_json({"removed": True, "type": "domain", "name": ascii_name,
+        echo_json({"removed": True, "type": "domain", "name": ascii_name,
                     "unicode_name": domain_to_unicode(ascii_name)})
     else:
         click.echo(f"Removed domain {domain_to_unicode(ascii_name)}.")
@@ -262,16 +153,16 @@ def domain_remove(state: CliState, name: str, as_json: bool) -> None:
 
 @domain_group.command("list")
 @click.option("--search", metavar="S", help="Domains starting with this.")
-@_page_options
-@_json_option
+@page_options
+@json_option
 @pass_state
 def domain_list(state: CliState, search: str | None, page: int, per_page: int,
                 as_json: bool) -> None:
     """List the domains you manage."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         result = domains.list_domains(session, actor, search=search, page=page, per_page=per_page)
     if as_json:
-        _echo_json(_page_json(result))
+        echo_json(page_json(result))
         return
     rows = [
         [d.unicode_name, d.owner, str(d.mailboxes), str(d.forwarders),
@@ -288,7 +179,7 @@ def domain_list(state: CliState, search: str | None, page: int, per_page: int,
 @click.option("--reason", metavar="TEXT", help="With --reject: the reason given to the sender.")
 @click.option("--discard", is_flag=True, help="Accept and drop mail for unknown addresses.")
 @click.option("--deliver-to", metavar="ADDRESS", help="Deliver mail for unknown addresses here.")
-@_json_option
+@json_option
 @pass_state
 def domain_catchall(state: CliState, name: str, reject: bool, reason: str | None, discard: bool,
                     deliver_to: str | None, as_json: bool) -> None:
@@ -296,16 +187,16 @@ def domain_catchall(state: CliState, name: str, reject: bool, reason: str | None
     chosen = [action for action, on in
               (("reject", reject), ("discard", discard), ("deliver", deliver_to is not None)) if on]
     if len(chosen) != 1:
-        _fail(as_json, "Choose one of --reject, --discard or --deliver-to ADDRESS.",
+        fail(as_json, "Choose one of --reject, --discard or --deliver-to ADDRESS.",
               field="action")
     if reason is not None and not reject:
-        _fail(as_json, "--reason goes with --reject.", field="reject_reason")
-    with _work(state, as_json) as (session, actor):
+        fail(as_json, "--reason goes with --reject.", field="reject_reason")
+    with work(state, as_json) as (session, actor):
         data = _domain_json(domains.set_catchall(
             session, actor, name, chosen[0], reject_reason=reason, target=deliver_to
         ))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         what = _catchall_text(data["catchall_action"], data["catchall_reject_reason"],
                               data["catchall_target"])
@@ -363,19 +254,19 @@ def mailbox_group() -> None:
               help="Read the password from standard input (required: never on the command line).")
 @click.option("--quota", metavar="SIZE", help="e.g. 500M, 2G or bytes (default: the domain's).")
 @_protocol_options
-@_json_option
+@json_option
 @pass_state
 def mailbox_add(state: CliState, address: str, password_stdin: bool, quota: str | None,
                 imap: bool | None, pop3: bool | None, smtp: bool | None, as_json: bool) -> None:
     """Create a mailbox; unset quota and protocols come from the domain and the package."""
-    quota_bytes = _size(as_json, quota)
-    password = _password(as_json)
-    with _work(state, as_json) as (session, actor):
+    quota_bytes = size_option(as_json, quota)
+    password = stdin_password(as_json)
+    with work(state, as_json) as (session, actor):
         data = _mailbox_json(mailboxes.create_mailbox(
             session, actor, address, password, quota=quota_bytes, imap=imap, pop3=pop3, smtp=smtp
         ))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         click.echo(f"Created mailbox {data['unicode_address']} ({_mailbox_summary(data)}).")
 
@@ -384,15 +275,15 @@ def mailbox_add(state: CliState, address: str, password_stdin: bool, quota: str 
 @click.argument("address")
 @click.option("--password-stdin", is_flag=True, required=True,
               help="Read the new password from standard input.")
-@_json_option
+@json_option
 @pass_state
 def mailbox_passwd(state: CliState, address: str, password_stdin: bool, as_json: bool) -> None:
     """Set a mailbox's password."""
-    password = _password(as_json)
-    with _work(state, as_json) as (session, actor):
+    password = stdin_password(as_json)
+    with work(state, as_json) as (session, actor):
         data = _mailbox_json(mailboxes.set_mailbox_password(session, actor, address, password))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         click.echo(f"Password of {data['unicode_address']} changed.")
 
@@ -401,21 +292,21 @@ def mailbox_passwd(state: CliState, address: str, password_stdin: bool, as_json:
 @click.argument("address")
 @click.option("--quota", metavar="SIZE", help="e.g. 500M, 2G or bytes.")
 @_protocol_options
-@_json_option
+@json_option
 @pass_state
 def mailbox_set(state: CliState, address: str, quota: str | None, imap: bool | None,
                 pop3: bool | None, smtp: bool | None, as_json: bool) -> None:
     """Change the quota and turn protocols on or off; what is not given stays as it is."""
     if quota is None and imap is None and pop3 is None and smtp is None:
-        _fail(as_json, "Nothing to change: give --quota SIZE, --imap/--no-imap, "
+        fail(as_json, "Nothing to change: give --quota SIZE, --imap/--no-imap, "
                        "--pop3/--no-pop3 or --smtp/--no-smtp.")
-    quota_bytes = _size(as_json, quota)
-    with _work(state, as_json) as (session, actor):
+    quota_bytes = size_option(as_json, quota)
+    with work(state, as_json) as (session, actor):
         data = _mailbox_json(mailboxes.update_mailbox(
             session, actor, address, quota=quota_bytes, imap=imap, pop3=pop3, smtp=smtp
         ))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         click.echo(f"Updated {data['unicode_address']}: {_mailbox_summary(data)}.")
 
@@ -424,8 +315,8 @@ def _suspend(state: CliState, address: str, suspend: bool, login: bool | None,
              incoming: bool | None, outgoing: bool | None, as_json: bool) -> None:
     if not (login or incoming or outgoing):
         verb = "suspend" if suspend else "resume"
-        _fail(as_json, f"Name what to {verb}: --login, --incoming and/or --outgoing.")
-    with _work(state, as_json) as (session, actor):
+        fail(as_json, f"Name what to {verb}: --login, --incoming and/or --outgoing.")
+    with work(state, as_json) as (session, actor):
         data = _mailbox_json(mailboxes.set_suspensions(
             session, actor, address,
             login=suspend if login else None,
@@ -433,7 +324,7 @@ def _suspend(state: CliState, address: str, suspend: bool, login: bool | None,
             outgoing=suspend if outgoing else None,
         ))
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
 
     def word(flag: str) -> str:
@@ -446,7 +337,7 @@ def _suspend(state: CliState, address: str, suspend: bool, login: bool | None,
 @mailbox_group.command("suspend")
 @click.argument("address")
 @_suspension_options
-@_json_option
+@json_option
 @pass_state
 def mailbox_suspend(state: CliState, address: str, login: bool | None, incoming: bool | None,
                     outgoing: bool | None, as_json: bool) -> None:
@@ -457,7 +348,7 @@ def mailbox_suspend(state: CliState, address: str, login: bool | None, incoming:
 @mailbox_group.command("resume")
 @click.argument("address")
 @_suspension_options
-@_json_option
+@json_option
 @pass_state
 def mailbox_resume(state: CliState, address: str, login: bool | None, incoming: bool | None,
                    outgoing: bool | None, as_json: bool) -> None:
@@ -469,20 +360,20 @@ def mailbox_resume(state: CliState, address: str, login: bool | None, incoming: 
 @click.argument("address")
 @click.option("--yes", is_flag=True, help="Confirm removing ADDRESS.")
 @click.option("--confirm", metavar="ADDRESS", help="Confirm by repeating the address.")
-@_json_option
+@json_option
 @pass_state
 def mailbox_remove(state: CliState, address: str, yes: bool, confirm: str | None,
                    as_json: bool) -> None:
     """Remove a mailbox from the panel (the mail on disk is not touched)."""
     if confirm is None:
         if not yes:
-            _fail(as_json, "Confirm with --yes or --confirm ADDRESS.", field="confirm")
+            fail(as_json, "Confirm with --yes or --confirm ADDRESS.", field="confirm")
         confirm = address
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         mailboxes.delete_mailbox(session, actor, address, confirm=confirm)
         stored = "@".join(split_address(address, hosted=True))
     if as_json:
-        _echo_json({"removed": True, "type": "mailbox", "address": stored,
+        echo_json({"removed": True, "type": "mailbox", "address": stored,
                     "unicode_address": address_to_unicode(stored), "mail_on_disk": "untouched",
                     "note": MAIL_ON_DISK_NOTE})
     else:
@@ -496,17 +387,17 @@ def mailbox_remove(state: CliState, address: str, yes: bool, confirm: str | None
 @click.option("--sort", type=click.Choice(sorted(mailboxes.SORTS)), default="address",
               show_default=True)
 @click.option("--desc", is_flag=True, help="Sort in descending order.")
-@_page_options
-@_json_option
+@page_options
+@json_option
 @pass_state
 def mailbox_list(state: CliState, domain: str | None, search: str | None, sort: str, desc: bool,
                  page: int, per_page: int, as_json: bool) -> None:
     """List mailboxes, one page at a time."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         result = mailboxes.list_mailboxes(session, actor, domain=domain, search=search, sort=sort,
                                           descending=desc, page=page, per_page=per_page)
     if as_json:
-        _echo_json(_page_json(result))
+        echo_json(page_json(result))
         return
     rows = [
         [m.unicode_address, format_size(m.quota), _usage_text(m),
@@ -540,20 +431,20 @@ def forwarder_group() -> None:
 @click.argument("destinations", metavar="DEST...", nargs=-1, required=True)
 @click.option("--keep-copy", is_flag=True, default=None,
               help="At a mailbox's address: keep a copy there too.")
-@_json_option
+@json_option
 @pass_state
 def forwarder_add(state: CliState, address: str, destinations: tuple[str, ...],
                   keep_copy: bool | None, as_json: bool) -> None:
     """Forward ADDRESS to one or more destinations; an existing forwarder keeps the ones it has
     and gets these too (`forwarder set` replaces them)."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         forwarder, change = forwarders.add_destinations(
             session, actor, address, list(destinations), keep_copy=keep_copy or None
         )
         data = {**_forwarder_json(forwarder), "created": change.created,
                 "added": [address_to_unicode(a) for a in change.added]}
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         click.echo(change.summary())
 
@@ -563,13 +454,13 @@ def forwarder_add(state: CliState, address: str, destinations: tuple[str, ...],
 @click.argument("destinations", metavar="DEST...", nargs=-1, required=True)
 @click.option("--keep-copy", is_flag=True, help="At a mailbox's address: keep a copy there too.")
 @click.option("--yes", is_flag=True, help="Remove destinations not given without asking.")
-@_json_option
+@json_option
 @pass_state
 def forwarder_set(state: CliState, address: str, destinations: tuple[str, ...], keep_copy: bool,
                   yes: bool, as_json: bool) -> None:
     """Replace the destinations of ADDRESS with DEST... (creating it if needed). Destinations
     that would be removed are listed and, without --yes, confirmed first."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         preview = forwarders.preview_replacement(
             session, actor, address, list(destinations), keep_copy=keep_copy
         )
@@ -587,22 +478,22 @@ def forwarder_set(state: CliState, address: str, destinations: tuple[str, ...], 
                 "added": [address_to_unicode(a) for a in change.added],
                 "removed": [address_to_unicode(a) for a in change.removed]}
     if as_json:
-        _echo_json(data)
+        echo_json(data)
     else:
         click.echo(change.summary())
 
 
 @forwarder_group.command("remove")
 @click.argument("address")
-@_json_option
+@json_option
 @pass_state
 def forwarder_remove(state: CliState, address: str, as_json: bool) -> None:
     """Remove a forwarder."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         forwarders.remove_forwarder(session, actor, address)
         stored = "@".join(split_address(address, hosted=True))
     if as_json:
-        _echo_json({"removed": True, "type": "forwarder", "address": stored,
+        echo_json({"removed": True, "type": "forwarder", "address": stored,
                     "unicode_address": address_to_unicode(stored)})
     else:
         click.echo(f"Removed forwarder {address_to_unicode(stored)}.")
@@ -611,17 +502,17 @@ def forwarder_remove(state: CliState, address: str, as_json: bool) -> None:
 @forwarder_group.command("list")
 @click.option("--domain", metavar="D", help="Only this domain.")
 @click.option("--search", metavar="S", help="Addresses starting with this.")
-@_page_options
-@_json_option
+@page_options
+@json_option
 @pass_state
 def forwarder_list(state: CliState, domain: str | None, search: str | None, page: int,
                    per_page: int, as_json: bool) -> None:
     """List forwarders, one page at a time."""
-    with _work(state, as_json) as (session, actor):
+    with work(state, as_json) as (session, actor):
         result = forwarders.list_forwarders(session, actor, domain=domain, search=search,
                                             page=page, per_page=per_page)
     if as_json:
-        _echo_json(_page_json(result))
+        echo_json(page_json(result))
         return
     rows = [
         [f.unicode_address, ", ".join(f.destinations),
@@ -631,6 +522,3 @@ def forwarder_list(state: CliState, domain: str | None, search: str | None, page
     _echo_page(result, "forwarders", ["ADDRESS", "DESTINATIONS", "KEEP COPY"], rows)
 
 
-main.add_command(domain_group)
-main.add_command(mailbox_group)
-main.add_command(forwarder_group)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .apply import Tools
+from ..mailstack.apply import Tools
 
 PACKAGES = (
     "dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd", "dovecot-sieve",
@@ -299,7 +299,7 @@ def ensure_chroot(
     return Chroot(root, cache, how, time.monotonic() - t0)
 
 
-if __name__ == "__main__":  # python -m mailadmin.mailstack.chroot24 [--rebuild]
+if __name__ == "__main__":  # python -m mailadmin.lab.chroot24 [--rebuild]
     import sys
 
     c = ensure_chroot(rebuild="--rebuild" in sys.argv)
