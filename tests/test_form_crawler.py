@@ -40,6 +40,8 @@ from mailadmin.services import (
     mailboxes,
     packages,
     resellers,
+    server,
+    stack,
     tokens,
 )
 from mailadmin.services.context import Actor
@@ -68,12 +70,19 @@ def _actor(factory: sessionmaker[Session], name: str) -> Actor:
         return Actor.for_user(user, channel="panel", source="127.0.0.1")
 
 
-def seed(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, list[str]]:
+def seed(factory: sessionmaker[Session], make_user: t.Any,
+         scratch: Path) -> dict[str, list[str]]:
     """A reseller with a package and a customer with two domains, mailboxes (one with an
     autoresponder, one without), a forwarder and API tokens. Returns the values each kind of
-    URL variable can take."""
+    URL variable can take. The server's folders are under `scratch`: the crawler presses
+    "apply", which must not touch /etc or /var of the machine running the tests."""
     make_user("root", "admin")
     root = _actor(factory, "root")
+    with transaction(factory) as s:
+        row = server.get_server_settings(s)
+        for name in ("config_output_dir", "mail_root", "run_dir", "state_dir", "queue_dir",
+                     "log_dir"):
+            setattr(row, name, str(scratch / name))
     with transaction(factory) as s:
         resellers.create_reseller(s, root, "rita", PASSWORD, AllocationSpec(
             max_customers=5, max_domains=10, max_mailboxes=20, max_total_quota=20 * GiB),
@@ -101,6 +110,9 @@ def seed(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, list[str
                                  ["info@alice.example", "boss@elsewhere.example"])
         autoresponders.set_autoresponder(s, alice, "info@alice.example", subject="Away",
                                          body="Back soon")
+    with transaction(factory) as s:
+        # A revision (failed or applied, whatever the machine allows) for the revision pages.
+        revision_id = stack.apply_config_report(s, root).revision.id
     token_ids = []
     for holder in ("root", "rita", "alice"):
         with transaction(factory) as s:
@@ -111,7 +123,7 @@ def seed(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, list[str
         "address": ["info@alice.example", "plain@alice.example", "sales@alice.example"],
         "package_id": [str(plan_id), str(spare_id)],
         "token_id": token_ids,
-        "revision_id": ["1"],
+        "revision_id": [str(revision_id)],
     }
 
 
@@ -300,7 +312,7 @@ class World:
 @pytest.fixture
 def world(app: Flask, session_factory: sessionmaker[Session], make_user: t.Any,
           sqlite_engine: t.Any, tmp_path: Path) -> tuple[World, dict[str, list[str]]]:
-    values = seed(session_factory, make_user)
+    values = seed(session_factory, make_user, tmp_path / "server")
     database = Path(str(sqlite_engine.url.database))
     sqlite_engine.dispose()
     template = tmp_path / "world.db"
@@ -329,6 +341,8 @@ def test_every_form_of_every_role_takes_valid_values_without_a_server_error(
             response = client.get(url)
             if response.status_code >= 500:
                 failures.append(f"{role}: GET {url} answered {response.status_code}")
+            if os.environ.get("CRAWLER_REPORT"):
+                print("VISIT", role, response.status_code, url)
             if response.status_code != 200 or response.mimetype != "text/html":
                 continue
             html = response.get_data(as_text=True)
