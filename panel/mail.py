@@ -255,6 +255,7 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
         delete_form=forms.get("delete") or DeleteForm(formdata=None),
         responder_form=responder_form,
         format_size=format_size,
+        allowance=limits.allowance_for(db.session(), current_actor()),
         usage_percent=(min(100, round(100 * box.usage_bytes / box.quota))
                        if box.usage_bytes is not None and box.quota else None),
     ), status

@@ -109,3 +109,11 @@ def test_a_refused_form_keeps_what_was_typed_but_not_the_password(
     assert PASSWORD not in refused.get_data(as_text=True)
     assert soup.find("input", attrs={"name": "imap"}).has_attr("checked")
     assert not soup.find("input", attrs={"name": "pop3"}).has_attr("checked")
+
+
+def test_the_mailbox_form_says_how_large_its_quota_can_be(client: t.Any, alice: Actor) -> None:
+    assert sign_in(client, "alice", "correct horse 9").status_code == 302
+    page = " ".join(client.get("/mailboxes/two@a.example").get_data(as_text=True).split())
+    # 2 GiB per mailbox; 1 GiB left in the package plus the 1 GiB it has now.
+    assert ("This mailbox can have up to 2 GiB; your package has 4 GiB of 5 GiB allocated."
+            in page)

@@ -272,6 +272,15 @@ class Allowance:
     new_forwarder_refusal: str | None
     new_domain_refusal: str | None
 
+    def largest_quota_for(self, current: int) -> int | None:
+        """The largest quota an existing mailbox (now `current` bytes) can be given; None when
+        the package sets no bound."""
+        caps = [c for c in (
+            self.max_quota_per_mailbox,
+            None if self.quota.left is None else self.quota.left + current,
+        ) if c is not None]
+        return min(caps) if caps else None
+
 
 def allowance(session: Session, customer: PanelUser) -> Allowance:
     limits = limits_for(session, customer)
