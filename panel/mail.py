@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -456,8 +457,11 @@ class ReplaceForwarderForm(FlaskForm):  # type: ignore[misc]
         description="One address per line. This list replaces the current one.",
     )
     keep_copy = BooleanField("Keep a copy in the mailbox")
-    # Asked for only when saving would remove destinations; checked here, on the server.
+    # Asked for only when saving would remove destinations; checked here, on the server,
+    # against the list the page showed (`removal_shown`), so a box ticked for one list does
+    # not confirm removing another.
     confirm_removal = BooleanField("Yes, stop delivering to the destinations listed above")
+    removal_shown = HiddenField()
 
 
 class RemoveForwarderForm(FlaskForm):  # type: ignore[misc]
@@ -533,8 +537,12 @@ def forwarder_edit() -> ResponseReturnValue:
             change = forwarders.preview_replacement(
                 db.session(), current_actor(), address, destinations, keep_copy=keep_copy
             )
-            if change.removed and not form.confirm_removal.data:
+            shown = "\n".join(change.removed)
+            if change.removed and not (form.confirm_removal.data
+                                       and form.removal_shown.data == shown):
                 # Nothing saved yet: the page lists what would go and asks again.
+                form.removal_shown.data = shown
+                form.confirm_removal.data = False
                 return render_template(
                     "mail/forwarder_edit.html", form=form, current=current, change=change,
                     is_mailbox=is_mailbox, address=address,

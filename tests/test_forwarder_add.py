@@ -180,8 +180,15 @@ def test_edit_shows_what_it_removes_before_saving(web: t.Any, session_factory: t
     assert "new@remote.example" in text  # what was typed is kept
     assert destinations(session_factory, "sales@a.example") == [
         "one@remote.example", "two@remote.example"]
+    # A box ticked for another list than the one shown confirms nothing.
+    other = submit(web, url, {"destinations": "new@remote.example", "confirm_removal": "y",
+                              "removal_shown": "one@remote.example"})
+    assert other.status_code == 200 and 'data-testid="removal-warning"' in \
+        other.get_data(as_text=True)
+    assert len(destinations(session_factory, "sales@a.example")) == 2
     done = submit(web, url, {"destinations": "two@remote.example\nnew@remote.example",
-                             "confirm_removal": "y"}, follow=True)
+                             "confirm_removal": "y", "removal_shown": "one@remote.example"},
+                  follow=True)
     assert "removed 1 (one@remote.example)" in done.get_data(as_text=True)
     assert destinations(session_factory, "sales@a.example") == [
         "two@remote.example", "new@remote.example"]
