@@ -137,14 +137,9 @@ def test_the_graph_sees_relative_and_function_level_imports() -> None:
     assert "mailadmin" in graph  # the package itself is a node
 
 
-#: Cycles being removed elsewhere, each with the modules it ties together. The render*.py
-#: plug-ins import the registry in render.py, which imports them back; the render/ package with
-#: an explicit registry (issue 12, in progress on its own branch) replaces all four modules. An
-#: entry must go as soon as its cycle is gone (test_no_stale_allowances).
-ALLOWED: tuple[frozenset[str], ...] = (
-    frozenset({"mailadmin.mailstack.render", "mailadmin.mailstack.render_24",
-               "mailadmin.mailstack.render_sql", "mailadmin.mailstack.render_sql24"}),
-)
+#: Cycles being removed elsewhere, each with the modules it ties together. An entry must go as
+#: soon as its cycle is gone (test_no_stale_allowances).
+ALLOWED: tuple[frozenset[str], ...] = ()
 
 
 def _components(graph: dict[str, set[str]]) -> list[frozenset[str]]:

@@ -20,8 +20,7 @@ import pytest
 
 from mailadmin.lab.chroot24 import Chroot
 from mailadmin.mailstack import StackSnapshot, render, settings_from_server_settings
-from mailadmin.mailstack.render import RENDERERS
-from mailadmin.mailstack.render_24 import render_files_24
+from mailadmin.mailstack.render import FILES_24, RENDERERS, DialectRenderer
 from mailadmin.mailstack.version import (
     DovecotVersionError,
     detect_dovecot_version,
@@ -79,7 +78,7 @@ def _write(files: dict[str, str], root: Path) -> None:
 
 
 def test_registered_and_23_untouched() -> None:
-    assert RENDERERS[("files", "2.4")] is render_files_24
+    assert RENDERERS[FILES_24] == DialectRenderer(FILES_24)
     files_23 = render(SNAPSHOT, ROOT)
     files_24 = render(SNAPSHOT_24, ROOT)
     assert set(files_23) == set(files_24)

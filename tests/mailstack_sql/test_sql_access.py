@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from mailadmin.mailstack.render_sql import (
+from mailadmin.mailstack.render.sql import (
     DOVECOT_CONNECT,
     POSTFIX_PGPASS,
     POSTFIX_QUERIES,
