@@ -56,7 +56,8 @@ PASSWORD = "correct horse 9"
 STRONG = "Crawl-3r-Horse-battery-77!"
 BOX_PASSWORD = "Tr0ub4dor&3-horse"
 
-ROLES = ("customer", "mailbox", "reseller", "admin")
+#: "acting" is the reseller acting as its customer alice: the customer's pages, seller's rights.
+ROLES = ("customer", "mailbox", "reseller", "acting", "admin")
 #: Fields naming someone of the seeded world (a free-text field has nothing on the page to copy).
 WORLD_NAMES = {"customer": "alice", "reseller": "rita", "owner": "rita"}
 
@@ -130,6 +131,7 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
 SIGN_IN = {
     "admin": ("/login", {"username": "root", "password": PASSWORD}),
     "reseller": ("/login", {"username": "rita", "password": PASSWORD}),
+    "acting": ("/login", {"username": "rita", "password": PASSWORD}),
     "customer": ("/login", {"username": "alice", "password": PASSWORD}),
     "mailbox": ("/me/login", {"address": "info@alice.example", "password": BOX_PASSWORD}),
 }
@@ -306,6 +308,9 @@ class World:
         url, data = SIGN_IN[role]
         response = submit(client, url, data)
         assert response.status_code == 302, (role, response.get_data(as_text=True)[-2000:])
+        if role == "acting":
+            acting = submit(client, "/customers/alice/act", {}, page="/customers/alice")
+            assert acting.status_code == 302, acting.get_data(as_text=True)[-2000:]
         return client
 
 
@@ -400,9 +405,12 @@ def test_every_form_of_every_role_takes_valid_values_without_a_server_error(
     for role in ROLES:
         assert len(submitted[role]) >= 5, (role, submitted[role])
     # Creating a reseller and a customer with a contact address (the 500 of issue 15) works.
-    posted = {action: status for role in ROLES for action, status in submitted[role]}
-    assert posted["POST /resellers/"] == 302, posted
-    assert posted["POST /customers/"] == 302, posted
+    posted = {(role, action): status for role in ROLES for action, status in submitted[role]}
+    assert posted["admin", "POST /resellers/"] == 302, posted
+    assert posted["admin", "POST /customers/"] == 302, posted
+    assert posted["reseller", "POST /customers/"] == 302, posted
+    # Acting as alice, the reseller creates her mailboxes like she would.
+    assert posted["acting", "POST /mailboxes/new"] == 302, posted
 
 
 def test_the_crawler_fills_fields_by_type_and_name() -> None:
