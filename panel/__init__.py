@@ -253,6 +253,12 @@ def _register_template_helpers(app: Flask) -> None:
 
         return {"webmail_url": lambda: server.webmail_url(db.session())}
 
+    @app.template_filter("unicode_address")
+    def unicode_address(value: str) -> str:
+        from mailadmin.names import address_to_unicode
+
+        return address_to_unicode(value)
+
     @app.template_filter("datetime")
     def format_datetime(value: dt.datetime | None) -> str:
         if value is None:

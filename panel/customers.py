@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from mailadmin.errors import MailadminError, NotFound, PermissionDenied
@@ -46,6 +46,15 @@ class NewCustomerForm(FlaskForm):  # type: ignore[misc]
 class PackageChoiceForm(FlaskForm):  # type: ignore[misc]
     package = SelectField("Package", coerce=int, validate_choice=False,
                           validators=[DataRequired()])
+
+
+class SuspendCustomerForm(FlaskForm):  # type: ignore[misc]
+    # Suspending stops a customer's sign-in, API tokens and all of its mail at once: the box
+    # says the person read what the page lists.
+    confirm_suspend = BooleanField(
+        "Yes, suspend this customer and all of its mail",
+        validators=[DataRequired(message="Tick the box to confirm the suspension.")],
+    )
 
 
 class DeleteCustomerForm(FlaskForm):  # type: ignore[misc]
@@ -111,6 +120,7 @@ def _render_customer(name: str, status: int = 200, **forms: FlaskForm) -> Respon
     return render_template(
         "admin_users/customer.html", customer=customer, usage=usage,
         package_form=package_form, button_form=ConfirmForm(formdata=None),
+        suspend_form=forms.get("suspend") or SuspendCustomerForm(formdata=None),
         delete_form=forms.get("delete") or DeleteCustomerForm(formdata=None),
         format_size=format_size,
     ), status
@@ -150,7 +160,11 @@ def _set_suspended(name: str, suspended: bool) -> ResponseReturnValue:
     actor = seller_actor()
     if not isinstance(actor, Actor):
         return actor
-    if not ConfirmForm().validate_on_submit():
+    if suspended:
+        form: FlaskForm = SuspendCustomerForm()
+        if not form.validate_on_submit():
+            return _render_customer(name, 422, suspend=form)
+    elif not ConfirmForm().validate_on_submit():
         abort(400)
     try:
         changed = resellers.set_customer_suspended(db.session(), actor, name, suspended)

@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -24,7 +25,7 @@ from mailadmin.errors import MailadminError, NotFound
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode, split_partial
 from mailadmin.protocols import Protocol
-from mailadmin.services import autoresponders, domains, forwarders, mailboxes, usage
+from mailadmin.services import autoresponders, domains, forwarders, limits, mailboxes, usage
 from mailadmin.sizes import format_size, parse_size, size_for_input
 
 from . import db
@@ -84,8 +85,10 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
 
 
 class DeleteForm(FlaskForm):  # type: ignore[misc]
+    # Its own id: the password form on the same page has a "confirm" field too.
     confirm = StringField(
-        "Type the address to confirm", validators=[DataRequired(), Length(max=320)]
+        "Type the address to confirm", validators=[DataRequired(), Length(max=320)],
+        id="delete-confirm",
     )
 
 
@@ -153,6 +156,7 @@ def mailboxes_index() -> ResponseReturnValue:
         filters=filters,
         domain_choices=_domain_choices(),
         format_size=format_size,
+        allowance=limits.allowance_for(db.session(), current_actor()),
     )
 
 
@@ -184,7 +188,11 @@ def mailbox_new() -> ResponseReturnValue:
             flash(f"Mailbox {address_to_unicode(box.address)} created.", "success")
             return redirect(url_for("mail.mailboxes_index"))
     status = 422 if form.errors or form.form_errors else 200
-    return render_template("mail/mailbox_new.html", form=form), status
+    allowance = limits.allowance_for(db.session(), current_actor())
+    # At the limit the page says why instead of offering a form that can only be refused.
+    refusal = allowance.new_mailbox_refusal if allowance and request.method == "GET" else None
+    return render_template("mail/mailbox_new.html", form=form, allowance=allowance,
+                           refusal=refusal, format_size=format_size), status
 
 
 def _refield(exc: MailadminError, field: str) -> MailadminError:
@@ -229,7 +237,8 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
                 "interval_days": responder.interval_days,
             }
             if responder
-            else {}
+            # No autoresponder yet: the box unticked, or the page reads "auto-reply is on".
+            else {"enabled": False}
         ),
     )
     return render_template(
@@ -244,6 +253,7 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
         delete_form=forms.get("delete") or DeleteForm(formdata=None),
         responder_form=responder_form,
         format_size=format_size,
+        allowance=limits.allowance_for(db.session(), current_actor()),
         usage_percent=(min(100, round(100 * box.usage_bytes / box.quota))
                        if box.usage_bytes is not None and box.quota else None),
     ), status
@@ -420,7 +430,6 @@ def forwarders_index() -> ResponseReturnValue:
         page=page,
         filters={"domain": domain, "search": search},
         domain_choices=_domain_choices(),
-        delete_form=FlaskForm(),
     )
 
 
@@ -439,54 +448,142 @@ def _forwarder_or_mailbox(address: str) -> t.Any:
     return None
 
 
-@bp.route("/forwarders/edit", methods=["GET", "POST"])
+class ReplaceForwarderForm(FlaskForm):  # type: ignore[misc]
+    destinations = TextAreaField(
+        "Deliver to",
+        validators=[DataRequired(), Length(max=20_000)],
+        description="One address per line. This list replaces the current one.",
+    )
+    keep_copy = BooleanField("Keep a copy in the mailbox")
+    # Asked for only when saving would remove destinations; checked here, on the server,
+    # against the list the page showed (`removal_shown`), so a box ticked for one list does
+    # not confirm removing another.
+    confirm_removal = BooleanField("Yes, stop delivering to the destinations listed above")
+    removal_shown = HiddenField()
+
+
+class RemoveForwarderForm(FlaskForm):  # type: ignore[misc]
+    confirm = BooleanField(
+        "Yes, remove this forwarder",
+        validators=[DataRequired(message="Tick the box to confirm the removal.")],
+    )
+
+
+def _lines(text: str) -> list[str]:
+    return text.replace(",", "\n").splitlines()
+
+
+@bp.route("/forwarders/new", methods=["GET", "POST"])
 @login_required  # type: ignore[misc]
-def forwarder_edit() -> ResponseReturnValue:
+def forwarder_new() -> ResponseReturnValue:
+    """A new forwarder, or more destinations for an existing one (never fewer)."""
     form = ForwarderForm()
     form.domain.choices = _domain_choices()
     if not form.domain.choices:
         flash("Add a domain first: every forwarder belongs to one of your domains.", "info")
         return redirect(url_for("domains.index"))
-    existing = request.args.get("address")
-    if request.method == "GET" and existing:
-        current = _forwarder_or_mailbox(existing)
-        if current is None:
-            # A mailbox without forwarding yet: start a new one at its address.
-            local, domain_name = split_partial(existing)
-            form.local_part.data, form.domain.data = local, domain_name
-            form.keep_copy.data = True
-        else:
-            form.local_part.data = current.local_part
-            form.domain.data = current.domain.name
-            form.destinations.data = "\n".join(d.address for d in current.destinations)
-            form.keep_copy.data = current.keep_copy
+    prefill = request.args.get("address")
+    if request.method == "GET" and prefill:
+        local, domain_name = split_partial(prefill)
+        form.local_part.data, form.domain.data = local, domain_name
+        # A mailbox's forwarding keeps a copy unless the customer says otherwise.
+        form.keep_copy.data = _is_mailbox(prefill)
     if form.validate_on_submit():
         try:
-            forwarders.set_forwarder(
+            _, change = forwarders.add_destinations(
                 db.session(),
                 current_actor(),
                 f"{form.local_part.data.strip()}@{form.domain.data}",
-                form.destinations.data.replace(",", "\n").splitlines(),
-                keep_copy=form.keep_copy.data,
+                _lines(form.destinations.data),
+                # Unticked leaves an existing forwarder's setting alone: adding never removes.
+                keep_copy=True if form.keep_copy.data else None,
             )
         except MailadminError as exc:
             attach_error(form, exc if exc.field != "address" else _refield(exc, "local_part"))
         else:
-            flash("Forwarder saved.", "success")
+            flash(change.summary(), "success")
             return redirect(url_for("mail.forwarders_index"))
     status = 422 if form.errors or form.form_errors else 200
-    return render_template("mail/forwarder_edit.html", form=form, editing=existing), status
+    return render_template("mail/forwarder_new.html", form=form), status
 
 
-@bp.route("/forwarders/<address>/delete", methods=["POST"])
+@bp.route("/forwarders/edit", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def forwarder_edit() -> ResponseReturnValue:
+    """Replace a forwarder's destinations, showing what will be removed before saving it.
+
+    Without an existing forwarder (no address, or a mailbox that does not forward yet) this is
+    the new-forwarder form.
+    """
+    address = request.args.get("address")
+    current = _forwarder_or_mailbox(address) if address else None
+    if current is None:
+        return forwarder_new()
+    assert address is not None
+    is_mailbox = _is_mailbox(address)
+    form = ReplaceForwarderForm()
+    if request.method == "GET":
+        form.destinations.data = "\n".join(
+            address_to_unicode(d.address) for d in current.destinations
+        )
+        form.keep_copy.data = current.keep_copy
+    change = None
+    if form.validate_on_submit():
+        destinations = _lines(form.destinations.data)
+        keep_copy = bool(form.keep_copy.data) if is_mailbox else False
+        try:
+            change = forwarders.preview_replacement(
+                db.session(), current_actor(), address, destinations, keep_copy=keep_copy
+            )
+            shown = "\n".join(change.removed)
+            if change.removed and not (form.confirm_removal.data
+                                       and form.removal_shown.data == shown):
+                # Nothing saved yet: the page lists what would go and asks again.
+                form.removal_shown.data = shown
+                form.confirm_removal.data = False
+                return render_template(
+                    "mail/forwarder_edit.html", form=form, current=current, change=change,
+                    is_mailbox=is_mailbox, address=address,
+                ), 200
+            _, change = forwarders.replace_destinations(
+                db.session(), current_actor(), address, destinations, keep_copy=keep_copy
+            )
+        except MailadminError as exc:
+            attach_error(form, exc)
+            change = None
+        else:
+            flash(change.summary(), "success")
+            return redirect(url_for("mail.forwarders_index"))
+    status = 422 if form.errors or form.form_errors else 200
+    return render_template(
+        "mail/forwarder_edit.html", form=form, current=current, change=None,
+        is_mailbox=is_mailbox, address=address,
+    ), status
+
+
+def _is_mailbox(address: str) -> bool:
+    try:
+        mailboxes.get_mailbox(db.session(), current_actor(), address)
+    except MailadminError:
+        return False
+    return True
+
+
+@bp.route("/forwarders/<address>/delete", methods=["GET", "POST"])
 @login_required  # type: ignore[misc]
 def forwarder_delete(address: str) -> ResponseReturnValue:
-    form = FlaskForm()
-    if not form.validate_on_submit():
-        abort(400)
+    """A page saying what removing the forwarder does; the removal needs its box ticked."""
     try:
-        forwarders.remove_forwarder(db.session(), current_actor(), address)
+        current = forwarders.get_forwarder(db.session(), current_actor(), address)
     except MailadminError:
         abort(404, description="There is no such forwarder in your account.")
-    flash(f"Forwarder {address_to_unicode(address)} removed.", "success")
-    return redirect(url_for("mail.forwarders_index"))
+    form = RemoveForwarderForm()
+    if form.validate_on_submit():
+        forwarders.remove_forwarder(db.session(), current_actor(), address)
+        flash(f"Forwarder {address_to_unicode(address)} removed.", "success")
+        return redirect(url_for("mail.forwarders_index"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "mail/forwarder_delete.html", form=form, current=current,
+        address=f"{current.local_part}@{current.domain.name}", is_mailbox=_is_mailbox(address),
+    ), status

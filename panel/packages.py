@@ -5,7 +5,7 @@ Views parse a form, call one service from `mailadmin.services.packages` and redi
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
@@ -23,13 +23,19 @@ from .forms import attach_error
 from .mail import size_field_check
 from .selling import (
     LIMIT,
-    ConfirmForm,
     refused,
     seller_actor,
     size_or_none,
 )
 
 bp = Blueprint("packages", __name__, url_prefix="/packages")
+
+
+class DeletePackageForm(FlaskForm):  # type: ignore[misc]
+    confirm_delete = BooleanField(
+        "Yes, delete this package",
+        validators=[DataRequired(message="Tick the box to confirm the deletion.")],
+    )
 
 
 class PackageForm(FlaskForm):  # type: ignore[misc]
@@ -143,7 +149,7 @@ def edit_package(package_id: int) -> ResponseReturnValue:
     elif request.method == "POST":
         status = 422
     return render_template("admin_users/package.html", package=package, form=form,
-                           delete_form=ConfirmForm(formdata=None)), status
+                           delete_form=DeletePackageForm(formdata=None)), status
 
 
 @bp.route("/<int:package_id>/delete", methods=["POST"])
@@ -152,8 +158,15 @@ def delete_package(package_id: int) -> ResponseReturnValue:
     actor = seller_actor()
     if not isinstance(actor, Actor):
         return actor
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    form = DeletePackageForm()
+    if not form.validate_on_submit():
+        try:
+            package = packages.get_package(db.session(), actor, package_id)
+        except MailadminError as exc:
+            refused(exc)
+        return render_template("admin_users/package.html", package=package,
+                               form=PackageForm.filled(package.name, PackageSpec.of(package)),
+                               delete_form=form), 422
     try:
         packages.delete_package(db.session(), actor, package_id)
     except (NotFound, PermissionDenied) as exc:

@@ -263,6 +263,9 @@ def autoresponder() -> ResponseReturnValue:
             form.starts_at.data = responder.starts_at
             form.ends_at.data = responder.ends_at
             form.interval_days.data = responder.interval_days
+        else:
+            # None yet: an unticked box, not one that reads "auto-reply is on".
+            form.enabled.data = False
     return render_template(
         "self/autoresponder.html",
         form=form,

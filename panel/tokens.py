@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
@@ -38,14 +38,19 @@ class CreateTokenForm(FlaskForm):  # type: ignore[misc]
 
 
 class RevokeTokenForm(FlaskForm):  # type: ignore[misc]
-    """Only the CSRF token: the token to revoke is in the URL."""
+    """The token to revoke is in the URL; the box says the person read what revoking does."""
+
+    confirm = BooleanField(
+        "Yes, revoke this token",
+        validators=[DataRequired(message="Tick the box to confirm: revoking cannot be undone.")],
+    )
 
 
 def _render(form: CreateTokenForm, *, new_token: str | None = None,
             status: int = 200) -> ResponseReturnValue:
     items = tokens.list_api_tokens(db.session(), current_actor())
     response = render_template(
-        "tokens/index.html", form=form, revoke_form=RevokeTokenForm(), tokens=items,
+        "tokens/index.html", form=form, tokens=items,
         new_token=new_token, scopes_of=tokens.token_scopes, now=current_actor().now(),
     )
     headers = {"Cache-Control": "no-store"} if new_token else {}
@@ -80,20 +85,26 @@ def create() -> ResponseReturnValue:
     return _render(form, status=422)
 
 
-@bp.post("/<int:token_id>/revoke")
+@bp.route("/<int:token_id>/revoke", methods=["GET", "POST"])
 @login_required  # type: ignore[misc]
 def revoke(token_id: int) -> ResponseReturnValue:
+    """A page saying what revoking does; the revocation needs its box ticked."""
+    token = next((tk for tk in tokens.list_api_tokens(db.session(), current_actor())
+                  if tk.id == token_id), None)
+    if token is None:
+        abort(404, description="There is no such API token in your account.")
     form = RevokeTokenForm()
-    if not form.validate_on_submit():
-        flash("The form expired; nothing was changed. Try again.", "error")
+    if form.validate_on_submit():
+        try:
+            token = tokens.revoke_api_token(db.session(), current_actor(), token_id)
+        except NotFound as exc:
+            abort(404, description=exc.message)
+        except MailadminError as exc:
+            db.discard_changes()
+            flash(exc.message, "error")
+            return redirect(url_for("tokens.index"))
+        flash(f"The token {token.name!r} is revoked; requests with it are refused.", "success")
         return redirect(url_for("tokens.index"))
-    try:
-        token = tokens.revoke_api_token(db.session(), current_actor(), token_id)
-    except NotFound as exc:
-        abort(404, description=exc.message)
-    except MailadminError as exc:
-        db.discard_changes()
-        flash(exc.message, "error")
-        return redirect(url_for("tokens.index"))
-    flash(f"The token {token.name!r} is revoked; requests with it are refused.", "success")
-    return redirect(url_for("tokens.index"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("tokens/revoke.html", form=form, token=token,
+                           scopes_of=tokens.token_scopes), status

@@ -340,13 +340,15 @@ def test_forwarder_commands(run: Run, world: None, session_factory: t.Any) -> No
     made = ok(run("forwarder", "add", "sales@bücher.example", "Anna@Remote.example",
                   "info@bücher.example"))
     assert made.output == (
-        "sales@bücher.example forwards to anna@remote.example, info@bücher.example.\n"
+        "Forwarder sales@bücher.example created; it delivers to anna@remote.example, "
+        "info@bücher.example.\n"
     )
     data = as_json(run("forwarder", "add", "info@bücher.example", "x+tag@remote.example",
                        "--keep-copy", "--json"))
     assert data == {"id": data["id"], "address": "info@xn--bcher-kva.example",
                     "unicode_address": "info@bücher.example",
-                    "destinations": ["x+tag@remote.example"], "keep_copy": True}
+                    "destinations": ["x+tag@remote.example"], "keep_copy": True,
+                    "created": True, "added": ["x+tag@remote.example"]}
     refused(run("forwarder", "add", "other@bücher.example", "y@remote.example", "--keep-copy"),
             "Only a mailbox can keep a copy")
     refused(run("forwarder", "add", "other@bücher.example"), "Missing argument 'DEST...'", code=2)

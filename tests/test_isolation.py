@@ -336,7 +336,8 @@ def test_acting_ends_when_the_customer_is_no_longer_the_resellers(
 def test_suspended_customer_is_signed_out(web: t.Any, world: dict[str, t.Any]) -> None:
     alice = client_for(web, "alice")
     rita = client_for(web, "rita")
-    assert submit(rita, "/customers/alice/suspend", {}, page="/customers/alice").status_code == 302
+    assert submit(rita, "/customers/alice/suspend", {"confirm_suspend": "y"},
+                  page="/customers/alice").status_code == 302
     assert alice.get("/domains/").status_code == 302  # to the sign-in page
     assert sign_in(web.test_client(), "alice", PASSWORD).status_code == 401
 

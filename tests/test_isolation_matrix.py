@@ -110,6 +110,8 @@ PAGES: dict[str, Route] = {
     "mail.forwarders_index": Route(OWN),
     "mail.forwarder_edit": Route(OWN, {"local_part": "sales", "domain": "{domain}",
                                        "destinations": "thief@elsewhere.example"}),
+    "mail.forwarder_new": Route(OWN, {"local_part": "sales", "domain": "{domain}",
+                                      "destinations": "thief@elsewhere.example"}),
     "customers.index": Route(OWN, {"username": "stolen", "password": NEW_PASSWORD,
                                    "package": "{package}"}),
     "customers.acting": Route(OWN),
@@ -148,7 +150,7 @@ PAGES: dict[str, Route] = {
     "domains.approve": Route(OBJECT),
     "domains.self_service": Route(OBJECT, {"allow_forwarding": "y",
                                            "allow_autoresponder": "y"}),
-    "mail.forwarder_delete": Route(OBJECT, {"confirm": "{forwarder}"}),
+    "mail.forwarder_delete": Route(OBJECT, {"confirm": "y"}),
     "mail.mailbox_detail": Route(OBJECT),
     "mail.mailbox_autoresponder": Route(OBJECT, {"subject": "Away", "body": "Gone",
                                                  "interval_days": "1", "enabled": "y"}),
@@ -195,6 +197,8 @@ OPERATIONS: dict[str, Route] = {
     "DELETE /mailboxes/{address}/autoresponder": Route(OBJECT),
     "PUT /forwarders/{address}": Route(OBJECT, {"destinations": ["thief@elsewhere.example"]}),
     "DELETE /forwarders/{address}": Route(OBJECT),
+    "POST /forwarders/{address}/destinations": Route(OBJECT, {
+        "destinations": ["thief@elsewhere.example"]}),
     "POST /mailboxes/{address}/usage/recalculate": Route(OBJECT),
     "GET /resolve/{address}": Route(OBJECT),
 }

@@ -271,8 +271,16 @@ def test_create_use_and_revoke_a_token_in_the_panel(
         assert token.expires_at is not None
         assert dt.timedelta(days=29) < token.expires_at - _now() <= dt.timedelta(days=30)
 
+    page = panel.get(f"/account/tokens/{token.id}/revoke").get_data(as_text=True)
+    assert "is refused from the next request on" in page
+    unticked = panel.post(f"/account/tokens/{token.id}/revoke",
+                          data={"csrf_token": csrf_token(page)})
+    assert unticked.status_code == 422 and "Tick the box" in unticked.get_data(as_text=True)
+    response = api.get("/api/v1/domains", headers={"Authorization": f"Bearer {text}"})
+    assert response.status_code == 200
     revoked = panel.post(f"/account/tokens/{token.id}/revoke",
-                         data={"csrf_token": csrf_token(again)}, follow_redirects=True)
+                         data={"csrf_token": csrf_token(page), "confirm": "y"},
+                         follow_redirects=True)
     assert revoked.status_code == 200
     assert "is revoked" in revoked.get_data(as_text=True)
     response = api.get("/api/v1/domains", headers={"Authorization": f"Bearer {text}"})
@@ -301,8 +309,10 @@ def test_another_users_token_cannot_be_revoked_from_the_panel(
     sign_in(panel, "alice", "correct horse 9")
     page = panel.get("/account/tokens").get_data(as_text=True)
     assert "bert&#39;s" not in page and "bert's" not in page
+    assert panel.get(f"/account/tokens/{bert_token.id}/revoke").status_code == 404
     response = panel.post(f"/account/tokens/{bert_token.id}/revoke",
-                          data={"csrf_token": csrf_token(page)}, follow_redirects=True)
+                          data={"csrf_token": csrf_token(page), "confirm": "y"},
+                          follow_redirects=True)
     assert "There is no such API token" in response.get_data(as_text=True)
     with session_factory() as s:
         assert s.get(ApiToken, bert_token.id).revoked_at is None  # type: ignore[union-attr]

@@ -484,22 +484,58 @@ def forwarder_group() -> None:
 @forwarder_group.command("add")
 @click.argument("address")
 @click.argument("destinations", metavar="DEST...", nargs=-1, required=True)
-@click.option("--keep-copy", is_flag=True, help="At a mailbox's address: keep a copy there too.")
+@click.option("--keep-copy", is_flag=True, default=None,
+              help="At a mailbox's address: keep a copy there too.")
 @json_option
 @pass_state
-def forwarder_add(state: CliState, address: str, destinations: tuple[str, ...], keep_copy: bool,
-                  as_json: bool) -> None:
-    """Forward ADDRESS to one or more destinations (replaces those of an existing forwarder)."""
+def forwarder_add(state: CliState, address: str, destinations: tuple[str, ...],
+                  keep_copy: bool | None, as_json: bool) -> None:
+    """Forward ADDRESS to one or more destinations; an existing forwarder keeps the ones it has
+    and gets these too (`forwarder set` replaces them)."""
     with work(state, as_json) as (session, actor):
-        data = _forwarder_json(forwarders.set_forwarder(
-            session, actor, address, list(destinations), keep_copy=keep_copy
-        ))
+        forwarder, change = forwarders.add_destinations(
+            session, actor, address, list(destinations), keep_copy=keep_copy or None
+        )
+        data = {**_forwarder_json(forwarder), "created": change.created,
+                "added": [address_to_unicode(a) for a in change.added]}
     if as_json:
         echo_json(data)
     else:
-        copy = " (keeping a copy)" if data["keep_copy"] else ""
-        click.echo(f"{data['unicode_address']} forwards to {', '.join(data['destinations'])}"
-                   f"{copy}.")
+        click.echo(change.summary())
+
+
+@forwarder_group.command("set")
+@click.argument("address")
+@click.argument("destinations", metavar="DEST...", nargs=-1, required=True)
+@click.option("--keep-copy", is_flag=True, help="At a mailbox's address: keep a copy there too.")
+@click.option("--yes", is_flag=True, help="Remove destinations not given without asking.")
+@json_option
+@pass_state
+def forwarder_set(state: CliState, address: str, destinations: tuple[str, ...], keep_copy: bool,
+                  yes: bool, as_json: bool) -> None:
+    """Replace the destinations of ADDRESS with DEST... (creating it if needed). Destinations
+    that would be removed are listed and, without --yes, confirmed first."""
+    with work(state, as_json) as (session, actor):
+        preview = forwarders.preview_replacement(
+            session, actor, address, list(destinations), keep_copy=keep_copy
+        )
+        if preview.removed and not yes:
+            gone = ", ".join(address_to_unicode(a) for a in preview.removed)
+            if as_json or not click.confirm(f"This stops delivery to {gone}. Continue?",
+                                            err=True):
+                raise click.UsageError(
+                    f"Not replaced: it would remove {gone}. Add --yes to confirm."
+                )
+        forwarder, change = forwarders.replace_destinations(
+            session, actor, address, list(destinations), keep_copy=keep_copy
+        )
+        data = {**_forwarder_json(forwarder), "created": change.created,
+                "added": [address_to_unicode(a) for a in change.added],
+                "removed": [address_to_unicode(a) for a in change.removed]}
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(change.summary())
 
 
 @forwarder_group.command("remove")

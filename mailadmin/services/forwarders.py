@@ -140,6 +140,199 @@ def get_forwarder(session: Session, actor: Actor, address: str) -> Forwarder:
     return forwarder
 
 
+@dataclass(frozen=True)
+class ForwarderChange:
+    """What saving a forwarder did (or, for a preview, would do), in stored (ASCII) addresses."""
+
+    address: str
+    created: bool
+    added: list[str]
+    kept: list[str]
+    removed: list[str]
+    destinations: list[str]
+    keep_copy: bool
+
+    def summary(self) -> str:
+        """One sentence for the person who asked, addresses in Unicode."""
+        source = address_to_unicode(self.address)
+        every = ", ".join(address_to_unicode(a) for a in self.destinations)
+        if self.created:
+            return f"Forwarder {source} created; it delivers to {every}."
+        parts = []
+        if self.added:
+            n = len(self.added)
+            parts.append(f"Added {n} destination{'' if n == 1 else 's'}")
+        if self.removed:
+            n = len(self.removed)
+            gone = ", ".join(address_to_unicode(a) for a in self.removed)
+            parts.append(f"removed {n} ({gone})")
+        if not parts:
+            return f"Nothing new: {source} already delivers to {every}."
+        text = "; ".join(parts)
+        return f"{text[0].upper()}{text[1:]}; this forwarder now delivers to {every}."
+
+
+def _existing(session: Session, domain: Domain, local: str) -> Forwarder | None:
+    return session.scalars(
+        select(Forwarder).where(Forwarder.domain_id == domain.id, Forwarder.local_part == local)
+    ).one_or_none()
+
+
+def _is_mailbox(session: Session, domain: Domain, local: str) -> bool:
+    return (
+        session.scalars(
+            select(Mailbox.id).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
+        ).first()
+        is not None
+    )
+
+
+def _merge(current: list[str], given: list[str]) -> list[str]:
+    return [*current, *(a for a in given if a not in current)]
+
+
+def _save(
+    session: Session,
+    actor: Actor,
+    address: str,
+    destinations: Sequence[str],
+    *,
+    keep_copy: bool | None,
+    add: bool,
+    dry_run: bool = False,
+) -> tuple[Forwarder | None, ForwarderChange]:
+    """The one place that checks and stores a forwarder's destinations.
+
+    `add` keeps the current destinations and appends the new ones; otherwise the given list
+    replaces them. `keep_copy=None` keeps the current setting (off for a new forwarder).
+    `dry_run` checks everything and reports the change without storing it.
+    """
+    local, domain_name = split_address(address, hosted=True)
+    domain = get_domain(session, actor, domain_name)
+    source = f"{local}@{domain.name}"
+    given = _normalize_destinations(destinations)
+    is_mailbox = _is_mailbox(session, domain, local)
+    forwarder = _existing(session, domain, local)
+    current = [d.address for d in forwarder.destinations] if forwarder else []
+    wanted = _merge(current, given) if add else given
+    if len(wanted) > MAX_DESTINATIONS:
+        raise ValidationError(
+            f"A forwarder has at most {MAX_DESTINATIONS} destinations"
+            + (f"; it has {len(current)} already." if add and current else "."),
+            field="destinations",
+        )
+    if keep_copy is None:
+        keep_copy = forwarder.keep_copy if forwarder else False
+    if not is_mailbox and keep_copy:
+        raise ValidationError(
+            "Only a mailbox can keep a copy; this address has no mailbox.", field="keep_copy"
+        )
+    if source in wanted:
+        raise Conflict(
+            f"{address_to_unicode(source)} cannot forward to itself"
+            + ("; tick 'keep a copy' instead." if is_mailbox else "."),
+            field="destinations",
+        )
+    _check_loop(session, domain, source, wanted)
+    if forwarder is None and not is_mailbox:
+        owner = session.get(PanelUser, domain.owner_id)
+        assert owner is not None
+        package_limits.check_new_forwarder(
+            session, owner, package_limits.limits_for(session, owner)
+        )
+    change = ForwarderChange(
+        address=source,
+        created=forwarder is None,
+        added=[a for a in wanted if a not in current],
+        kept=[a for a in current if a in wanted],
+        removed=[a for a in current if a not in wanted],
+        destinations=wanted,
+        keep_copy=keep_copy if is_mailbox else False,
+    )
+    if dry_run:
+        return forwarder, change
+    before = _state(forwarder) if forwarder else None
+    if forwarder is None:
+        forwarder = Forwarder(domain_id=domain.id, local_part=local, created_at=actor.now())
+        session.add(forwarder)
+    forwarder.keep_copy = change.keep_copy
+    if wanted != current:
+        # Rows of kept destinations are reused: new rows for the same addresses would be
+        # inserted before the old ones are deleted and break the unique (forwarder, address).
+        rows = {d.address: d for d in forwarder.destinations}
+        forwarder.destinations = [
+            rows.get(dest) or ForwarderDestination(address=dest) for dest in wanted
+        ]
+        for i, row in enumerate(forwarder.destinations):
+            row.position = i
+    session.flush()
+    if before != _state(forwarder):
+        _audit(
+            session,
+            actor,
+            "forwarder.update" if before else "forwarder.create",
+            forwarder,
+            domain,
+            before,
+            _state(forwarder),
+        )
+    return forwarder, change
+
+
+def add_destinations(
+    session: Session,
+    actor: Actor,
+    address: str,
+    destinations: Sequence[str],
+    *,
+    keep_copy: bool | None = None,
+) -> tuple[Forwarder, ForwarderChange]:
+    """Forward `address` to `destinations` too: a new forwarder, or more destinations for an
+    existing one (its current destinations stay, as in cPanel). Destinations it has already
+    are not repeated. `keep_copy=None` leaves the mailbox's keep-a-copy setting as it is.
+
+    This is what "new forwarder" means on every channel; replacing the destinations is the
+    explicit `set_forwarder`. Raises InvalidName, Conflict (a loop), LimitReached, NotFound,
+    ValidationError.
+    """
+    forwarder, change = _save(
+        session, actor, address, destinations, keep_copy=keep_copy, add=True
+    )
+    assert forwarder is not None
+    return forwarder, change
+
+
+def preview_replacement(
+    session: Session,
+    actor: Actor,
+    address: str,
+    destinations: Sequence[str],
+    *,
+    keep_copy: bool | None = None,
+) -> ForwarderChange:
+    """What `set_forwarder` with these destinations would add and remove, checked by the same
+    rules, stored nowhere: the edit page shows it before the replacement is saved."""
+    return _save(
+        session, actor, address, destinations, keep_copy=keep_copy, add=False, dry_run=True
+    )[1]
+
+
+def replace_destinations(
+    session: Session,
+    actor: Actor,
+    address: str,
+    destinations: Sequence[str],
+    *,
+    keep_copy: bool | None = None,
+) -> tuple[Forwarder, ForwarderChange]:
+    """`set_forwarder`, also saying what was added and removed."""
+    forwarder, change = _save(
+        session, actor, address, destinations, keep_copy=keep_copy, add=False
+    )
+    assert forwarder is not None
+    return forwarder, change
+
+
 def set_forwarder(
     session: Session,
     actor: Actor,
@@ -148,61 +341,14 @@ def set_forwarder(
     *,
     keep_copy: bool = False,
 ) -> Forwarder:
-    """Create a forwarder, or replace the destinations of an existing one.
+    """Create a forwarder, or replace the destinations of an existing one (the explicit edit;
+    to add destinations use `add_destinations`).
 
     At a mailbox's address this sets the mailbox's forwarding (with `keep_copy`); elsewhere it
     is a forwarder of its own and counts against the package. Raises InvalidName, Conflict
     (a loop), LimitReached, NotFound, ValidationError.
     """
-    local, domain_name = split_address(address, hosted=True)
-    domain = get_domain(session, actor, domain_name)
-    source = f"{local}@{domain.name}"
-    cleaned = _normalize_destinations(destinations)
-    is_mailbox = (
-        session.scalars(
-            select(Mailbox.id).where(Mailbox.domain_id == domain.id, Mailbox.local_part == local)
-        ).first()
-        is not None
-    )
-    if not is_mailbox and keep_copy:
-        raise ValidationError(
-            "Only a mailbox can keep a copy; this address has no mailbox.", field="keep_copy"
-        )
-    if source in cleaned:
-        raise Conflict(
-            f"{address_to_unicode(source)} cannot forward to itself"
-            + ("; tick 'keep a copy' instead." if is_mailbox else "."),
-            field="destinations",
-        )
-    _check_loop(session, domain, source, cleaned)
-    forwarder = session.scalars(
-        select(Forwarder).where(Forwarder.domain_id == domain.id, Forwarder.local_part == local)
-    ).one_or_none()
-    before = _state(forwarder) if forwarder else None
-    if forwarder is None:
-        if not is_mailbox:
-            owner = session.get(PanelUser, domain.owner_id)
-            assert owner is not None
-            package_limits.check_new_forwarder(
-                session, owner, package_limits.limits_for(session, owner)
-            )
-        forwarder = Forwarder(domain_id=domain.id, local_part=local, created_at=actor.now())
-        session.add(forwarder)
-    forwarder.keep_copy = keep_copy if is_mailbox else False
-    forwarder.destinations = [
-        ForwarderDestination(address=dest, position=i) for i, dest in enumerate(cleaned)
-    ]
-    session.flush()
-    _audit(
-        session,
-        actor,
-        "forwarder.update" if before else "forwarder.create",
-        forwarder,
-        domain,
-        before,
-        _state(forwarder),
-    )
-    return forwarder
+    return replace_destinations(session, actor, address, destinations, keep_copy=keep_copy)[0]
 
 
 def remove_forwarder(session: Session, actor: Actor, address: str) -> None:

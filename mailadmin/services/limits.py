@@ -16,6 +16,7 @@ from ..errors import LimitReached
 from ..models import Domain, Forwarder, Mailbox, Package, PanelUser
 from ..protocols import PROTOCOLS, Protocol
 from ..sizes import format_size
+from .context import Actor
 
 #: {protocol: its name in limits and refusals}
 PROTOCOL_LABELS: dict[Protocol, str] = {p: p.permission_label for p in PROTOCOLS}
@@ -203,3 +204,114 @@ def check_protocols(limits: Limits, requested: t.Mapping[Protocol, bool]) -> Non
             f"Your package does not include {', '.join(refused)}.",
             field=next(p for p, on in requested.items() if on and p not in limits.protocols),
         )
+
+
+# --- what is left: limits shown before a form is filled, not only after it is refused ---------
+
+
+@dataclass(frozen=True)
+class Use:
+    """`used` of `limit` (None: no limit); sizes in bytes."""
+
+    used: int
+    limit: int | None
+
+    @property
+    def left(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used)
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and self.used >= self.limit
+
+    def text(self, noun: str, plural: str | None = None) -> str:
+        """'3 of 5 mailboxes', '2 mailboxes (no limit)'."""
+        word = noun if (self.limit if self.limit is not None else self.used) == 1 else (
+            plural or noun + "s")
+        if self.limit is None:
+            return f"{self.used} {word} (no limit)"
+        return f"{self.used} of {self.limit} {word}"
+
+    def size_text(self) -> str:
+        """'4 GiB of 5 GiB allocated'."""
+        used = format_size(self.used) if self.used else "0 B"
+        if self.limit is None:
+            return f"{used} allocated (no limit)"
+        return f"{used} of {format_size(self.limit)} allocated"
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A customer's package, what it has used of it, and what a new mailbox would get."""
+
+    package_name: str | None
+    domains: Use
+    mailboxes: Use
+    forwarders: Use
+    quota: Use
+    max_quota_per_mailbox: int | None
+    default_quota: int
+    #: The largest quota a new mailbox can have now (None: no limit).
+    new_mailbox_max_quota: int | None
+    #: Why no mailbox can be added now, in the customer's words; None when one can.
+    new_mailbox_refusal: str | None
+    new_forwarder_refusal: str | None
+    new_domain_refusal: str | None
+
+    def largest_quota_for(self, current: int) -> int | None:
+        """The largest quota an existing mailbox (now `current` bytes) can be given; None when
+        the package sets no bound."""
+        caps = [c for c in (
+            self.max_quota_per_mailbox,
+            None if self.quota.left is None else self.quota.left + current,
+        ) if c is not None]
+        return min(caps) if caps else None
+
+
+def allowance(session: Session, customer: PanelUser) -> Allowance:
+    limits = limits_for(session, customer)
+    allocated = total_quota(session, customer.id)
+    quota = Use(allocated, limits.max_total_quota)
+    boxes = Use(count_mailboxes(session, customer.id), limits.max_mailboxes)
+    forwarders = Use(count_forwarders(session, customer.id), limits.max_forwarders)
+    domain_use = Use(count_domains(session, customer.id), limits.max_domains)
+    caps = [c for c in (limits.max_quota_per_mailbox, quota.left) if c is not None]
+    new_max = min(caps) if caps else None
+    ask = "Remove one, or ask your provider for a larger package."
+    refusal = None
+    if boxes.full:
+        refusal = f"You have {boxes.text('mailbox', 'mailboxes')} your package allows. {ask}"
+    elif quota.left == 0:
+        refusal = (
+            f"All {format_size(limits.max_total_quota or 0)} of quota in your package are given "
+            "to your mailboxes. Lower a mailbox's quota first, or ask your provider for a "
+            "larger package."
+        )
+    return Allowance(
+        package_name=limits.package_name,
+        domains=domain_use,
+        mailboxes=boxes,
+        forwarders=forwarders,
+        quota=quota,
+        max_quota_per_mailbox=limits.max_quota_per_mailbox,
+        default_quota=limits.default_quota,
+        new_mailbox_max_quota=new_max,
+        new_mailbox_refusal=refusal,
+        new_forwarder_refusal=(
+            f"You have {forwarders.text('forwarder')} your package allows. {ask}"
+            if forwarders.full else None
+        ),
+        new_domain_refusal=(
+            f"You have {domain_use.text('domain')} your package allows. {ask}"
+            if domain_use.full else None
+        ),
+    )
+
+
+def allowance_for(session: Session, actor: Actor) -> Allowance | None:
+    """The allowance of the customer the actor is (or acts as); None for a reseller or server
+    admin working across customers, whose limits differ per customer."""
+    if actor.customer_id is None:
+        return None
+    customer = session.get(PanelUser, actor.customer_id)
+    return allowance(session, customer) if customer is not None else None

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Domain, Forwarder, Mailbox, PanelUser, Role
 from .context import Actor
+from .limits import Allowance, allowance_for
 from .usage import UsageSum, usage_summary
 
 USAGE_ROWS = 10
@@ -25,6 +26,8 @@ class DashboardSummary:
     #: Stored mail usage summed per domain (customers) or per customer (resellers, admin),
     #: largest first; the page shows the first few.
     usage: tuple[UsageSum, ...] = ()
+    #: The package's limits and their use, for a customer (or someone acting as one).
+    allowance: Allowance | None = None
 
 
 def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
@@ -61,6 +64,7 @@ def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
     usage_rows = sums.domains if actor.role is Role.CUSTOMER else sums.customers
     usage = tuple(sorted(usage_rows, key=lambda row: row.usage_bytes, reverse=True)[:USAGE_ROWS])
     return DashboardSummary(
+        allowance=allowance_for(session, actor),
         usage=usage,
         role=actor.role,
         resellers=resellers,

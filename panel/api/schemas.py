@@ -235,6 +235,12 @@ class ForwarderSet(Body):
     keep_copy: bool = Field(False, description="Only for a mailbox's own address.")
 
 
+class ForwarderAdd(Body):
+    destinations: list[str] = Field(min_length=1, max_length=50)
+    keep_copy: bool | None = Field(
+        None, description="Only for a mailbox's own address; null leaves the setting as it is.")
+
+
 class AutoresponderSet(Body):
     subject: str = Field(max_length=200, json_schema_extra=pattern(LINE_PATTERN))
     body: str = Field(max_length=10_000, json_schema_extra=pattern(TEXT_PATTERN))
@@ -318,6 +324,13 @@ class ForwarderOut(Output):
     unicode_address: str
     destinations: list[str] = Field(description="Destinations, domains shown in Unicode.")
     keep_copy: bool
+
+
+class ForwarderChangeOut(ForwarderOut):
+    created: bool = Field(description="True when the forwarder did not exist before.")
+    added: list[str] = Field(description="Destinations that are new to the forwarder.")
+    removed: list[str] = Field(description="Destinations it no longer delivers to.")
+    message: str = Field(description="What happened, in a sentence.")
 
 
 class ForwarderListItem(ForwarderOut):

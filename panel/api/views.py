@@ -302,7 +302,9 @@ def list_forwarders(query: s.ForwarderListQuery) -> s.ForwarderPage:
     )
 
 
-@operation(bp, "/forwarders/<address>", "PUT", summary="Create or replace a forwarder",
+@operation(bp, "/forwarders/<address>", "PUT",
+           summary="Create a forwarder or replace its destinations (see POST .../destinations "
+           "to add)",
            tag="forwarders", body=s.ForwarderSet, response=s.ForwarderOut)
 def set_forwarder(address: str, body: s.ForwarderSet) -> s.ForwarderOut:
     """At a mailbox's address this sets its forwarding (`keep_copy` allowed); loops are refused."""
@@ -310,6 +312,21 @@ def set_forwarder(address: str, body: s.ForwarderSet) -> s.ForwarderOut:
         db.session(), current_api_actor(), address, body.destinations, keep_copy=body.keep_copy
     )
     return _forwarder(forwarder)
+
+
+@operation(bp, "/forwarders/<address>/destinations", "POST",
+           summary="Add destinations to a forwarder (creating it if needed)", tag="forwarders",
+           body=s.ForwarderAdd, response=s.ForwarderChangeOut)
+def add_forwarder_destinations(address: str, body: s.ForwarderAdd) -> s.ForwarderChangeOut:
+    """The current destinations stay; ones it has already are not repeated. Loops are refused."""
+    forwarder, change = forwarders.add_destinations(
+        db.session(), current_api_actor(), address, body.destinations, keep_copy=body.keep_copy
+    )
+    return s.ForwarderChangeOut(
+        **_forwarder(forwarder).model_dump(), created=change.created,
+        added=[address_to_unicode(a) for a in change.added],
+        removed=[address_to_unicode(a) for a in change.removed], message=change.summary(),
+    )
 
 
 @operation(bp, "/forwarders/<address>", "DELETE", summary="Remove a forwarder", tag="forwarders",
