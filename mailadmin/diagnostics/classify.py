@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .catalogue import Catalogue, Rule, load_catalogue
-from .normalise import normalise
+from .normalise import normalise, unwrap
 from .parse import Block, Parsed, parse
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,60 @@ _SOFT_REASONS = frozenset({"expired", "greylisted", "toomanyconn", "speeding", "
 # client's security setting.
 _TLS_IN_BOUNCE = {"starttls-required": "failedstarttls", "tls-handshake": "failedstarttls"}
 
+# The IANA registry of enhanced status codes (RFC 3463, 4954, 5248, 7372,
+# 7505, 8689 ...): what each specific code means, as a standard defines it.
+# It is the fallback behind the catalogue's [status] table (which holds the
+# project's own and vendors' readings and can be switched off entry by entry);
+# being a published standard rather than phrasing fitted to samples, it is
+# never switched off.
+_IANA: dict[str, tuple[str, str]] = {
+    "1.1": ("user_unknown", "userunknown"),
+    "1.2": ("domain_unknown", "hostunknown"),
+    "1.3": ("user_unknown", "userunknown"),
+    "1.6": ("user_unknown", "hasmoved"),
+    "1.7": ("policy_rejected", "rejected"),
+    "1.8": ("policy_rejected", "rejected"),
+    "1.10": ("domain_unknown", "notaccept"),
+    "2.1": ("account_suspended", "suspend"),
+    "2.2": ("quota_full", "mailboxfull"),
+    "2.3": ("size_exceeded", "exceedlimit"),
+    "3.1": ("temp_failure", "systemfull"),
+    "3.2": ("domain_unknown", "notaccept"),
+    "3.4": ("size_exceeded", "mesgtoobig"),
+    "3.5": ("temp_failure", "systemerror"),
+    "4.1": ("delivery_timeout", "networkerror"),
+    "4.2": ("delivery_timeout", "networkerror"),
+    "4.3": ("temp_failure", "systemerror"),
+    "4.4": ("domain_unknown", "hostunknown"),
+    "4.5": ("temp_failure", "systemfull"),
+    "4.6": ("delivery_timeout", "networkerror"),
+    "4.7": ("delivery_timeout", "expired"),
+    "5.1": ("other", "syntaxerror"),
+    "5.2": ("other", "syntaxerror"),
+    "5.3": ("rate_limited", "toomanyconn"),
+    "5.4": ("other", "syntaxerror"),
+    "6.0": ("spam_content", "contenterror"),
+    "6.1": ("spam_content", "contenterror"),
+    "6.7": ("policy_rejected", "notcompliantrfc"),
+    "6.8": ("policy_rejected", "notcompliantrfc"),
+    "7.1": ("policy_rejected", "rejected"),
+    "7.8": ("auth_failed", "securityerror"),
+    "7.10": ("starttls_required", "failedstarttls"),
+    "7.11": ("starttls_required", "failedstarttls"),
+    "7.13": ("account_suspended", "suspend"),
+    "7.17": ("user_unknown", "hasmoved"),
+    "7.20": ("spf_dmarc", "authfailure"),
+    "7.21": ("spf_dmarc", "authfailure"),
+    "7.22": ("spf_dmarc", "authfailure"),
+    "7.23": ("spf_dmarc", "authfailure"),
+    "7.24": ("spf_dmarc", "authfailure"),
+    "7.25": ("rbl_blocked", "requireptr"),
+    "7.26": ("spf_dmarc", "authfailure"),
+    "7.27": ("policy_rejected", "rejected"),
+    "7.29": ("spf_dmarc", "authfailure"),
+    "7.30": ("starttls_required", "failedstarttls"),
+}
+
 # RFC 3463 class fallbacks: subject (the middle digit) and a few details.
 _CLASS_FALLBACK: dict[str, tuple[str, str]] = {
     "1": ("user_unknown", "userunknown"),
@@ -203,39 +257,6 @@ def _first_match(rules: tuple[Rule, ...], text: str) -> tuple[Rule, int] | None:
         if match:
             return rule, match.start()
     return None
-
-
-# Multi-line SMTP replies repeat the code on every line ("550-5.7.1 ..."), which
-# splits phrases; logs often flatten them onto one line. Joining them lets one
-# pattern see "unusual rate of unsolicited mail" however it was wrapped.
-_REPLY_LINE = re.compile(r"^[ \t]*([245]\d\d)([ -])(?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?(.*)$")
-_INLINE_CONTINUED = re.compile(r"(?<=[\w,.;]) [245]\d\d-(?:[245]\.\d{1,3}\.\d{1,3} +)?")
-
-
-# Header lines of a quoted original (trace, scanner and signature headers) never
-# describe the failure, but their words ("X-Virus-Scanned", "spf=pass") look like one.
-_TRACE_HEADER = re.compile(
-    r"(?i)^[ \t>]*(x-[a-z0-9-]+|received|dkim-signature|arc-[a-z-]+|authentication-results|"
-    r"received-spf|domainkey-signature|list-[a-z-]+)\s*:"
-)
-
-
-def _unwrap(text: str) -> str:
-    lines: list[str] = []
-    continued: str | None = None
-    for line in text.split("\n"):
-        if _TRACE_HEADER.match(line):
-            continue
-        match = _REPLY_LINE.match(line)
-        if match and continued == match.group(1) and lines:
-            lines[-1] = f"{lines[-1].rstrip()} {match.group(3)}"
-        else:
-            lines.append(line)
-        if match:
-            continued = match.group(1) if match.group(2) == "-" else None
-        elif continued is None or not line.strip():
-            continued = None
-    return _INLINE_CONTINUED.sub(" ", "\n".join(lines))
 
 
 _Hit = tuple[Rule, int] | None
@@ -315,8 +336,8 @@ def _best_status(block: Block, diagnostic: str, text: str) -> str:
 
 
 def _evidence(parsed: Parsed, block: Block) -> Evidence:
-    diagnostic = _unwrap(block.diagnostic or "")
-    text = _unwrap(block.text)
+    diagnostic = unwrap(block.diagnostic or "")
+    text = unwrap(block.text)
     status = _best_status(block, diagnostic, text)
     reply = _reply_in(diagnostic) or _reply_in(text)
     stage = stage_of(text) or stage_of(diagnostic)
@@ -348,6 +369,9 @@ def _code_lookup(cat: Catalogue, status: str, reply: str) -> tuple[str, str, str
     if status in cat.status:
         family, reason = cat.status[status]
         return family, reason, f"status:{status}"
+    registered = _IANA.get(status[2:]) if status else None
+    if registered is not None:
+        return registered[0], registered[1], f"iana:{status}"
     if status and status[2] in _CLASS_FALLBACK and not status.endswith(".0.0"):
         # RFC 3463: the subject digit says what kind of thing failed.
         family, reason = _CLASS_FALLBACK[status[2]]
@@ -422,7 +446,8 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
         family, reason = rule.family, rule.reason
         coded = _code_lookup(cat, status, reply) if status else None
         if (reason in _GENERIC and coded is not None and coded[1] not in _GENERIC
-                and not status.endswith(".0.0") and confidence < 0.9):
+                and coded[2].startswith(("status:", "iana:")) and not status.endswith(".0")
+                and confidence < 0.9):
             # "550 5.2.2 rejected": the specific status names the cause.
             return found(*coded, 0.6)
         if rule.soft_family and (status or reply).startswith("4"):
@@ -485,7 +510,7 @@ def classify(data: str | bytes, disabled: frozenset[str] = frozenset()) -> list[
         parsed = parse(data)
         if parsed.kind == "text":
             parsed = normalise(parsed)
-        whole = _unwrap(parsed.text)
+        whole = unwrap(parsed.text)
         memo: _Memo = {}
         findings = [_decide(cat, parsed, block, whole, memo) for block in parsed.blocks]
         # An unrecognised text with no recipient is "nothing found", not a finding.
@@ -506,7 +531,7 @@ def matching_ids(data: str | bytes) -> set[str]:
     parsed = parse(data)
     if parsed.kind == "text":
         parsed = normalise(parsed)
-    texts = {_unwrap(parsed.text)}
+    texts = {unwrap(parsed.text)}
     ids: set[str] = set()
     codes: set[str] = set()
     names: list[str] = []

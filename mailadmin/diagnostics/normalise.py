@@ -37,7 +37,8 @@ _PHPMAILER_CODE = re.compile(
 # A failing reply line in a transcript or log: at a line start, after a
 # transcript arrow, a quote or "said:".
 _FAILING_REPLY = re.compile(
-    r"(?:^|<<<?\s*|<-\s*|S:\s*|Out:\s*|said:\s*|['\"(]|\bgot code \"?|\bwith message \"?)"
+    r"(?:^|<<<?\s*|<-\s*|S:\s*|Out:\s*|said:\s*|\]:\s*|: (?=\d{3}[ -]\D)|['\"(]|"
+    r"\bgot code \"?|\bwith message \"?)"
     r"([45][0-5]\d)([ -])([^\n\"']{0,400})",
     re.M,
 )
@@ -47,6 +48,39 @@ _SEQUENCE = re.compile(
     r"all RCPT commands were rejected|bad sequence"
 )
 _ESCAPES = re.compile(r"\\[rnt]")
+
+
+# Multi-line SMTP replies repeat the code on every line ("550-5.7.1 ..."), which
+# splits phrases; logs often flatten them onto one line. Joining them lets one
+# pattern see "unusual rate of unsolicited mail" however it was wrapped.
+_REPLY_LINE = re.compile(r"^[ \t]*([245]\d\d)([ -])(?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?(.*)$")
+_INLINE_CONTINUED = re.compile(r"(?<=[\w,.;]) [245]\d\d-(?:[245]\.\d{1,3}\.\d{1,3} +)?")
+
+
+# Header lines of a quoted original (trace, scanner and signature headers) never
+# describe the failure, but their words ("X-Virus-Scanned", "spf=pass") look like one.
+_TRACE_HEADER = re.compile(
+    r"(?i)^[ \t>]*(x-[a-z0-9-]+|received|dkim-signature|arc-[a-z-]+|authentication-results|"
+    r"received-spf|domainkey-signature|list-[a-z-]+)\s*:"
+)
+
+
+def unwrap(text: str) -> str:
+    lines: list[str] = []
+    continued: str | None = None
+    for line in text.split("\n"):
+        if _TRACE_HEADER.match(line):
+            continue
+        match = _REPLY_LINE.match(line)
+        if match and continued == match.group(1) and lines:
+            lines[-1] = f"{lines[-1].rstrip()} {match.group(3)}"
+        else:
+            lines.append(line)
+        if match:
+            continued = match.group(1) if match.group(2) == "-" else None
+        elif continued is None or not line.strip():
+            continued = None
+    return _INLINE_CONTINUED.sub(" ", "\n".join(lines))
 
 
 def _unescape(text: str) -> str:
@@ -63,7 +97,7 @@ def failing_replies(text: str) -> list[str]:
     for match in _PHPMAILER_CODE.finditer(text):
         out.append(" ".join(g for g in match.groups() if g))
     if not out:
-        for match in _FAILING_REPLY.finditer(text):
+        for match in _FAILING_REPLY.finditer(unwrap(text)):
             out.append(_unescape(f"{match.group(1)} {match.group(3)}"))
     return out
 
@@ -95,4 +129,4 @@ def normalise(parsed: Parsed) -> Parsed:
     return Parsed(parsed.kind, parsed.text, blocks, parsed.mail)
 
 
-__all__ = ["Block", "cause_reply", "failing_replies", "normalise"]
+__all__ = ["Block", "cause_reply", "failing_replies", "normalise", "unwrap"]
