@@ -161,7 +161,7 @@ _IANA: dict[str, tuple[str, str]] = {
     "4.5": ("temp_failure", "systemfull"),
     "4.6": ("delivery_timeout", "networkerror"),
     "4.7": ("delivery_timeout", "expired"),
-    "5.1": ("other", "syntaxerror"),
+    "5.1": ("rcpt_before_data", "syntaxerror"),
     "5.2": ("other", "syntaxerror"),
     "5.3": ("rate_limited", "toomanyconn"),
     "5.4": ("other", "syntaxerror"),
@@ -372,7 +372,7 @@ def _code_lookup(cat: Catalogue, status: str, reply: str) -> tuple[str, str, str
     registered = _IANA.get(status[2:]) if status else None
     if registered is not None:
         return registered[0], registered[1], f"iana:{status}"
-    if status and status[2] in _CLASS_FALLBACK and not status.endswith(".0.0"):
+    if status and status[2] in _CLASS_FALLBACK and not status.endswith(".0"):
         # RFC 3463: the subject digit says what kind of thing failed.
         family, reason = _CLASS_FALLBACK[status[2]]
         if status[2] == "4" and status.split(".")[2] == "7":
