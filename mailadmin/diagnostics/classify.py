@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 # Only failures count: a transcript's "250 2.1.5 Ok" before the error is not it.
 # "#5.1.0" (Exchange, qmail) and "[#4.1.9]" carry a status too.
 _STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY = re.compile(r"(?<![\w.:/=#-])([45][0-5]\d)(?=[ -]|$)", re.MULTILINE)
+_REPLY = re.compile(
+    r"(?:(?<![\w.:/=#-])|(?<=(?:Code|CODE) :)|(?<=(?:Code|CODE):))([45][0-5]\d)(?=[ ,-]|$)",
+    re.MULTILINE)
 _REMOTE = (
     re.compile(r"(?i)\bhost\s+([A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*\[[0-9a-fA-F.:]+\]"),
     re.compile(r"(?i)\brelay=([A-Za-z0-9.-]+\.[A-Za-z]{2,})\["),
@@ -123,7 +125,7 @@ _CONN_GENERIC = frozenset({"rejected", "systemerror", "onhold", "undefined", "se
                            "exceedlimit", "policyviolation", "userunknown", "filtered"})
 # Generic reasons: a specific status code of its own class outranks them.
 _GENERIC = frozenset({"rejected", "systemerror", "onhold", "undefined", "securityerror",
-                      "filtered", "syntaxerror"})
+                      "syntaxerror"})
 # DSN statuses that outrank a phrase found outside the recipient's own
 # Diagnostic-Code (X.4.7: delivery time expired).
 _OUTRANKS_CONTEXT = frozenset({"4.4.7", "5.4.7"})
@@ -446,8 +448,7 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
         family, reason = rule.family, rule.reason
         coded = _code_lookup(cat, status, reply) if status else None
         if (reason in _GENERIC and coded is not None and coded[1] not in _GENERIC
-                and coded[2].startswith(("status:", "iana:")) and not status.endswith(".0")
-                and confidence < 0.9):
+                and coded[2].startswith(("status:", "iana:")) and not status.endswith(".0")):
             # "550 5.2.2 rejected": the specific status names the cause.
             return found(*coded, 0.6)
         if rule.soft_family and (status or reply).startswith("4"):
@@ -464,6 +465,10 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
         if reason in {"userunknown"} and ev.stage == "MAIL":
             reason = "rejected"
         return found(family, reason, rule_id, 0.5,
+                     _line_at(ev.text, max(ev.text.find(status or reply), 0)))
+    if parsed.mail and (status or reply).startswith("4") and block.action != "delayed":
+        # A temporary failure in a notice that gave up: the retry time ran out.
+        return found("delivery_timeout", "expired", "soft-final", 0.4,
                      _line_at(ev.text, max(ev.text.find(status or reply), 0)))
     # A bounce that names the recipient but gives no recognisable reason:
     # Sisimai calls that "onhold", not unknown.
