@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -27,6 +27,15 @@ class Family:
     confirm: tuple[str, ...]
     rule_out: tuple[str, ...]
     clients: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One bounce reason (Sisimai's vocabulary) in plain words."""
+
+    name: str
+    cause: str
+    fix: str
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class Catalogue:
     replycode: Mapping[str, tuple[str, str]]
     decisive: frozenset[str]
     hosts: tuple[HostTable, ...] = ()
+    reasons: Mapping[str, Reason] = field(default_factory=lambda: MappingProxyType({}))
     #: Ids switched off in this copy (see :meth:`without`).
     disabled: frozenset[str] = frozenset()
 
@@ -209,6 +219,10 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         replycode=MappingProxyType(replycode),
         decisive=frozenset(data.get("decisive", {}).get("codes", ())),
         hosts=hosts,
+        reasons=MappingProxyType({
+            name: Reason(name, str(r["cause"]), str(r["fix"]))
+            for name, r in data.get("reasons", {}).items()
+        }),
     )
 
 
@@ -217,6 +231,11 @@ def load_catalogue() -> Catalogue:
     """Return the packaged catalogue (parsed once per process)."""
     text = resources.files(__package__).joinpath("catalogue.toml").read_text("utf-8")
     return parse_catalogue(tomllib.loads(text))
+
+
+def reason(name: str) -> Reason | None:
+    """Return the plain-words text of a bounce reason, when the catalogue has one."""
+    return load_catalogue().reasons.get(name)
 
 
 def family(name: str) -> Family:
