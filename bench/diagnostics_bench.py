@@ -108,7 +108,8 @@ def _outcomes(name: str, items: Sequence[dict[str, object]],
     return out
 
 
-def only_matching(ids_by_item: dict[str, set[str]], group_of: dict[str, str]) -> dict[str, set[str]]:
+def only_matching(ids_by_item: dict[str, set[str]],
+                  group_of: dict[str, str]) -> dict[str, set[str]]:
     """Per group: the ids that match files of that group and of no other group."""
     groups_of_id: dict[str, set[str]] = defaultdict(set)
     for item, ids in ids_by_item.items():
@@ -163,7 +164,7 @@ def cli_speed(corpus: Path, count: int = 300) -> tuple[int, float] | None:
         env = {**os.environ, "HOME": home}
         start = time.perf_counter()
         done = subprocess.run([str(script), "diagnose", "--json", *chosen], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+                              capture_output=True, check=False)
         elapsed = time.perf_counter() - start
     if done.returncode != 0:
         print(f"mailadmin diagnose failed ({done.returncode}): {done.stderr.decode()[-500:]}")

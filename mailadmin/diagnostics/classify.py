@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from functools import lru_cache
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from .catalogue import Catalogue, Rule, load_catalogue
 from .normalise import normalise, unwrap
@@ -86,7 +86,7 @@ _STAGE = re.compile(_STAGE_SOURCE, re.IGNORECASE | re.MULTILINE)
 
 # Local delivery agents: their word is final (no remote filter is involved).
 _LOCAL_AGENT = re.compile(
-    r"(?i)\b(procmail|maildrop|dovecot-lda|deliver(?:mail)?:|mail\.local|"
+    r"(?i)\b(procmail|maildrop:|dovecot-lda|deliver(?:mail)?:|mail\.local|"
     r"local delivery (?:agent|failed)|pipe to \||x-unix;)"
 )
 # Reasons a refusal at connect or HELO time turns into Sisimai's "blocked": the
@@ -324,7 +324,10 @@ def _evidence(parsed: Parsed, block: Block) -> Evidence:
     stage = stage_of(text) or stage_of(diagnostic)
     if stage is None and parsed.kind != "text":
         stage = stage_of(parsed.text)
-    local = block.diag_type == "x-unix" or bool(_LOCAL_AGENT.search(diagnostic or text[:2000]))
+    # Only a delivery report speaks for a local delivery agent; a pasted POP3
+    # error ("Unable to lock maildrop: ...") is the mail server's own.
+    local = block.diag_type == "x-unix" or (
+        parsed.kind == "bounce" and bool(_LOCAL_AGENT.search(diagnostic or text[:2000])))
     return Evidence(status, reply, stage, diagnostic, text, _remote_host(block, parsed.text),
                     local)
 
