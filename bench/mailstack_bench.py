@@ -30,8 +30,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailadmin.mailstack import apply_files, build_snapshot, render_release
-from mailadmin.mailstack.sandbox import (
+from mailadmin.lab.sandbox import (
     ensure_vmail_user,
     free_port_base,
     prepare_dirs,
@@ -39,6 +38,7 @@ from mailadmin.mailstack.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
+from mailadmin.mailstack import apply_files, build_snapshot, render_release
 from mailadmin.models import (
     Autoresponder,
     Base,

@@ -33,16 +33,24 @@ import idna
 from mailadmin.errors import InvalidName
 
 __all__ = [
+    "DISCARD_DOMAIN",
     "MAX_ADDRESS_LENGTH",
     "MAX_DOMAIN_LENGTH",
     "MAX_LABEL_LENGTH",
     "MAX_LOCAL_PART_LENGTH",
+    "RESERVED_DOMAINS",
+    "UnsafeName",
     "address_to_unicode",
     "domain_to_unicode",
     "is_safe_for_config",
     "normalize_address",
     "normalize_domain",
     "normalize_local_part",
+    "refuse_reserved_domain",
+    "safe_address",
+    "safe_domain",
+    "safe_hosted_domain",
+    "safe_local_part",
     "split_address",
 ]
 
@@ -60,7 +68,6 @@ _LOCAL_CHARS = _LOWER_ALNUM | frozenset("._-")
 # containing it would shadow the sub-addresses of another mailbox. A remote address may use it.
 _REMOTE_LOCAL_CHARS = _LOCAL_CHARS | {"+"}
 _DOMAIN_CHARS = _LOWER_ALNUM | frozenset(".-")
-_SAFE_CHARS = _REMOTE_LOCAL_CHARS | _DOMAIN_CHARS | {"@"}
 
 # Only spaces and tabs around a value are forgiven (they come from copy and paste); a newline or
 # any other control character anywhere is refused rather than silently dropped.
@@ -319,27 +326,113 @@ def address_to_unicode(value: str) -> str:
     return f"{local}@{domain_to_unicode(domain)}"
 
 
-def is_safe_for_config(value: str) -> bool:
-    """Tell whether a stored name may be written into generated mail server configuration.
+# --------------------------------------------------------------------------- safety check
+# The last line of defence before a name is written into a generated configuration file. The
+# renderers call these on every local part, domain and address they write, and refuse to render
+# rather than escape. The alphabet and lengths are the ones above; the check is deliberately
+# character-level so it cannot depend on the IDNA codec, and it accepts '+' in every local part:
+# '+' means nothing to a config file (the service refuses it in hosted names for a mail reason,
+# sub-address shadowing, not a syntax one).
 
-    Renderers call this on every local part, domain and address they write and refuse to render
-    rather than escape. It is a cheap character-level re-check of what the normalisers
-    guarantee: non-empty, at most 254 characters of ``a-z 0-9 . - _ +`` and at most one ``@``
-    that is neither first nor last, each side starting with a letter, digit or ``_``, no part
-    ending in ``.`` and no ``..``. It does not prove the name is otherwise valid.
+#: Domains the rendered configuration uses for itself; never hosted. ``.invalid`` can never be
+#: a real domain (RFC 2606), so these cannot clash with a customer's name.
+DISCARD_DOMAIN = "discard.mailadmin.invalid"
+RESERVED_DOMAINS = frozenset({DISCARD_DOMAIN})
+
+
+def refuse_reserved_domain(name: str, *, field: str = "domain") -> str:
+    """`name` (a stored domain) unless it is one of the `RESERVED_DOMAINS`; for the services,
+    which must refuse to host what the renderers would refuse to write."""
+    if name in RESERVED_DOMAINS:
+        raise InvalidName(
+            f"The domain {name} is reserved for the mail server's own use.", field=field
+        )
+    return name
+
+
+class UnsafeName(InvalidName):
+    """A value refused by a renderer: it would change the meaning of a generated file."""
+
+    code = "unsafe_name"
+
+
+def _printable_repr(value: str) -> str:
+    return repr(value[:80] + ("..." if len(value) > 80 else ""))
+
+
+def safe_local_part(value: str) -> str:
+    """`value` if it may be written into configuration as a local part, else `UnsafeName`.
+
+    1 to 64 characters of ``a-z 0-9 . - _ +``, starting with a letter, digit or ``_`` (a
+    leading ``-`` would be an option to doveadm and sendmail), no trailing or doubled dot.
     """
-    if not value or len(value) > MAX_ADDRESS_LENGTH or not set(value) <= _SAFE_CHARS:
-        return False
-    parts = value.split("@")
-    if len(parts) > 2:
-        return False
-    for part in parts:
-        if not part or (part[0] not in _LOWER_ALNUM and part[0] != "_"):
-            return False
-        if part.endswith(".") or ".." in part:
-            return False
-    if len(parts) == 2:
-        domain = parts[1]
-        if not set(domain) <= _DOMAIN_CHARS or domain.endswith("-"):
-            return False
-    return True
+    if (
+        not value
+        or len(value) > MAX_LOCAL_PART_LENGTH
+        or not set(value) <= _REMOTE_LOCAL_CHARS
+        or (value[0] not in _LOWER_ALNUM and value[0] != "_")
+        or value.endswith(".")
+        or ".." in value
+    ):
+        raise UnsafeName(f"unsafe local part {_printable_repr(value)}")
+    return value
+
+
+def safe_domain(value: str) -> str:
+    """`value` if it may be written into configuration as a domain, else `UnsafeName`.
+
+    The stored (ASCII) form only: at most 253 characters, at least two labels of 1 to 63
+    characters of ``a-z 0-9 -`` not starting or ending with ``-``, a top-level label that is
+    not all digits (which also keeps IP addresses out).
+    """
+    labels = value.split(".")
+    if (
+        len(value) > MAX_DOMAIN_LENGTH
+        or len(labels) < 2
+        or not all(
+            0 < len(label) <= MAX_LABEL_LENGTH
+            and set(label) <= _DOMAIN_CHARS - {"."}
+            and label[0] != "-"
+            and label[-1] != "-"
+            for label in labels
+        )
+        or labels[-1].isdigit()
+    ):
+        raise UnsafeName(f"unsafe domain {_printable_repr(value)}")
+    return value
+
+
+def safe_address(value: str) -> str:
+    """`value` if it may be written into configuration as ``local@domain``, else `UnsafeName`.
+
+    Exactly one ``@``, both sides pass `safe_local_part` and `safe_domain`, at most 254
+    characters in all.
+    """
+    local, sep, domain = value.partition("@")
+    if not sep or len(value) > MAX_ADDRESS_LENGTH:
+        raise UnsafeName(f"unsafe address {_printable_repr(value)}")
+    safe_local_part(local)
+    safe_domain(domain)
+    return value
+
+
+def safe_hosted_domain(value: str) -> str:
+    """`safe_domain`, and not one of the `RESERVED_DOMAINS` the configuration uses itself."""
+    safe_domain(value)
+    if value in RESERVED_DOMAINS:
+        raise UnsafeName(f"{value} is reserved for the mail server's own use")
+    return value
+
+
+def is_safe_for_config(value: str) -> bool:
+    """Tell whether `value` passes the renderers' check as an address (when it contains
+    ``@``), or else as a local part or a domain. For tests and callers that only need a yes/no.
+    """
+    checks = (safe_address,) if "@" in value else (safe_local_part, safe_domain)
+    for check in checks:
+        try:
+            check(value)
+        except UnsafeName:
+            continue
+        return True
+    return False

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Flask, Request, render_template
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
@@ -26,9 +26,9 @@ from mailadmin.settings import load_config
 
 from . import db as request_db
 from .auth import login_manager
+from .extensions import csrf
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-csrf = CSRFProtect()
 
 
 @dataclass
@@ -108,15 +108,17 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
     from .admin import bp as admin_bp
-    from .admin_users import BLUEPRINTS as admin_user_blueprints
     from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .clientsetup import bp as clientsetup_bp
+    from .customers import bp as customers_bp
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
     from .mail import bp as mail_bp
+    from .packages import bp as packages_bp
+    from .resellers import bp as resellers_bp
     from .resolver import bp as resolver_bp
     from .selfservice import bp as self_bp
     from .tokens import bp as tokens_bp
@@ -132,7 +134,9 @@ def _register_blueprints(app: Flask) -> None:
         tokens_bp,
         admin_bp,
         diagnostics_bp,
-        *admin_user_blueprints,
+        resellers_bp,
+        customers_bp,
+        packages_bp,
         self_bp,
         clientsetup_bp,
         resolver_bp,

@@ -40,7 +40,7 @@ from mailadmin.names import address_to_unicode
 from mailadmin.services import accounts, selfservice
 from mailadmin.services.context import Actor
 
-from . import db
+from . import acting, db
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -48,9 +48,6 @@ login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 login_manager.session_protection = "strong"
-#: Session keys of "act as this customer" (panel.admin_users): the customer's id and name.
-ACTING_AS_KEY = "acting_as_customer"
-ACTING_AS_NAME_KEY = "acting_as_name"
 login_manager.blueprint_login_views = {"self": "self.login", "clientsetup": "self.login"}
 
 MAILBOX_ROLE = "mailbox"
@@ -108,10 +105,10 @@ def load_user(session_id: str) -> PanelPrincipal | MailboxPrincipal | None:
     if user is None or user.is_suspended or _fingerprint(user.password_hash) != fingerprint:
         return None
     principal = PanelPrincipal(user)
-    if session.get(ACTING_AS_KEY) is not None:
-        # While acting as a customer the navigation is the customer's (see panel.admin_users).
+    if acting.is_acting():
+        # While acting as a customer the navigation is the customer's (see panel.acting).
         principal.role = "customer"
-        principal.username = f"{user.username} as {session.get(ACTING_AS_NAME_KEY)}"
+        principal.username = f"{user.username} as {acting.acting_name()}"
     return principal
 
 
@@ -131,11 +128,9 @@ def current_actor() -> Actor:
     if not isinstance(principal, PanelPrincipal):
         abort(403, description="This page is for panel users. Mailbox users have their own pages.")
     actor = Actor.for_user(principal.user, channel="panel", source=request.remote_addr)
-    if session.get(ACTING_AS_KEY) is not None:
-        # A reseller or admin acting as one of its customers (see panel.admin_users).
-        from .admin_users import acting_actor
-
-        return acting_actor(actor)
+    if acting.is_acting():
+        # A reseller or admin acting as one of its customers.
+        return acting.acting_actor(actor)
     return actor
 
 
@@ -174,7 +169,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """Only same-site paths, so the sign-in page cannot be used to redirect elsewhere."""
     if not target:
         return None
@@ -216,7 +211,7 @@ def login() -> ResponseReturnValue:
             login_user(PanelPrincipal(user))
             session.permanent = True
             flash(f"Welcome, {user.username}.", "success")
-            return redirect(_safe_next(request.args.get("next")) or url_for("home.dashboard"))
+            return redirect(safe_next(request.args.get("next")) or url_for("home.dashboard"))
     elif request.method == "POST":
         status = 422
     response = render_template("auth/login.html", form=form), status

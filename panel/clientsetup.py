@@ -24,7 +24,8 @@ from mailadmin.errors import RateLimited
 from mailadmin.models import utcnow
 from mailadmin.services import selfservice
 
-from . import csrf, db
+from . import db
+from .extensions import csrf
 from .selfservice import current_mailbox_user, mailbox_required
 
 bp = Blueprint("clientsetup", __name__)

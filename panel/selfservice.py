@@ -41,7 +41,7 @@ from mailadmin.services import selfservice
 from mailadmin.sizes import format_size
 
 from . import db
-from .auth import MailboxPrincipal, _safe_next, login_manager
+from .auth import MailboxPrincipal, login_manager, safe_next
 from .forms import attach_error
 
 bp = Blueprint("self", __name__, url_prefix="/me")
@@ -155,7 +155,7 @@ def login() -> ResponseReturnValue:
             session.clear()
             login_user(MailboxPrincipal(mailbox))
             session.permanent = True
-            return redirect(_safe_next(request.args.get("next")) or url_for("self.overview"))
+            return redirect(safe_next(request.args.get("next")) or url_for("self.overview"))
     elif request.method == "POST":
         status = 422
     return render_template("self/login.html", form=form), status

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailadmin.cli import main as cli_main
 from mailadmin.db import transaction
 from mailadmin.models import Domain, Forwarder, Mailbox, Package, PanelUser
 from mailadmin.services import domains, tokens
 from mailadmin.services.context import Actor
 from mailadmin.sizes import size_for_input
-from panel.cli import main as cli_main
 
 from .web import sign_in, submit
 

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from mailadmin.cli import main
 from mailadmin.models import AuditEvent, PanelUser
 from mailadmin.security import verify_panel_password
-from panel.cli import main
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailadmin import cli_mail  # noqa: F401  (registers the commands on the `main` group)
 from mailadmin.cli import main
 from mailadmin.db import transaction
 from mailadmin.hashing import verify_mailbox_password

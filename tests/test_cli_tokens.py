@@ -18,7 +18,6 @@ TOKEN_SHAPE = re.compile(r"^[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$", re.MULTILINE)
 
 @pytest.fixture
 def cli(tmp_path: t.Any, sqlite_engine: t.Any, monkeypatch: pytest.MonkeyPatch) -> t.Any:
-    from mailadmin import cli_tokens  # noqa: F401  (registers `token`)
     from mailadmin.cli import main
 
     monkeypatch.setenv("MAILADMIN_DATABASE_URL", str(sqlite_engine.url))

@@ -6,20 +6,24 @@ form, and it is safe for every config file), or refused with a message and nothi
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.db import transaction
-from mailadmin.errors import MailadminError
+from mailadmin.errors import InvalidName, MailadminError
+from mailadmin.mailstack import DomainSnap, StackSnapshot, UnsafeName, build_snapshot, render
 from mailadmin.models import AuditEvent, Domain, Forwarder, Mailbox
-from mailadmin.names import is_safe_for_config, normalize_local_part
+from mailadmin.names import RESERVED_DOMAINS, normalize_local_part
 from mailadmin.services import domains, forwarders, mailboxes
 from mailadmin.services.context import Actor
 
+from .mailstack.test_render import ROOT, SETTINGS
 from .web import sign_in, submit
 
 PASSWORD = "Tr0ub4dor&3-horse"
@@ -34,6 +38,17 @@ HOSTILE = st.one_of(
 
 settings_ = settings(max_examples=60, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def rendered(session: Session) -> dict[str, str]:
+    """The database rendered by the real renderers (Dovecot 2.3 and 2.4): their own safety
+    check refuses with UnsafeName whatever a service stored that a config file cannot hold."""
+    snapshot = build_snapshot(session, SETTINGS)
+    files_24 = render(dataclasses.replace(snapshot, settings=dataclasses.replace(
+        SETTINGS, dovecot_version="2.4")), ROOT)
+    files = render(snapshot, ROOT)
+    assert files_24["postfix/valias"] == files["postfix/valias"]
+    return files
 
 
 def state(factory: sessionmaker[Session]) -> tuple[t.Any, ...]:
@@ -65,8 +80,8 @@ def test_services_store_exactly_or_refuse(
         assert state(session_factory) == before
         return
     assert stored == normalize_local_part(local)
-    assert is_safe_for_config(stored)
     with session_factory() as s:
+        assert f"{stored}@a.example:" in rendered(s)["dovecot/users"]
         listed = mailboxes.list_mailboxes(s, Actor.operator(), search=stored)
         assert f"{stored}@a.example" in [row.address for row in listed.items]
     with transaction(session_factory) as s:
@@ -95,8 +110,9 @@ def test_forwarder_service_stores_exactly_or_refuses(
         assert refusal.message
         assert state(session_factory) == before
         return
-    assert all(is_safe_for_config(part) for a in stored for part in a.split("@"))
-    assert is_safe_for_config(stored_local)
+    with session_factory() as s:
+        valias = rendered(s)["postfix/valias"]
+    assert f"{stored_local}@a.example {','.join(stored)}" in valias.splitlines()
     with transaction(session_factory) as s:
         forwarders.remove_forwarder(s, Actor.operator(), f"{stored_local}@a.example")
 
@@ -127,3 +143,20 @@ def test_web_form_stores_exactly_or_refuses(
         assert response.status_code == 422
         assert 'class="invalid-feedback"' in response.get_data(as_text=True)
         assert state(session_factory) == before
+
+
+def test_reserved_domains_are_refused_by_the_service_and_the_renderer(
+    session_factory: sessionmaker[Session], make_user: t.Any
+) -> None:
+    """One list (`names.RESERVED_DOMAINS`): the renderer writes these names itself, so the
+    service must not host them (before, adding one succeeded and only apply failed)."""
+    make_user("reserver", "customer")
+    assert RESERVED_DOMAINS
+    for name in sorted(RESERVED_DOMAINS):
+        before = state(session_factory)
+        with pytest.raises(InvalidName, match="reserved"), transaction(session_factory) as s:
+            domains.add_domain(s, Actor.operator(), name.upper(), customer="reserver")
+        assert state(session_factory) == before
+        snapshot = StackSnapshot(SETTINGS, (DomainSnap(name, "reject", None, None),), (), (), ())
+        with pytest.raises(UnsafeName, match="reserved"):
+            render(snapshot, ROOT)

@@ -235,9 +235,11 @@ def test_allocation_cannot_be_exceeded_in_any_order(world: dict[str, t.Any],
 @pytest.fixture
 def web(app: t.Any, world: dict[str, t.Any]) -> t.Any:
     if "customers" not in app.blueprints:
-        from panel.admin_users import BLUEPRINTS
+        from panel.customers import bp as customers_bp
+        from panel.packages import bp as packages_bp
+        from panel.resellers import bp as resellers_bp
 
-        for blueprint in BLUEPRINTS:
+        for blueprint in (resellers_bp, customers_bp, packages_bp):
             app.register_blueprint(blueprint)
     return app
 
@@ -379,7 +381,6 @@ def test_suspended_customer_is_signed_out(web: t.Any, world: dict[str, t.Any]) -
 
 @pytest.fixture
 def cli(tmp_path: t.Any, sqlite_engine: t.Any, monkeypatch: pytest.MonkeyPatch) -> t.Any:
-    from mailadmin import cli_admin, cli_mail  # noqa: F401  (register the commands)
     from mailadmin.cli import main
 
     monkeypatch.setenv("MAILADMIN_DATABASE_URL", str(sqlite_engine.url))

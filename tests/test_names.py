@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailadmin.errors import InvalidName
+from mailadmin.mailstack import UnsafeName
 from mailadmin.names import (
     address_to_unicode,
     domain_to_unicode,
@@ -17,6 +18,10 @@ from mailadmin.names import (
     normalize_address,
     normalize_domain,
     normalize_local_part,
+    safe_address,
+    safe_domain,
+    safe_hosted_domain,
+    safe_local_part,
     split_address,
 )
 
@@ -52,6 +57,14 @@ NORMALISERS: dict[str, Normaliser] = {
     "hosted_address": lambda s: normalize_address(s, hosted=True),
 }
 
+#: The check each renderer applies before writing a name of that kind.
+RENDERER_CHECKS: dict[str, Callable[[str], str]] = {
+    "local_part": safe_local_part,
+    "domain": safe_domain,
+    "address": safe_address,
+    "hosted_address": safe_address,
+}
+
 
 def check_round_trip(kind: str, value: str) -> str | None:
     """Either refuse with a message or return a stable, config-safe stored form."""
@@ -64,6 +77,8 @@ def check_round_trip(kind: str, value: str) -> str | None:
         return None
     assert normalise(stored) == stored
     assert is_safe_for_config(stored), stored
+    # the renderers' own check (not a copy) accepts every stored form of its kind
+    RENDERER_CHECKS[kind](stored)
     assert stored.isascii() and stored == stored.lower()
     assert set(stored) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_+@")
     assert stored.count("@") == (1 if "address" in kind else 0)
@@ -300,3 +315,30 @@ def test_not_safe_for_config(value: str) -> None:
 def test_safe_for_config_allows_only_the_safe_alphabet(value: str) -> None:
     if is_safe_for_config(value):
         assert set(value) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_+@")
+
+
+@pytest.mark.parametrize(("check", "value"), [
+    (safe_local_part, "-x"),  # doveadm/sendmail would read it as an option
+    (safe_local_part, "a" * 65),
+    (safe_local_part, "a:b"),
+    (safe_domain, "a" * 64 + ".com"),
+    (safe_domain, "a.123"),
+    (safe_domain, "-a.com"),
+    (safe_domain, "example"),
+    (safe_address, "a@b@example.com"),
+    (safe_address, "a" * 64 + "@" + ".".join(["b" * 62] * 3) + ".com"),  # 257 characters
+    (safe_hosted_domain, "discard.mailadmin.invalid"),
+])
+def test_renderer_check_refuses(check: Callable[[str], str], value: str) -> None:
+    with pytest.raises(UnsafeName):
+        check(value)
+
+
+def test_renderer_check_limits_come_from_the_normalisers() -> None:
+    longest = "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".com"
+    assert len(longest) == 254
+    assert safe_address(longest) == longest
+    # '+' has no meaning in a config file: a remote destination may carry it
+    assert safe_address("a+tag@example.com") == "a+tag@example.com"
+    with pytest.raises(InvalidName):
+        normalize_address(longest + "x")

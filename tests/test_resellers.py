@@ -271,7 +271,6 @@ def test_admin_customers_without_reseller(shop: dict[str, Actor], session_factor
 
 @pytest.fixture
 def cli(tmp_path: t.Any, sqlite_engine: t.Any, monkeypatch: pytest.MonkeyPatch) -> t.Any:
-    from mailadmin import cli_admin  # noqa: F401  (registers package, customer, reseller)
     from mailadmin.cli import main
 
     monkeypatch.setenv("MAILADMIN_DATABASE_URL", str(sqlite_engine.url))

@@ -185,7 +185,6 @@ def test_api_resolve_is_scoped(app: t.Any, world: sessionmaker[Session]) -> None
 
 def test_cli_resolve_as_customer(session_factory: sessionmaker[Session],
                                  world: sessionmaker[Session], tmp_path: t.Any) -> None:
-    import mailadmin.cli_usage  # noqa: F401  (registers resolve)
     from mailadmin.cli import main
 
     url = str(session_factory.kw["bind"].url)

@@ -10,13 +10,13 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailadmin.cli import main
 from mailadmin.db import transaction
 from mailadmin.errors import PermissionDenied, ValidationError
 from mailadmin.services import domains, mailboxes
 from mailadmin.services import settings as settings_service
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
-from panel.cli import main
 
 from .web import sign_in, submit
 

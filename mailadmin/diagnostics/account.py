@@ -26,7 +26,7 @@ from ..models import Domain, Forwarder, Mailbox, PanelUser
 from ..names import split_address
 from ..services import limits as package_limits
 from ..services.context import Actor
-from ..services.forwarders import _find_loop
+from ..services.forwarders import find_forwarding_loop
 from ..services.scope import may_manage_domain
 from ..services.selfservice import MailboxUser
 from ..sizes import format_size
@@ -186,7 +186,7 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _customer_suspended(h: _Hosted) -> AccountCheck | None:
-    if h.owner is not None and h.owner.is_suspended:
+    if h.owner is not None and h.owner.mail_suspended:
         return AccountCheck(
             "customer_suspended", h.address, "The whole customer account is suspended",
             "While the customer is suspended every mailbox of it is refused for login, "
@@ -320,7 +320,7 @@ def _receiving_checks(session: Session, h: _Hosted, finding: Finding) -> list[Ac
                 "Resume receiving in the panel.", True, finding.family))
         out.extend(_quota_checks(session, h, m, finding))
     if h.forwarder is not None and h.forwarder.destinations:
-        loop = _find_loop(session, h.domain.owner_id, h.address,
+        loop = find_forwarding_loop(session, h.domain.owner_id, h.address,
                           [d.address for d in h.forwarder.destinations])
         if loop:
             out.append(AccountCheck(

@@ -2,7 +2,8 @@
 
 The flow is snapshot (plain frozen data from the database) -> renderers (pure functions
 returning ``{relative path: text}``) -> apply (stage, validate with the real tools, switch
-atomically, reload). `sandbox` runs a private Dovecot + Postfix from a rendered release.
+atomically, reload). The lab sandbox (`mailadmin.lab`) runs a private Dovecot + Postfix from a
+rendered release.
 
 The servers must run from the ``current`` link, which apply flips::
 

@@ -10,12 +10,21 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ..errors import InvalidName
+# Local parts, domains and addresses have one safety check, shared with the services:
+# `mailadmin.names.safe_local_part` / `safe_domain` / `safe_address` (the renderers call them).
+from ..names import UnsafeName, safe_domain
 
-# A conservative subset of RFC 5321 dot-atoms: nothing that means anything to a passwd-file
-# (":"), a Postfix map (whitespace, ","), Sieve ('"', "\\") or a shell.
-_LOCAL_RE = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
-_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+__all__ = [
+    "UnsafeName",
+    "hostname",
+    "instance_name",
+    "ipv4_listen",
+    "password_hash",
+    "path",
+    "port",
+    "reply_text",
+]
+
 # Dovecot "{SCHEME}hash": the crypt alphabets of SHA-crypt, bcrypt and argon2 only.
 _HASH_RE = re.compile(r"\{[A-Z0-9-]{1,32}\}[A-Za-z0-9./$=,+-]{1,512}")
 # Paths go into Dovecot and Postfix settings unquoted; keep to characters neither treats
@@ -23,40 +32,6 @@ _HASH_RE = re.compile(r"\{[A-Z0-9-]{1,32}\}[A-Za-z0-9./$=,+-]{1,512}")
 _PATH_RE = re.compile(r"/[A-Za-z0-9._/+-]*")
 # Text shown to remote senders in an SMTP reply: printable ASCII, one line.
 _REPLY_TEXT_RE = re.compile(r"[\x20-\x7e]{1,200}")
-
-
-class UnsafeName(InvalidName):
-    """A value refused by a renderer: it would change the meaning of a generated file."""
-
-    code = "unsafe_name"
-
-
-def local_part(value: str) -> str:
-    if not (1 <= len(value) <= 64) or not _LOCAL_RE.fullmatch(value):
-        raise UnsafeName(f"unsafe local part {value!r}")
-    return value
-
-
-def domain(value: str) -> str:
-    labels = value.split(".")
-    if (
-        len(value) > 253
-        or len(labels) < 2
-        or not all(_LABEL_RE.fullmatch(label) for label in labels)
-        # the top-level label is never all digits; this also keeps IP literals out
-        or labels[-1].isdigit()
-    ):
-        raise UnsafeName(f"unsafe domain {value!r}")
-    return value
-
-
-def address(value: str) -> str:
-    local, sep, dom = value.rpartition("@")
-    if not sep or len(value) > 320:
-        raise UnsafeName(f"unsafe address {value!r}")
-    local_part(local)
-    domain(dom)
-    return value
 
 
 def password_hash(value: str) -> str:
@@ -79,7 +54,7 @@ def path(value: str, *, max_len: int = 200) -> str:
 
 
 def hostname(value: str) -> str:
-    return domain(value)
+    return safe_domain(value)
 
 
 def ipv4_listen(value: str) -> str:

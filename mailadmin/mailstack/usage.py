@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import MailadminError, NotFound
-from . import names
+from ..names import safe_address, safe_domain
 
 #: The quota root name in the generated dovecot.conf (``quota = maildir:User quota``).
 QUOTA_ROOT = "User quota"
@@ -126,7 +126,7 @@ def read_all(config_dir: str | Path, *, doveadm: str = "doveadm") -> dict[str, U
 
 def read_one(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") -> Usage:
     """Usage of one mailbox. Raises NotFound when Dovecot does not know it (not applied yet)."""
-    names.address(address)
+    safe_address(address)
     proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", address], doveadm)
     if proc.returncode == EX_NOUSER:
         raise NotFound(f"The mail server does not know {address} yet; apply the configuration "
@@ -145,7 +145,7 @@ def read_domain(
 ) -> dict[str, Usage]:
     """Every mailbox of one domain in one call (``-u '*@domain'``: doveadm iterates the
     userdb and keeps the matching users)."""
-    names.domain(domain)
+    safe_domain(domain)
     proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", f"*@{domain}"], doveadm)
     if proc.returncode != 0:
         raise UsageUnavailable(f"doveadm quota get -u '*@{domain}' exited {proc.returncode}: "
@@ -172,7 +172,7 @@ def read_many(
 
 def recalc(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") -> None:
     """Recount one mailbox's usage from its files (``doveadm quota recalc -u``)."""
-    names.address(address)
+    safe_address(address)
     proc = _doveadm(config_dir, ["quota", "recalc", "-u", address], doveadm)
     if proc.returncode == EX_NOUSER:
         raise NotFound(f"The mail server does not know {address} yet; apply the configuration "

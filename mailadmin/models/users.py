@@ -9,11 +9,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Integer,
     String,
     UniqueConstraint,
+    and_,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, utcnow
@@ -65,6 +68,21 @@ class PanelUser(Base):
     @property
     def role_enum(self) -> Role:
         return Role(self.role)
+
+    @hybrid_property
+    def mail_suspended(self) -> bool:
+        """A suspended customer: every mailbox it has is refused for login, receiving and
+        sending, whatever the mailbox's own flags say (they stay, so resuming restores them).
+
+        The one statement of the rule, in Python and (below) in SQL: the renderer's snapshot,
+        the tenant queries, the resolver and account diagnosis all read it from here.
+        """
+        return self.role == Role.CUSTOMER.value and bool(self.is_suspended)
+
+    @mail_suspended.inplace.expression
+    @classmethod
+    def _mail_suspended_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.role == Role.CUSTOMER.value, cls.is_suspended.is_(True))
 
     def __repr__(self) -> str:
         return f"<PanelUser {self.id} {self.username!r} {self.role}>"

@@ -10,7 +10,12 @@ from sqlalchemy.orm import Session
 
 from ..errors import Conflict, ValidationError
 from ..models import CatchAllAction, Domain, Forwarder, Mailbox, PanelUser
-from ..names import domain_to_unicode, normalize_address, normalize_domain
+from ..names import (
+    domain_to_unicode,
+    normalize_address,
+    normalize_domain,
+    refuse_reserved_domain,
+)
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -78,7 +83,7 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
 
     Raises InvalidName, Conflict (hosted already, by anyone), LimitReached, NotFound.
     """
-    ascii_name = normalize_domain(name)
+    ascii_name = refuse_reserved_domain(normalize_domain(name), field="name")
     owner = resolve_customer(session, actor, customer)
     limits = package_limits.limits_for(session, owner)
     if session.scalars(select(Domain.id).where(Domain.name == ascii_name)).first() is not None:

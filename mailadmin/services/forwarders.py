@@ -82,7 +82,7 @@ def _normalize_destinations(destinations: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def _find_loop(
+def find_forwarding_loop(
     session: Session, customer_id: int, source: str, destinations: list[str]
 ) -> list[str] | None:
     """The chain of the customer's forwarders that would lead from `source` back to itself."""
@@ -117,7 +117,7 @@ def _find_loop(
 
 
 def _check_loop(session: Session, domain: Domain, source: str, destinations: list[str]) -> None:
-    loop = _find_loop(session, domain.owner_id, source, destinations)
+    loop = find_forwarding_loop(session, domain.owner_id, source, destinations)
     if loop:
         chain = " → ".join(address_to_unicode(a) for a in loop)
         raise Conflict(f"That would make a forwarding loop: {chain}.", field="destinations")

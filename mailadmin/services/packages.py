@@ -30,6 +30,7 @@ from ..sizes import format_size
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
+from .scope import get_customer
 
 PACKAGE_NAME_MAX = 64
 
@@ -680,8 +681,6 @@ def assign_package(
     Raises NotFound (customer or package out of reach), LimitReached (the customer uses more
     than the package allows, or the reseller's allocation would be exceeded).
     """
-    from .resellers import get_customer
-
     customer = get_customer(session, actor, customer_name)
     before = {"package": customer.package.name if customer.package else None}
     package = None
@@ -733,8 +732,6 @@ def assign_package_by_name(
 ) -> PanelUser:
     """`assign_package` with the package given by name (the customer's seller's package)."""
     if owner is None and actor.is_admin:
-        from .resellers import get_customer
-
         customer = get_customer(session, actor, customer_name)
         parent = session.get(PanelUser, customer.parent_id) if customer.parent_id else None
         owner = parent.username if parent else None

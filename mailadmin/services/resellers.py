@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, LimitReached, NotFound, PermissionDenied, ValidationError
+from ..errors import Conflict, LimitReached, NotFound, ValidationError
 from ..models import Domain, Mailbox, Package, PanelUser, ResellerAllocation, Role
 from . import accounts, packages
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp, paginate
-from .scope import customer_ids_query
+from .scope import customer_ids_query, get_customer, require_admin, require_seller
 
 PROTOCOLS = packages.PROTOCOLS
 
@@ -100,18 +100,8 @@ class CustomerRow:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _require_admin(actor: Actor) -> None:
-    if not actor.is_admin or actor.acting_as is not None:
-        raise PermissionDenied("Only the server admin manages resellers.")
-
-
-def _require_seller(actor: Actor) -> None:
-    if actor.role not in (Role.ADMIN, Role.RESELLER) or actor.acting_as is not None:
-        raise PermissionDenied("Only resellers and the server admin manage customers.")
-
-
 def get_reseller(session: Session, actor: Actor, name: str) -> PanelUser:
-    _require_admin(actor)
+    require_admin(actor, "manages resellers")
     reseller = session.scalars(
         select(PanelUser).where(
             PanelUser.username == name.strip().lower(), PanelUser.role == Role.RESELLER.value
@@ -120,20 +110,6 @@ def get_reseller(session: Session, actor: Actor, name: str) -> PanelUser:
     if reseller is None:
         raise NotFound(f"There is no reseller {name!r}.", field="reseller")
     return reseller
-
-
-def get_customer(session: Session, actor: Actor, name: str) -> PanelUser:
-    """One of the actor's customers by user name; every other name is not found."""
-    _require_seller(actor)
-    customer = session.scalars(
-        select(PanelUser).where(
-            PanelUser.username == name.strip().lower(),
-            PanelUser.id.in_(customer_ids_query(actor).scalar_subquery()),
-        )
-    ).one_or_none()
-    if customer is None:
-        raise NotFound(f"There is no customer {name!r}.", field="customer")
-    return customer
 
 
 def _check_allocation_spec(spec: AllocationSpec) -> None:
@@ -166,7 +142,7 @@ def create_reseller(
     contact_email: str | None = None,
 ) -> PanelUser:
     """The server admin creates a reseller with its allocation."""
-    _require_admin(actor)
+    require_admin(actor, "manages resellers")
     _check_allocation_spec(allocation)
     reseller = accounts.create_panel_user(
         session, actor, username, password, Role.RESELLER, contact_email=contact_email
@@ -269,7 +245,7 @@ def list_resellers(
     per_page: int = 50,
 ) -> Page[ResellerRow]:
     """Resellers with their allocations and what they have given out and use (admin only)."""
-    _require_admin(actor)
+    require_admin(actor, "manages resellers")
     query = select(PanelUser).where(PanelUser.role == Role.RESELLER.value).order_by(
         PanelUser.username)
     if search:
@@ -313,7 +289,7 @@ def create_customer(
     The package (by id or by name) must be the seller's own. Raises PermissionDenied,
     ValidationError, WeakPassword, Conflict, NotFound, LimitReached (allocation).
     """
-    _require_seller(actor)
+    require_seller(actor)
     if actor.role is Role.RESELLER:
         seller_id = actor.user_id
         if reseller_name and reseller_name.strip().lower() != actor.name:
@@ -363,7 +339,7 @@ def list_customers(
     per_page: int = 50,
 ) -> Page[CustomerRow]:
     """The actor's customers with their use against their package, one page, searchable."""
-    _require_seller(actor)
+    require_seller(actor)
     reseller = PanelUser.__table__.alias("reseller")
     domains, mailboxes = _use_by_owner()
     in_domains = select(Domain.id).where(Domain.owner_id == PanelUser.id).correlate(PanelUser)
@@ -435,7 +411,7 @@ def acting_actor(session: Session, actor: Actor, customer_id: int) -> Actor:
 
     Raises NotFound when the customer is gone or no longer the actor's.
     """
-    _require_seller(actor)
+    require_seller(actor)
     customer = session.scalars(
         select(PanelUser).where(
             PanelUser.id == customer_id,

@@ -337,13 +337,13 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
     customer_suspended: bool | None = None
     if mailbox_snap is not None:
         row = session.execute(
-            select(Mailbox.suspend_login, PanelUser.is_suspended, PanelUser.role)
+            select(Mailbox.suspend_login, PanelUser.mail_suspended)
             .join(Domain, Domain.id == Mailbox.domain_id)
             .join(PanelUser, PanelUser.id == Domain.owner_id)
             .where(Domain.name == domain_name, Mailbox.local_part == local)
         ).one()
         own_login_suspended = bool(row[0])
-        customer_suspended = bool(row[1]) and row[2] == Role.CUSTOMER.value
+        customer_suspended = bool(row[1])
         if customer_suspended:
             steps.append("The customer owning this mailbox is suspended: login, receiving and "
                          "sending are suspended for all its mailboxes.")

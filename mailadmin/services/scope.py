@@ -31,9 +31,34 @@ def suspended_customer_ids_query() -> Select[int]:
     The mail stack treats every mailbox of these customers as suspended for login, receiving and
     sending, without touching the mailboxes' own flags (see `resellers`).
     """
-    return select(PanelUser.id).where(
-        PanelUser.role == Role.CUSTOMER.value, PanelUser.is_suspended.is_(True)
-    )
+    return select(PanelUser.id).where(PanelUser.mail_suspended)
+
+
+def require_admin(actor: Actor, doing: str) -> None:
+    """Refuse everybody but the server admin (a reseller or admin acting as a customer has a
+    customer's role, so it is refused too); `doing` ends "Only the server admin ..."."""
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied(f"Only the server admin {doing}.")
+
+
+def require_seller(actor: Actor) -> None:
+    """Only resellers and the server admin, not acting as a customer, manage customers."""
+    if actor.role not in (Role.ADMIN, Role.RESELLER) or actor.acting_as is not None:
+        raise PermissionDenied("Only resellers and the server admin manage customers.")
+
+
+def get_customer(session: Session, actor: Actor, name: str) -> PanelUser:
+    """One of the actor's customers by user name; every other name is not found."""
+    require_seller(actor)
+    customer = session.scalars(
+        select(PanelUser).where(
+            PanelUser.username == name.strip().lower(),
+            PanelUser.id.in_(customer_ids_query(actor).scalar_subquery()),
+        )
+    ).one_or_none()
+    if customer is None:
+        raise NotFound(f"There is no customer {name!r}.", field="customer")
+    return customer
 
 
 def may_manage_customer(actor: Actor, customer: PanelUser) -> bool:

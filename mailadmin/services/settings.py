@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, PermissionDenied, ValidationError
+from ..errors import NotFound, ValidationError
 from ..hashing import STORAGE_SCHEMES
-from ..models import Role, ServerSettings
+from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain
 from ..sizes import parse_size
 from .audit import record_event
 from .context import Actor
+from .scope import require_admin
 from .server import get_server_settings
 
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,1000}$")
@@ -175,13 +176,13 @@ SPECS: dict[str, SettingSpec] = {
 
 
 def list_settings(session: Session, actor: Actor) -> dict[str, t.Any]:
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     settings = get_server_settings(session)
     return {name: getattr(settings, name) for name in SPECS}
 
 
 def get_setting(session: Session, actor: Actor, name: str) -> t.Any:
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     if name not in SPECS:
         raise NotFound(f"There is no setting {name!r}.", field="name")
     return getattr(get_server_settings(session), name)
@@ -189,7 +190,7 @@ def get_setting(session: Session, actor: Actor, name: str) -> t.Any:
 
 def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> ServerSettings:
     """Validate and store one setting; the audit log keeps the old and the new value."""
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     spec = SPECS.get(name)
     if spec is None:
         raise NotFound(f"There is no setting {name!r}.", field="name")
@@ -213,16 +214,11 @@ def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> Se
     return settings
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied("Only the server admin can see or change server settings.")
-
-
 def update_settings(
     session: Session, actor: Actor, raw_values: t.Mapping[str, str]
 ) -> ServerSettings:
     """Validate every given value first, then store them; one bad value changes nothing."""
-    _require_admin(actor)
+    require_admin(actor, "can see or change server settings")
     parsed: dict[str, t.Any] = {}
     for name, raw in raw_values.items():
         spec = SPECS.get(name)

@@ -44,20 +44,21 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from ..errors import ValidationError
-from ..mailstack.render_sql import (
+from ..mailstack.render.sql import (
     ACCESS_FILE,
+    DOVECOT24_CONNECT,
     DOVECOT_CONNECT,
     POSTFIX_PGPASS,
     POSTFIX_QUERIES,
     SqlAccess,
     access_dir,
     check_password,
+    dovecot24_connect_block,
     dovecot_connect_line,
     load_access,
     mysql_tables_dir,
     postfix_cf,
 )
-from ..mailstack.render_sql24 import DOVECOT24_CONNECT, dovecot24_connect_block
 
 #: The views of migration 0004; the only objects the mail servers' user may read.
 VIEWS = (

@@ -10,8 +10,8 @@ Coalescing: `services.changes` stamps ``ServerSettings.config_changed_at`` whene
 changes. An apply stores in ``config_applied_at`` the ``config_changed_at`` it read *before*
 taking its snapshot (a watermark): the servers have every change up to that moment, and a
 change committed while the apply ran leaves ``changed_at > applied_at``, so it is not lost.
-`watch` applies when there are pending changes and none for `quiet_seconds`; one apply then
-covers a whole burst of changes.
+The apply watcher (`mailadmin.workers.apply_watcher`) applies when changes are pending and none
+came for a quiet spell; one apply then covers a whole burst of changes.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
 import time
 import typing as t
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, defer
 
-from ..db import transaction
-from ..errors import MailadminError, NotFound, PermissionDenied, ValidationError
+from ..errors import MailadminError, NotFound, ValidationError
+from ..lab.sandbox import sandbox_settings
 from ..mailstack import (
     ApplyError,
     StackSettings,
@@ -44,12 +43,12 @@ from ..mailstack import (
     write_render,
 )
 from ..mailstack.apply import Tools, diff_files
-from ..mailstack.sandbox import sandbox_settings
 from ..mailstack.snapshot import StackSnapshot
-from ..models import ConfigRevision, Role, ServerSettings, utcnow
+from ..models import ConfigRevision, ServerSettings
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
+from .scope import require_admin
 from .server import get_server_settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ APPLY_STEPS = ("snapshot", "render", "write", "validate", "switch", "record")
 #: Revisions that keep their files (for rollback and diffs); older ones keep only their
 #: checksum and output. A release at 100,000 mailboxes is ~32 MB of text.
 KEEP_FILES = 20
-WATCHER = Actor(name="auto-apply", role=Role.ADMIN, channel="system", source="watcher")
 
 Progress = Callable[[str], None]
 
@@ -84,11 +82,6 @@ class ApplyReport:
     timings: Mapping[str, float]
 
 
-def _require_admin(actor: Actor) -> None:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied("Only the server admin can apply the mail server configuration.")
-
-
 def _who(actor: Actor) -> str:
     return actor.name if actor.source is None else f"{actor.name} ({actor.channel})"
 
@@ -110,7 +103,7 @@ def render_to(session: Session, actor: Actor, out_dir: str | Path) -> dict[str, 
 
     Nothing is validated, compiled or switched; nothing live changes.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     snapshot = build_snapshot(session, _stack_settings(session))
     return write_render(snapshot, out_dir)
 
@@ -186,7 +179,7 @@ def apply_config_report(
     A refusal by the real tools (or a render error) is recorded as a ``failed`` revision and
     returned; the files in force stay byte-for-byte as they were.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     step = progress or (lambda _name: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -265,7 +258,7 @@ def list_revisions(
     session: Session, actor: Actor, page: int = 1, per_page: int = 20
 ) -> Page[ConfigRevision]:
     """Newest first, without the (large) stored files."""
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     page, per_page = clamp(page, per_page)
     total = session.scalar(select(func.count()).select_from(ConfigRevision)) or 0
     items = list(session.scalars(
@@ -276,7 +269,7 @@ def list_revisions(
 
 
 def get_revision(session: Session, actor: Actor, revision_id: int) -> ConfigRevision:
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     revision = session.get(ConfigRevision, revision_id)
     if revision is None:
         raise NotFound(f"There is no configuration revision {revision_id}.", field="revision")
@@ -319,7 +312,7 @@ def _release_root(files: Mapping[str, str], checksum: str) -> str:
 
 def diff_revisions(session: Session, actor: Actor, a: int, b: int) -> str:
     """Unified diff from revision `a` to revision `b` (release folders shown as <release>)."""
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     old, new = get_revision(session, actor, a), get_revision(session, actor, b)
     old_files, new_files = _files(old), _files(new)
     return diff_files(
@@ -332,7 +325,7 @@ def diff_revisions(session: Session, actor: Actor, a: int, b: int) -> str:
 
 def diff_pending(session: Session, actor: Actor) -> str:
     """What an apply would change: the revision in force against the database now."""
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     in_force = session.scalars(
         select(ConfigRevision).where(ConfigRevision.state == "applied")
         .order_by(ConfigRevision.id.desc()).limit(1)
@@ -362,7 +355,7 @@ def rollback_to(
     it (`config_status` says so) until the next apply; the watcher does not undo a rollback,
     but the next change's apply includes everything again.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     step = progress or (lambda _name: None)
     target = get_revision(session, actor, revision_id)
     files = _files(target)
@@ -412,99 +405,13 @@ def config_status(session: Session) -> ConfigStatus:
         select(ConfigRevision.rollback_of_id).where(ConfigRevision.state == "applied")
         .order_by(ConfigRevision.id.desc()).limit(1)
     )
-    pending = _pending(changed, applied)
+    pending = changes_pending(changed, applied)
     return ConfigStatus(changed, applied, not pending and in_force_rollback is None)
 
 
-def _pending(changed: dt.datetime | None, applied: dt.datetime | None) -> bool:
+def changes_pending(changed: dt.datetime | None, applied: dt.datetime | None) -> bool:
+    """Whether a change was made after the last apply's watermark (see the module docstring)."""
     return changed is not None and (applied is None or changed > applied)
-
-
-# --------------------------------------------------------------------------- coalescing
-
-
-@dataclasses.dataclass
-class WatchResult:
-    applies: int = 0
-    failures: int = 0
-    last: ConfigRevision | None = None
-
-
-def watch(
-    factory: sessionmaker[Session],
-    *,
-    quiet_seconds: float = 5.0,
-    interval: float = 1.0,
-    once: bool = False,
-    stop: threading.Event | None = None,
-    only_when_automatic: bool = False,
-    actor: Actor = WATCHER,
-    on_apply: Callable[[ApplyReport], None] | None = None,
-    progress: Progress | None = None,
-    tools: Tools | None = None,
-) -> WatchResult:
-    """Apply whenever changes are pending and none came for `quiet_seconds`.
-
-    Each check and each apply is its own transaction. A failed apply is not retried until
-    something changes again. `once`: return after one apply, or at once when nothing is
-    pending. `only_when_automatic`: do nothing while the ``apply_automatically`` setting is
-    off (the panel's background thread; the setting can be switched at any time).
-    """
-    stop = stop or threading.Event()
-    outcome = WatchResult()
-    failed_at: dt.datetime | None = None
-    while not stop.is_set():
-        try:
-            with transaction(factory) as session:
-                row = session.get(ServerSettings, 1)
-                changed = row.config_changed_at if row is not None else None
-                applied = row.config_applied_at if row is not None else None
-                automatic = bool(row is not None and row.apply_automatically)
-            pending = _pending(changed, applied) and changed != failed_at
-            if once and not pending:
-                return outcome
-            quiet = changed is not None and (
-                (utcnow() - changed).total_seconds() >= quiet_seconds)
-            if pending and quiet and (automatic or not only_when_automatic):
-                with transaction(factory) as session:
-                    report = apply_config_report(session, actor, progress=progress,
-                                                 tools=tools)
-                    session.expunge(report.revision)
-                outcome.applies += 1
-                outcome.last = report.revision
-                if report.revision.state == "failed":
-                    outcome.failures += 1
-                    failed_at = changed
-                if on_apply is not None:
-                    on_apply(report)
-                if once:
-                    return outcome
-                continue
-        except Exception:  # keep watching: a locked database or a full disk may pass
-            log.exception("auto-apply: check or apply failed")
-            if once:
-                raise
-        stop.wait(interval)
-    return outcome
-
-
-def start_auto_apply(
-    factory: sessionmaker[Session], *, quiet_seconds: float = 5.0, interval: float = 2.0
-) -> tuple[threading.Thread, threading.Event]:
-    """Run `watch` in a daemon thread (``mailadmin serve``); it acts only while the
-    ``apply_automatically`` setting is on. Set the returned event to stop it."""
-    stop = threading.Event()
-
-    def run() -> None:
-        def logged(report: ApplyReport) -> None:
-            log.info("auto-apply: revision %s %s", report.revision.id, report.revision.state)
-
-        watch(factory, quiet_seconds=quiet_seconds, interval=interval, stop=stop,
-              only_when_automatic=True, on_apply=logged)
-
-    thread = threading.Thread(target=run, name="mailadmin-auto-apply", daemon=True)
-    thread.start()
-    return thread, stop
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -518,7 +425,7 @@ def sandbox_snapshot(
     Loopback, high ports (`port_base` + the standard port) and a scratch folder; the message
     size limit and the mail owner come from the server settings.
     """
-    _require_admin(actor)
+    require_admin(actor, "can apply the mail server configuration")
     row = get_server_settings(session)
     settings = sandbox_settings(
         directory, port_base,

@@ -10,7 +10,7 @@ from mailadmin.diagnostics.account import check_account
 from mailadmin.diagnostics.present import diagnose
 
 from .. import db
-from . import bp
+from .blueprint import bp
 from .routing import current_api_actor, operation
 from .schemas import Body, Output
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from mailadmin.services import resolver
 
 from .. import db
-from . import bp
+from .blueprint import bp
 from .routing import current_api_actor, operation
 from .schemas import Output
 

@@ -17,8 +17,8 @@ from mailadmin.services.mailboxes import MailboxRow
 from mailadmin.services.pagination import Page
 
 from .. import db
-from . import bp
 from . import schemas as s
+from .blueprint import bp
 from .routing import current_api_actor, operation
 
 # --- Serialisation (presentation only) ----------------------------------------------------

@@ -30,9 +30,11 @@ def test_reseller_sells_a_package_and_acts_as_the_customer(
 ) -> None:
     base, app = live_panel
     if "customers" not in app.blueprints:
-        from panel.admin_users import BLUEPRINTS
+        from panel.customers import bp as customers_bp
+        from panel.packages import bp as packages_bp
+        from panel.resellers import bp as resellers_bp
 
-        for blueprint in BLUEPRINTS:
+        for blueprint in (resellers_bp, customers_bp, packages_bp):
             app.register_blueprint(blueprint)
     create_user(app, "root", ADMIN_PASSWORD, Role.ADMIN)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mailadmin.diagnostics.command import diagnose_command
+from mailadmin.cli.diagnose import diagnose_command
 
 
 def test_json_lines_per_file(tmp_path: Path) -> None:

@@ -29,9 +29,7 @@ from passlib.hash import sha512_crypt
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
-from mailadmin.mailstack import StackSettings, build_snapshot
-from mailadmin.mailstack.apply import ApplyResult
-from mailadmin.mailstack.sandbox import (
+from mailadmin.lab.sandbox import (
     SandboxInfo,
     ensure_vmail_user,
     free_port_base,
@@ -40,6 +38,8 @@ from mailadmin.mailstack.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
+from mailadmin.mailstack import StackSettings, build_snapshot
+from mailadmin.mailstack.apply import ApplyResult
 from mailadmin.models import (
     Autoresponder,
     Base,
@@ -405,8 +405,8 @@ def service_populate(factory: t.Any) -> None:
 def service_stack() -> Iterator[ServiceStack]:
     from mailadmin import migrate
     from mailadmin.db import make_engine, make_session_factory, transaction
+    from mailadmin.lab.sandbox import prepare_dirs
     from mailadmin.mailstack import settings_from_server_settings
-    from mailadmin.mailstack.sandbox import prepare_dirs
     from mailadmin.services import settings as settings_service
     from mailadmin.services.context import Actor
     from mailadmin.services.server import get_server_settings

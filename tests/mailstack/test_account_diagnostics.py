@@ -24,14 +24,14 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailadmin import cli_diagnostics, migrate
+from mailadmin import migrate
+from mailadmin.cli import main
 from mailadmin.db import make_engine
 from mailadmin.diagnostics import classify
 from mailadmin.diagnostics.account import check_account
 from mailadmin.diagnostics.live import run_live_test, targets_from_settings
 from mailadmin.diagnostics.maillog import search_log
-from mailadmin.mailstack import build_snapshot
-from mailadmin.mailstack.sandbox import (
+from mailadmin.lab.sandbox import (
     ensure_vmail_user,
     free_port_base,
     sandbox_apply,
@@ -39,11 +39,11 @@ from mailadmin.mailstack.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
+from mailadmin.mailstack import build_snapshot
 from mailadmin.models import Domain, Mailbox, PanelUser, Role, ServerSettings
 from mailadmin.services import accounts
 from mailadmin.services.context import Actor
 from mailadmin.sizes import format_size
-from panel.cli import main
 from tests.web import sign_in, submit
 
 from .conftest import (
@@ -61,7 +61,6 @@ pytestmark = pytest.mark.mailstack
 PANEL_PW = "customer pass 1234"
 LEAK_PW = "Leak-Canary-pw-58213"
 QUOTA = 2048
-assert cli_diagnostics  # registers test-login and log on the group
 
 
 def _populate(s: Session, settings: t.Any) -> None:

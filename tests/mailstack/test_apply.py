@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mailadmin.lab.sandbox import prepare_dirs, sandbox_settings
 from mailadmin.mailstack import (
     ApplyError,
     apply_snapshot,
@@ -28,7 +29,6 @@ from mailadmin.mailstack import (
 )
 from mailadmin.mailstack.apply import Tools
 from mailadmin.mailstack.render import sieve_vacation
-from mailadmin.mailstack.sandbox import prepare_dirs, sandbox_settings
 from mailadmin.mailstack.snapshot import AutoresponderSnap, StackSnapshot
 
 from .conftest import PASSWORD, Stack, dovecot_hash, eventually, require_stack
@@ -81,7 +81,7 @@ CRASH_SCRIPT = textwrap.dedent("""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
     from mailadmin.mailstack import apply_snapshot, build_snapshot
-    from mailadmin.mailstack.sandbox import sandbox_settings
+    from mailadmin.lab.sandbox import sandbox_settings
     directory, port_base, new_hash = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     settings = sandbox_settings(directory, port_base, message_size_limit=int(sys.argv[4]))
     with Session(create_engine(f"sqlite:///{directory}/panel.sqlite")) as s:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailadmin import cli_stack  # noqa: F401  (registers the commands, as panel.cli does)
 from mailadmin.mailstack import current_release
 from mailadmin.models import ConfigRevision, Mailbox
 from mailadmin.services import mailboxes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -34,6 +35,7 @@ from mailadmin.mailstack import (
     write_render,
 )
 from mailadmin.mailstack.render import RenderError, postfix_maps
+from mailadmin.mailstack.render.sql import POSTFIX_QUERIES
 from mailadmin.models import Base, ServerSettings
 
 from .conftest import populate, require_stack
@@ -94,17 +96,66 @@ SNAPSHOT = StackSnapshot(
 )
 
 
-def test_golden_files() -> None:
-    files = render(SNAPSHOT, ROOT)
+#: config_dir in the golden SQL renders (the test's own folder is replaced by it)
+GOLDEN_CONFIG_DIR = "/etc/mailadmin/stack"
+SQL_ACCESS = {
+    "sqlite": {"backend": "sqlite", "path": "/var/lib/mailadmin/panel.sqlite"},
+    "postgresql": {"backend": "postgresql", "host": "127.0.0.1", "port": 5432,
+                   "dbname": "mailadmin", "user": "mailsrv"},
+    "mysql": {"backend": "mysql", "host": "db.example.net", "port": 3306,
+              "dbname": "mailadmin", "user": "mailsrv"},
+}
+GOLDEN_VARIANTS = [(d, "-") for d in ("files-2.3", "files-2.4")] + [
+    (d, backend) for d in ("sql-2.3", "sql-2.4") for backend in SQL_ACCESS]
+
+
+def render_dialect(dialect: str, backend: str, config_dir: Path,
+                   snapshot: StackSnapshot = SNAPSHOT) -> dict[str, str]:
+    """`snapshot` rendered in `dialect` ("files-2.4", "sql-2.3", ...); SQL mode reads its
+    access from `config_dir`, which the output then names as GOLDEN_CONFIG_DIR."""
+    mode, version = dialect.split("-")
+    settings = dataclasses.replace(snapshot.settings, mode=mode, dovecot_version=version)
+    if mode == "sql":
+        access = config_dir / "sql-access"
+        (access / "postfix").mkdir(parents=True, exist_ok=True)
+        (access / "access.json").write_text(json.dumps(SQL_ACCESS[backend]))
+        for name in POSTFIX_QUERIES:  # MariaDB's tables live outside the release
+            (access / "postfix" / f"{name}.cf").write_text("# written by sql-access grant\n")
+        settings = dataclasses.replace(settings, config_dir=str(config_dir))
+    files = render(dataclasses.replace(snapshot, settings=settings), ROOT)
+    return {rel: text.replace(str(config_dir), GOLDEN_CONFIG_DIR) for rel, text in files.items()}
+
+
+@pytest.mark.parametrize(("dialect", "backend"), GOLDEN_VARIANTS)
+def test_golden_files(dialect: str, backend: str, tmp_path: Path) -> None:
+    files = render_dialect(dialect, backend, tmp_path)
+    golden = GOLDEN / dialect / ("" if backend == "-" else backend)
     if os.environ.get("UPDATE_GOLDEN"):
         for rel, text in files.items():
-            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
-            (GOLDEN / rel).write_text(text)
-    expected = {p.relative_to(GOLDEN).as_posix(): p.read_text()
-                for p in sorted(GOLDEN.rglob("*")) if p.is_file()}
+            (golden / rel).parent.mkdir(parents=True, exist_ok=True)
+            (golden / rel).write_text(text)
+    expected = {p.relative_to(golden).as_posix(): p.read_text()
+                for p in sorted(golden.rglob("*")) if p.is_file()}
     assert sorted(files) == sorted(expected)
     for rel, text in files.items():
         assert text == expected[rel], rel
+
+
+def test_dialects_share_what_does_not_depend_on_them(tmp_path: Path) -> None:
+    """Postfix's master.cf and the Sieve scripts are one text in every dialect; the Postfix
+    maps and Dovecot's deny lists are one text in both files-mode versions."""
+    renders = {(d, b): render_dialect(d, b, tmp_path / f"{d}-{b}") for d, b in GOLDEN_VARIANTS}
+    for rel in ("postfix/master.cf", "dovecot/sieve/bob@example.com.sieve"):
+        assert len({files[rel] for files in renders.values()}) == 1, rel
+    f23, f24 = renders[("files-2.3", "-")], renders[("files-2.4", "-")]
+    assert sorted(f23) == sorted(f24)
+    assert [rel for rel in f23 if f23[rel] != f24[rel]] == [
+        "dovecot/dovecot.conf", "dovecot/users"]
+    # the SQL main.cf differs from the files one only in its lookup tables
+    main_files = f23["postfix/main.cf"].splitlines()
+    main_sql = renders[("sql-2.4", "postgresql")]["postfix/main.cf"].splitlines()
+    changed = [a for a, b in zip(main_files, main_sql, strict=True) if a != b]
+    assert changed and all("hash:" in line for line in changed)
 
 
 def test_every_file_has_the_header_and_names_only_its_own_release() -> None:

@@ -21,6 +21,7 @@ from mailadmin.services import mailboxes, resellers
 from mailadmin.services import stack as stack_service
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
+from mailadmin.workers import apply_watcher
 
 from .conftest import SERVICE_PASSWORD, ServiceStack, eventually
 
@@ -206,7 +207,7 @@ def test_watcher_applies_once_after_a_burst(service_stack: ServiceStack) -> None
     count = revision_count(svc)
     applied: list[stack_service.ApplyReport] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=stack_service.watch, args=(svc.factory,), kwargs={
+    watcher = threading.Thread(target=apply_watcher.watch, args=(svc.factory,), kwargs={
         "quiet_seconds": 1.0, "interval": 0.05, "stop": stop, "on_apply": applied.append})
     watcher.start()
     try:
@@ -240,7 +241,7 @@ def test_serve_auto_apply_thread_obeys_the_setting(service_stack: ServiceStack) 
     """The thread `mailadmin serve` starts applies only while apply_automatically is on."""
     svc = service_stack
     svc.apply()
-    thread, stop = stack_service.start_auto_apply(svc.factory, quiet_seconds=0.3,
+    thread, stop = apply_watcher.start_auto_apply(svc.factory, quiet_seconds=0.3,
                                                   interval=0.05)
     try:
         with svc.unit() as s:

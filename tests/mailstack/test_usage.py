@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import mailadmin.cli_usage  # noqa: F401  (registers the usage commands on mailadmin.cli.main)
 from mailadmin.models import Mailbox, Role
 from mailadmin.services import accounts, mailboxes, tokens
 from mailadmin.services import usage as usage_service

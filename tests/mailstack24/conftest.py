@@ -3,7 +3,7 @@
 Same database, same accounts (`populate`), same client helpers; the difference is that the
 snapshot is rendered with ``dovecot_version="2.4"``, applied with the chroot's doveconf /
 sievec / doveadm, and served by Debian 13's real Dovecot 2.4.1 running in a trixie chroot
-(`mailadmin.mailstack.chroot24`) next to the host's Postfix 3.7. The chroot is built in this
+(`mailadmin.lab.chroot24`) next to the host's Postfix 3.7. The chroot is built in this
 session when missing (about 40 s from nothing, 2-3 s from the cached tarball), so with
 CI=true these tests run, never skip.
 """
@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from mailadmin.lab.chroot24 import Chroot, ensure_chroot
+from mailadmin.lab.sandbox import free_port_base, sandbox_settings
+from mailadmin.lab.sandbox24 import sandbox24_apply, start_sandbox24, stop_sandbox24
 from mailadmin.mailstack import build_snapshot
 from mailadmin.mailstack.apply import ApplyResult
-from mailadmin.mailstack.chroot24 import Chroot, ensure_chroot
-from mailadmin.mailstack.sandbox import free_port_base, sandbox_settings
-from mailadmin.mailstack.sandbox24 import sandbox24_apply, start_sandbox24, stop_sandbox24
 from mailadmin.models import Base
 from tests.mailstack.conftest import IN_CI, MESSAGE_SIZE_LIMIT, Stack, populate
 

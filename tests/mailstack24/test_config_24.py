@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from mailadmin.lab.chroot24 import Chroot
 from mailadmin.mailstack import StackSnapshot, render, settings_from_server_settings
-from mailadmin.mailstack.chroot24 import Chroot
-from mailadmin.mailstack.render import RENDERERS
-from mailadmin.mailstack.render_24 import render_files_24
+from mailadmin.mailstack.render import FILES_24, RENDERERS, DialectRenderer
 from mailadmin.mailstack.version import (
     DovecotVersionError,
     detect_dovecot_version,
@@ -79,7 +78,7 @@ def _write(files: dict[str, str], root: Path) -> None:
 
 
 def test_registered_and_23_untouched() -> None:
-    assert RENDERERS[("files", "2.4")] is render_files_24
+    assert RENDERERS[FILES_24] == DialectRenderer(FILES_24)
     files_23 = render(SNAPSHOT, ROOT)
     files_24 = render(SNAPSHOT_24, ROOT)
     assert set(files_23) == set(files_24)
@@ -260,7 +259,7 @@ def test_settings_service_accepts_auto() -> None:
 def test_chroot_removal_refuses_while_a_sandbox_is_bind_mounted(chroot24: Chroot) -> None:
     """`rm -rf --one-file-system` does not stop at a bind mount of the same file system; a
     rebuild must never delete a sandbox folder shared into the chroot."""
-    from mailadmin.mailstack.chroot24 import ChrootError, _remove_root
+    from mailadmin.lab.chroot24 import ChrootError, _remove_root
 
     base = Path(tempfile.mkdtemp(prefix="rmroot-", dir="/tmp"))
     fake = dataclasses.replace(chroot24, root=base / "root")

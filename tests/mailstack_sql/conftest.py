@@ -22,9 +22,7 @@ from sqlalchemy.orm import Session
 
 from mailadmin import migrate
 from mailadmin.db import make_engine
-from mailadmin.mailstack import build_snapshot
-from mailadmin.mailstack.apply import ApplyResult
-from mailadmin.mailstack.sandbox import (
+from mailadmin.lab.sandbox import (
     ensure_vmail_user,
     free_port_base,
     prepare_dirs,
@@ -33,6 +31,8 @@ from mailadmin.mailstack.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
+from mailadmin.mailstack import build_snapshot
+from mailadmin.mailstack.apply import ApplyResult
 from mailadmin.services import sql_access
 from tests.databases import BACKENDS, throwaway_database
 from tests.mailstack.conftest import MESSAGE_SIZE_LIMIT, Stack, populate, require_stack

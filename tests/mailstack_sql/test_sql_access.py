@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from mailadmin.mailstack.render_sql import (
+from mailadmin.mailstack.render.sql import (
     DOVECOT_CONNECT,
     POSTFIX_PGPASS,
     POSTFIX_QUERIES,
@@ -65,7 +65,7 @@ def _bulk(stack: SqlStack) -> None:
 
 def _lookups() -> dict[str, str]:
     """Every query the generated files contain, with the servers' variables filled in."""
-    from mailadmin.mailstack.sandbox import sandbox_settings
+    from mailadmin.lab.sandbox import sandbox_settings
 
     out = {}
     for name, q in dovecot_queries(sandbox_settings("/tmp/x", mode="sql")).items():
@@ -199,7 +199,6 @@ def test_credentials_only_in_files_the_mail_services_read(stack: SqlStack) -> No
 
 def test_cli_show_and_grant_rotates_without_breaking_the_servers(stack: SqlStack) -> None:
     from mailadmin.cli import main
-    from mailadmin.cli_sql import sql_access_group  # noqa: F401  (registers sql-access)
     from mailadmin.models import ServerSettings
 
     with Session(stack.engine) as s:

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 
 from mailadmin import migrate
 from mailadmin.db import make_engine
+from mailadmin.lab.chroot24 import Chroot
+from mailadmin.lab.sandbox import ensure_vmail_user, prepare_dirs, sandbox_settings
+from mailadmin.lab.sandbox24 import sandbox24_apply, start_sandbox24, stop_sandbox24
 from mailadmin.mailstack import build_snapshot
 from mailadmin.mailstack.apply import ApplyResult
-from mailadmin.mailstack.chroot24 import Chroot
-from mailadmin.mailstack.sandbox import ensure_vmail_user, prepare_dirs, sandbox_settings
-from mailadmin.mailstack.sandbox24 import sandbox24_apply, start_sandbox24, stop_sandbox24
 from mailadmin.mailstack.snapshot import StackPorts
 from mailadmin.services import sql_access
 from tests.databases import BACKENDS, throwaway_database

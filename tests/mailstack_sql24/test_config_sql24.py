@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin.mailstack.render_sql import access_dir, load_access
-from mailadmin.mailstack.render_sql24 import DOVECOT24_CONNECT
+from mailadmin.mailstack.render.sql import DOVECOT24_CONNECT, access_dir, load_access
 from tests.mailstack.conftest import PASSWORD, eventually
 
 from .conftest import SqlStack24

@@ -1,0 +1,75 @@
+"""Dovecot's data files in files mode: the passwd-file and the per-protocol deny lists.
+
+Dovecot's main configuration is the ``dovecot.conf.j2`` template; in SQL mode these files do
+not exist (Dovecot queries the panel's database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import names
+from ..snapshot import MailboxSnap, StackSnapshot
+from .common import HEADER, RenderError, mailbox_address
+from .dialect import Version
+from .sieve import sieve_path
+
+#: The protocols with a deny list (``smtp`` is Postfix SASL logging in through Dovecot).
+DENY_PROTOCOLS = ("imap", "pop3", "smtp")
+
+
+def _quota_bytes(quota: object) -> int:
+    if not isinstance(quota, int) or isinstance(quota, bool) or quota < 0:
+        raise RenderError(f"invalid quota {quota!r}")
+    return quota
+
+
+def quota_field(quota: int, version: Version) -> str:
+    """The per-user quota as a passwd-file userdb field; 0 is unlimited in both versions."""
+    quota = _quota_bytes(quota)
+    if version == "2.4":
+        # a bare number is bytes in 2.4 (dovecot24-lab 3a)
+        return f"userdb_quota_storage_size={'unlimited' if quota == 0 else quota}"
+    # "B" keeps the 2.3 limit exact in bytes
+    return f"userdb_quota_rule={'*:storage=0' if quota == 0 else f'*:storage={quota}B'}"
+
+
+def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") -> str:
+    """The passwd-file: user:{SCHEME}hash:uid:gid::home::userdb extra fields.
+
+    2.3 links each autoresponder here (``userdb_sieve_before``); 2.4 finds the script by the
+    user name in dovecot.conf's ``sieve_script`` block.
+    """
+    s = snapshot.settings
+    with_sieve = {a.address for a in snapshot.autoresponders} if version == "2.3" else set()
+    lines = [f"# {HEADER}\n"]
+    for m in snapshot.mailboxes:
+        addr = mailbox_address(m)
+        extra = quota_field(m.quota, version)
+        if addr in with_sieve:
+            extra += f" userdb_sieve_before={sieve_path(root, addr)}"
+        lines.append(
+            f"{addr}:{names.password_hash(m.password_hash)}:{s.vmail_uid}:{s.vmail_gid}::"
+            f"{s.mail_root}/{m.domain}/{m.local_part}::{extra}\n"
+        )
+    return "".join(lines)
+
+
+def dovecot_deny(snapshot: StackSnapshot, service: str) -> str:
+    """deny.<service>: mailboxes refused at login for imap / pop3 / smtp (SASL)."""
+    flag: Callable[[MailboxSnap], bool] = {
+        "imap": lambda m: m.imap,
+        "pop3": lambda m: m.pop3,
+        "smtp": lambda m: m.smtp,
+    }[service]
+    reveal = snapshot.settings.reveal_deny_reason
+    lines = [f"# {HEADER}\n"]
+    for m in snapshot.mailboxes:
+        if m.suspend_login or not flag(m):
+            extra = "nodelay"
+            if reveal:
+                # extra-field values cannot contain spaces
+                why = "login_suspended" if m.suspend_login else f"{service.upper()}_disabled"
+                extra += f" reason={why}_for_this_account"
+            lines.append(f"{mailbox_address(m)}:::::::{extra}\n")
+    return "".join(lines)

@@ -1,0 +1,1 @@
+"""Long-running jobs beside the request/response services: they own their transactions."""
