@@ -82,7 +82,18 @@ _STAGE_SOURCE = (
     r"|(?P<w_CONN>refused to talk to me|rejected (?:our|the) (?:connection|greeting|EHLO|HELO)|"
     r"but greeting failed|but my name was rejected|SMTPConnectError|SMTPHeloError)"
 )
-_STAGE = re.compile(_STAGE_SOURCE, re.IGNORECASE | re.MULTILINE)
+
+def _lower_source(source: str) -> str:
+    # Case folding on every character is the costliest part of this scan, so
+    # the pattern is written in lower case and run over lower-cased text; the
+    # group names keep their case.
+    return re.sub(r"\(\?P<\w+>|[^(]+|\(", lambda m: m.group(0) if m.group(0).startswith("(?P<")
+                  else m.group(0).lower(), source)
+
+
+_STAGE = re.compile(_lower_source(_STAGE_SOURCE), re.MULTILINE)
+#: Characters of a whole notice searched for a stage when its recipient block names none.
+_STAGE_WINDOW = 8_000
 
 # Local delivery agents: their word is final (no remote filter is involved).
 _LOCAL_AGENT = re.compile(
@@ -289,7 +300,7 @@ def stage_of(text: str) -> str | None:
     # notation contains spares the full alternation on them.
     if not _STAGE_HINT.search(text):
         return None
-    match = _STAGE.search(text)
+    match = _STAGE.search(text.lower())
     return match.lastgroup[2:] if match and match.lastgroup else None
 
 
@@ -323,7 +334,7 @@ def _evidence(parsed: Parsed, block: Block) -> Evidence:
     reply = _reply_in(diagnostic) or _reply_in(text)
     stage = stage_of(text) or stage_of(diagnostic)
     if stage is None and parsed.kind != "text":
-        stage = stage_of(parsed.text)
+        stage = stage_of(parsed.text[:_STAGE_WINDOW])
     # Only a delivery report speaks for a local delivery agent; a pasted POP3
     # error ("Unable to lock maildrop: ...") is the mail server's own.
     local = block.diag_type == "x-unix" or (
