@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -30,8 +30,22 @@ class Family:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """One bounce reason (Sisimai's vocabulary) in plain words."""
+
+    name: str
+    cause: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class Rule:
-    """Phrasings that identify one cause, with the family and Sisimai reason they imply."""
+    """Phrasings that identify one cause, with the family and Sisimai reason they imply.
+
+    Every phrase has an id of its own (``<rule id>:<n>``, n counted from 1 in file
+    order) so that a benchmark can switch single phrases off and measure how the
+    classifier does without them (see :meth:`Catalogue.without`).
+    """
 
     id: str
     family: str
@@ -39,6 +53,20 @@ class Rule:
     pattern: re.Pattern[str]
     soft_family: str | None
     userunknown: bool
+    phrases: tuple[tuple[str, str], ...] = ()
+    #: Evidence the rule needs besides its phrase: an SMTP stage ("RCPT", "MAIL",
+    #: "DATA", "CONN") or a status class ("5.1", "5.7"); empty = the phrase alone.
+    stages: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class HostTable:
+    """Reply codes a big receiver documents publicly, keyed by its host names."""
+
+    id: str
+    hosts: re.Pattern[str]
+    #: (entry id, status or reply code, family, reason)
+    codes: tuple[tuple[str, str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,64 @@ class Catalogue:
     status: Mapping[str, tuple[str, str]]
     replycode: Mapping[str, tuple[str, str]]
     decisive: frozenset[str]
+    hosts: tuple[HostTable, ...] = ()
+    reasons: Mapping[str, Reason] = field(default_factory=lambda: MappingProxyType({}))
+    #: Ids switched off in this copy (see :meth:`without`).
+    disabled: frozenset[str] = frozenset()
+
+    def without(self, disabled: frozenset[str]) -> Catalogue:
+        """A copy with the named phrases and table entries switched off.
+
+        Phrase ids are ``<rule id>:<n>``; a whole rule is switched off by its id;
+        table entries are ``status:<code>``, ``reply:<code>`` and
+        ``<host table id>:<code>``. Copies are cached, so a benchmark that asks for
+        the same set again pays nothing.
+        """
+        if not disabled:
+            return self
+        key = (id(self), disabled)
+        cached = _WITHOUT.get(key)
+        if cached is None:
+            cached = _without(self, disabled)
+            _WITHOUT[key] = cached
+        return cached
+
+    def all_ids(self) -> list[str]:
+        """Every switchable id: phrases, code-table and host-table entries."""
+        ids = [pid for rule in self.rules for pid, _ in rule.phrases]
+        ids += [f"status:{code}" for code in self.status]
+        ids += [f"reply:{code}" for code in self.replycode]
+        ids += [entry for table in self.hosts for entry, *_ in table.codes]
+        return ids
+
+
+_WITHOUT: dict[tuple[int, frozenset[str]], Catalogue] = {}
+
+
+def _without(cat: Catalogue, disabled: frozenset[str]) -> Catalogue:
+    rules = []
+    for rule in cat.rules:
+        if rule.id in disabled:
+            continue
+        kept = tuple((pid, src) for pid, src in rule.phrases if pid not in disabled)
+        if not kept:
+            continue
+        if len(kept) != len(rule.phrases):
+            rule = replace(rule, pattern=_compile([src for _, src in kept]), phrases=kept)
+        rules.append(rule)
+    hosts = tuple(
+        replace(t, codes=tuple(c for c in t.codes if c[0] not in disabled)) for t in cat.hosts
+    )
+    return replace(
+        cat,
+        rules=tuple(rules),
+        status=MappingProxyType({k: v for k, v in cat.status.items()
+                                 if f"status:{k}" not in disabled}),
+        replycode=MappingProxyType({k: v for k, v in cat.replycode.items()
+                                    if f"reply:{k}" not in disabled}),
+        hosts=hosts,
+        disabled=cat.disabled | disabled,
+    )
 
 
 def _pair(value: Any) -> tuple[str, str]:
@@ -98,13 +184,31 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
             pattern=_compile(r["patterns"]),
             soft_family=r.get("soft_family"),
             userunknown=bool(r.get("userunknown", False)),
+            phrases=tuple((f"{r['id']}:{n}", p) for n, p in enumerate(r["patterns"], 1)),
+            stages=frozenset(r.get("stages", ())),
         )
         for r in data["rules"]
+    )
+    ids = [r.id for r in rules]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError(f"catalogue rule ids used twice: {duplicates}")
+    hosts = tuple(
+        HostTable(
+            id=f"host-{t['id']}",
+            hosts=re.compile(t["hosts"], re.IGNORECASE),
+            codes=tuple(
+                (f"host-{t['id']}:{code}", code, *_pair(value))
+                for code, value in t.get("codes", {}).items()
+            ),
+        )
+        for t in data.get("hosts", [])
     )
     status = {k: _pair(v) for k, v in data.get("status", {}).items()}
     replycode = {k: _pair(v) for k, v in data.get("replycode", {}).items()}
     used = [r.family for r in rules] + [r.soft_family for r in rules if r.soft_family]
     used += [f for f, _ in status.values()] + [f for f, _ in replycode.values()]
+    used += [c[2] for t in hosts for c in t.codes]
     unknown = sorted(set(used) - families.keys())
     if unknown:
         raise ValueError(f"catalogue names undefined families: {unknown}")
@@ -114,6 +218,11 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         status=MappingProxyType(status),
         replycode=MappingProxyType(replycode),
         decisive=frozenset(data.get("decisive", {}).get("codes", ())),
+        hosts=hosts,
+        reasons=MappingProxyType({
+            name: Reason(name, str(r["cause"]), str(r["fix"]))
+            for name, r in data.get("reasons", {}).items()
+        }),
     )
 
 
@@ -122,6 +231,11 @@ def load_catalogue() -> Catalogue:
     """Return the packaged catalogue (parsed once per process)."""
     text = resources.files(__package__).joinpath("catalogue.toml").read_text("utf-8")
     return parse_catalogue(tomllib.loads(text))
+
+
+def reason(name: str) -> Reason | None:
+    """Return the plain-words text of a bounce reason, when the catalogue has one."""
+    return load_catalogue().reasons.get(name)
 
 
 def family(name: str) -> Family:

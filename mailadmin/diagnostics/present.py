@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .catalogue import CLIENTS, Family
+from .catalogue import CLIENTS, Family, Reason
 from .catalogue import family as family_entry
+from .catalogue import reason as reason_entry
 from .classify import Finding, classify
 from .parse import MAX_INPUT, parse, to_text
 
@@ -75,6 +76,8 @@ class Presented:
     client_label: str | None
     client_fix: str | None
     excerpt: Excerpt
+    #: The bounce reason (Sisimai's vocabulary) in plain words.
+    reason: Reason | None = None
 
     @property
     def hardness(self) -> str:
@@ -100,6 +103,8 @@ class Presented:
             "fix": self.family.fix,
             "client": self.client,
             "client_fix": self.client_fix,
+            "reason_cause": self.reason.cause if self.reason else None,
+            "reason_fix": self.reason.fix if self.reason else None,
             "excerpt": {
                 "source": self.excerpt.source,
                 "lines": [
@@ -214,6 +219,7 @@ def present(data: str | bytes, findings: Sequence[Finding], client: str | None =
                 client_label=CLIENT_LABELS.get(client) if client else None,
                 client_fix=client_fix(entry, client),
                 excerpt=excerpt_for(data, finding.line, context),
+                reason=reason_entry(finding.reason),
             )
         )
     return out

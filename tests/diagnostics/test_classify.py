@@ -17,8 +17,10 @@ def only(text: str | bytes) -> Finding:
     ("text", "family_name", "reason"),
     [
         ("503 valid RCPT command must precede DATA", "rcpt_before_data", "syntaxerror"),
+        # The earliest failing reply is the cause (corpus README): Exim's 503 quotes the
+        # refused RCPT's reply, and that names what the customer must fix.
         ("503-All RCPT commands were rejected with this error:\n503-503 sender verify failed\n"
-         "503 Valid RCPT command must precede DATA", "rcpt_before_data", "syntaxerror"),
+         "503 Valid RCPT command must precede DATA", "sender_verify_failed", "rejected"),
         ("550-Verification failed for <info@example.org>\n550-Unrouteable address\n"
          "550 Sender verify failed", "sender_verify_failed", "rejected"),
         ("554 5.7.1 <bob@example.net>: Relay access denied", "relay_denied", "norelaying"),
