@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from ..names import domain_of
 from .catalogue import Catalogue, Rule, load_catalogue
 from .normalise import normalise, unwrap
 from .parse import Block, Parsed, parse
@@ -346,7 +347,7 @@ def _evidence(parsed: Parsed, block: Block) -> Evidence:
 def _host_lookup(cat: Catalogue, host: str | None, recipient: str | None,
                  codes: Iterable[str]) -> tuple[str, str, str] | None:
     """A documented reply code of a big receiver, keyed by its host names."""
-    names = [n for n in (host, recipient.rpartition("@")[2] if recipient else None) if n]
+    names = [n for n in (host, domain_of(recipient) if recipient else None) if n]
     if not names or not cat.hosts:
         return None
     wanted = [c for c in codes if c]
@@ -538,7 +539,7 @@ def matching_ids(data: str | bytes) -> set[str]:
         texts.update((ev.diagnostic, ev.text))
         codes.update(c for c in (ev.status, ev.reply) if c)
         names += [n for n in (ev.remote_host,
-                              block.recipient.rpartition("@")[2] if block.recipient else None) if n]
+                              domain_of(block.recipient) if block.recipient else None) if n]
     for rule in cat.rules:
         for pid, compiled in _phrase_patterns(rule):
             if any(compiled.search(t) for t in texts if t):

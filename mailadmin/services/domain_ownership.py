@@ -34,7 +34,7 @@ from ..dnscheck import (
 from ..domain_policy import denied_by, deny_entries, is_registry_name, reserved_by_renderer
 from ..errors import Conflict, PermissionDenied, ValidationError
 from ..models import Domain, PanelUser, Role, ServerSettings
-from ..names import domain_to_unicode
+from ..names import domain_of, domain_to_unicode
 from .audit import record_event
 from .context import Actor
 from .scope import get_domain
@@ -118,7 +118,7 @@ def _server_names(settings: ServerSettings) -> list[str]:
     whoever hosted one of these (or a name above or below it) would read the server's own
     reports and could pose as the server."""
     names = [settings.mail_hostname, settings.imap_host, settings.pop3_host, settings.smtp_host,
-             (settings.postmaster_address or "").rpartition("@")[2]]
+             domain_of(settings.postmaster_address or "")]
     return sorted({n.lower() for n in names if n and "." in n and not n[-1].isdigit()})
 
 

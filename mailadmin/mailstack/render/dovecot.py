@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ...protocols import PROTOCOLS, Protocol
 from .. import names
 from ..snapshot import MailboxSnap, StackSnapshot
 from .common import HEADER, RenderError, mailbox_address
@@ -15,7 +16,7 @@ from .dialect import Version
 from .sieve import sieve_path
 
 #: The protocols with a deny list (``smtp`` is Postfix SASL logging in through Dovecot).
-DENY_PROTOCOLS = ("imap", "pop3", "smtp")
+DENY_PROTOCOLS = PROTOCOLS
 
 
 def _quota_bytes(quota: object) -> int:
@@ -58,10 +59,10 @@ def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") 
 def dovecot_deny(snapshot: StackSnapshot, service: str) -> str:
     """deny.<service>: mailboxes refused at login for imap / pop3 / smtp (SASL)."""
     flag: Callable[[MailboxSnap], bool] = {
-        "imap": lambda m: m.imap,
-        "pop3": lambda m: m.pop3,
-        "smtp": lambda m: m.smtp,
-    }[service]
+        Protocol.IMAP: lambda m: m.imap,
+        Protocol.POP3: lambda m: m.pop3,
+        Protocol.SMTP: lambda m: m.smtp,
+    }[Protocol(service)]
     reveal = snapshot.settings.reveal_deny_reason
     lines = [f"# {HEADER}\n"]
     for m in snapshot.mailboxes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ...names import safe_address, safe_domain, safe_hosted_domain, safe_local_part
+from ...names import domain_of, safe_address, safe_domain, safe_hosted_domain, safe_local_part
 from .. import names
 from ..snapshot import StackSnapshot
 from .common import (
@@ -79,7 +79,7 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
     forwarded = set()
     per_domain_known: dict[str, set[str]] = defaultdict(set)
     for a in mailboxes:
-        per_domain_known[a.rpartition("@")[2]].add(a)
+        per_domain_known[domain_of(a)].add(a)
     for f in snapshot.forwarders:
         addr = safe_address(f"{safe_local_part(f.local_part)}@{safe_domain(f.domain)}")
         if f.domain not in domains:
