@@ -236,7 +236,7 @@ class ForwarderSet(Body):
 
 
 class ForwarderAdd(Body):
-    destinations: list[str] = Field(min_length=1, max_length=50)
+    destinations: list[RemoteAddressText] = Field(min_length=1, max_length=50)
     keep_copy: bool | None = Field(
         None, description="Only for a mailbox's own address; null leaves the setting as it is.")
 
