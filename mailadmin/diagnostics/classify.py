@@ -88,8 +88,10 @@ def _lower_source(source: str) -> str:
     # Case folding on every character is the costliest part of this scan, so
     # the pattern is written in lower case and run over lower-cased text; the
     # group names keep their case.
+    # Bounces wrap long replies anywhere ("refused to\n    talk to me"), so a
+    # space in a notation matches any run of whitespace.
     return re.sub(r"\(\?P<\w+>|[^(]+|\(", lambda m: m.group(0) if m.group(0).startswith("(?P<")
-                  else m.group(0).lower(), source)
+                  else m.group(0).lower().replace(" ", r"\s+"), source)
 
 
 _STAGE = re.compile(_lower_source(_STAGE_SOURCE), re.MULTILINE)
@@ -170,6 +172,22 @@ _IANA: dict[str, tuple[str, str]] = {
     "7.29": ("spf_dmarc", "authfailure"),
     "7.30": ("starttls_required", "failedstarttls"),
 }
+
+# Reply codes whose meaning RFC 5321 (and RFC 4954 for AUTH) defines without
+# ambiguity: the fallback behind the catalogue's [replycode] table, a standard
+# like the registry above and so never switched off.
+_RFC5321: dict[str, tuple[str, str]] = {
+    "452": ("temp_failure", "systemfull"),      # insufficient system storage
+    "503": ("rcpt_before_data", "syntaxerror"),  # bad sequence of commands
+    "530": ("starttls_required", "securityerror"),  # authentication required
+    "535": ("auth_failed", "securityerror"),     # authentication credentials invalid
+    "552": ("quota_full", "mailboxfull"),        # exceeded storage allocation
+}
+
+# RFC 3463 separates a limit of the recipient's mailbox (X.2.3) from one of the
+# receiving system (X.3.4); a phrase that only says "too big" takes the status's
+# side.
+_SIZE_BY_STATUS = {"2.3": "exceedlimit", "3.4": "mesgtoobig"}
 
 # RFC 3463 class fallbacks: subject (the middle digit) and a few details.
 _CLASS_FALLBACK: dict[str, tuple[str, str]] = {
@@ -291,7 +309,8 @@ def _reply_in(text: str) -> str:
 
 
 _STAGE_HINT = re.compile(r"(?i)RCPT|MAIL|DATA|TEXT|HELO|EHLO|LHLO|connect|greeting|banner|"
-                         r"recipient|talk to me|my name|sent the message|ENVELOPE|EMESSAGE|Refused")
+                         r"recipient|talk\s+to\s+me|my\s+name|sent\s+the\s+message|ENVELOPE|"
+                         r"EMESSAGE|Refused")
 
 
 @lru_cache(maxsize=512)
@@ -325,6 +344,11 @@ def _best_status(block: Block, diagnostic: str, text: str) -> str:
         return quoted
     if quoted and dsn.endswith(".0.0") and quoted[0] == dsn[0] and not quoted.endswith(".0.0"):
         return quoted
+    in_reply = _status_in(diagnostic)
+    if dsn[2:] == "4.7" and in_reply and not in_reply.endswith(".0") and in_reply != dsn:
+        # X.4.7 only says the sending MTA gave up; the status the remote server
+        # answered on its last attempt names why.
+        return in_reply
     return dsn
 
 
@@ -362,6 +386,10 @@ def _host_lookup(cat: Catalogue, host: str | None, recipient: str | None,
 
 
 def _code_lookup(cat: Catalogue, status: str, reply: str) -> tuple[str, str, str] | None:
+    if reply == "503" and status[2:3] in {"", "5"}:
+        # "Bad sequence of commands": the protocol status X.5.x says no more.
+        family, reason = cat.replycode.get(reply) or _RFC5321[reply]
+        return family, reason, "reply:503" if reply in cat.replycode else "rfc5321:503"
     if status in cat.status:
         family, reason = cat.status[status]
         return family, reason, f"status:{status}"
@@ -377,6 +405,9 @@ def _code_lookup(cat: Catalogue, status: str, reply: str) -> tuple[str, str, str
     if reply in cat.replycode:
         family, reason = cat.replycode[reply]
         return family, reason, f"reply:{reply}"
+    if reply in _RFC5321:
+        family, reason = _RFC5321[reply]
+        return family, reason, f"rfc5321:{reply}"
     return None
 
 
@@ -449,6 +480,8 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
             family = rule.soft_family
         if rule.userunknown:
             reason = _userunknown_stage(status, ev.stage)
+        if reason in _SIZE_BY_STATUS.values() and status[2:] in _SIZE_BY_STATUS:
+            reason = _SIZE_BY_STATUS[status[2:]]
         if parsed.mail and rule.id in _TLS_IN_BOUNCE:
             reason = _TLS_IN_BOUNCE[rule.id]
         return found(family, reason, rule.id, confidence)
