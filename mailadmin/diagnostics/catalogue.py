@@ -57,6 +57,9 @@ class Rule:
     #: Evidence the rule needs besides its phrase: an SMTP stage ("RCPT", "MAIL",
     #: "DATA", "CONN") or a status class ("5.1", "5.7"); empty = the phrase alone.
     stages: frozenset[str] = frozenset()
+    #: (family, reason) when a remote server's bounce says it rather than a
+    #: customer's own client error.
+    in_bounce: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class HostTable:
     hosts: re.Pattern[str]
     #: (entry id, status or reply code, family, reason)
     codes: tuple[tuple[str, str, str, str], ...]
+    #: The provider's own error code in its reply text (one group), e.g. Orange's
+    #: "OFR_506" or "LPN000_630", and what each documented one means.
+    token: re.Pattern[str] | None = None
+    own: tuple[tuple[str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ class Catalogue:
         ids = [pid for rule in self.rules for pid, _ in rule.phrases]
         ids += [f"status:{code}" for code in self.status]
         ids += [f"reply:{code}" for code in self.replycode]
-        ids += [entry for table in self.hosts for entry, *_ in table.codes]
+        ids += [entry for table in self.hosts for entry, *_ in table.codes + table.own]
         return ids
 
 
@@ -122,7 +129,9 @@ def _without(cat: Catalogue, disabled: frozenset[str]) -> Catalogue:
             rule = replace(rule, pattern=_compile([src for _, src in kept]), phrases=kept)
         rules.append(rule)
     hosts = tuple(
-        replace(t, codes=tuple(c for c in t.codes if c[0] not in disabled)) for t in cat.hosts
+        replace(t, codes=tuple(c for c in t.codes if c[0] not in disabled),
+                own=tuple(c for c in t.own if c[0] not in disabled))
+        for t in cat.hosts
     )
     return replace(
         cat,
@@ -186,6 +195,7 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
             userunknown=bool(r.get("userunknown", False)),
             phrases=tuple((f"{r['id']}:{n}", p) for n, p in enumerate(r["patterns"], 1)),
             stages=frozenset(r.get("stages", ())),
+            in_bounce=_pair(r["in_bounce"]) if "in_bounce" in r else None,
         )
         for r in data["rules"]
     )
@@ -201,14 +211,20 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
                 (f"host-{t['id']}:{code}", code, *_pair(value))
                 for code, value in t.get("codes", {}).items()
             ),
+            token=re.compile(t["token"], re.IGNORECASE) if "token" in t else None,
+            own=tuple(
+                (f"host-{t['id']}:own-{code}", code, *_pair(value))
+                for code, value in t.get("own", {}).items()
+            ),
         )
         for t in data.get("hosts", [])
     )
     status = {k: _pair(v) for k, v in data.get("status", {}).items()}
     replycode = {k: _pair(v) for k, v in data.get("replycode", {}).items()}
     used = [r.family for r in rules] + [r.soft_family for r in rules if r.soft_family]
+    used += [r.in_bounce[0] for r in rules if r.in_bounce]
     used += [f for f, _ in status.values()] + [f for f, _ in replycode.values()]
-    used += [c[2] for t in hosts for c in t.codes]
+    used += [c[2] for t in hosts for c in t.codes + t.own]
     unknown = sorted(set(used) - families.keys())
     if unknown:
         raise ValueError(f"catalogue names undefined families: {unknown}")

@@ -114,10 +114,6 @@ _GENERIC = frozenset({"rejected", "systemerror", "onhold", "undefined", "securit
 # Diagnostic-Code (X.4.7: delivery time expired).
 _OUTRANKS_CONTEXT = frozenset({"4.4.7", "5.4.7"})
 _SOFT_REASONS = frozenset({"expired", "greylisted", "toomanyconn", "speeding", "systemfull"})
-# Reasons that, found in a remote MTA's bounce, mean the sending MTA's STARTTLS
-# failed or was demanded; in a customer's own client error they stay the
-# client's security setting.
-_TLS_IN_BOUNCE = {"starttls-required": "failedstarttls", "tls-handshake": "failedstarttls"}
 
 # The IANA registry of enhanced status codes (RFC 3463, 4954, 5248, 7372,
 # 7505, 8689 ...): what each specific code means, as a standard defines it.
@@ -369,8 +365,12 @@ def _evidence(parsed: Parsed, block: Block) -> Evidence:
 
 
 def _host_lookup(cat: Catalogue, host: str | None, recipient: str | None,
-                 codes: Iterable[str]) -> tuple[str, str, str] | None:
-    """A documented reply code of a big receiver, keyed by its host names."""
+                 codes: Iterable[str], text: str) -> tuple[str, str, str] | None:
+    """A documented reply code of a big receiver, keyed by its host names.
+
+    The provider's own error code in the reply text (Orange's ``OFR_506``) is
+    more specific than the SMTP codes, so it is looked up first.
+    """
     names = [n for n in (host, domain_of(recipient) if recipient else None) if n]
     if not names or not cat.hosts:
         return None
@@ -378,6 +378,12 @@ def _host_lookup(cat: Catalogue, host: str | None, recipient: str | None,
     for table in cat.hosts:
         if not any(table.hosts.search(name) for name in names):
             continue
+        if table.token is not None and table.own:
+            match = table.token.search(text)
+            own = next((g for g in match.groups() if g), None) if match else None
+            for entry_id, entry_code, family, reason in table.own:
+                if entry_code == own:
+                    return family, reason, entry_id
         for code in wanted:
             for entry_id, entry_code, family, reason in table.codes:
                 if entry_code == code:
@@ -393,6 +399,10 @@ def _code_lookup(cat: Catalogue, status: str, reply: str) -> tuple[str, str, str
     if status in cat.status:
         family, reason = cat.status[status]
         return family, reason, f"status:{status}"
+    if status[2:] == "4.1" and reply[:1] == "5":
+        # X.4.1 is "no answer from host", yet the host answered with a
+        # permanent refusal: the status was reused, the reply code says more.
+        status = ""
     registered = _IANA.get(status[2:]) if status else None
     if registered is not None:
         return registered[0], registered[1], f"iana:{status}"
@@ -460,12 +470,14 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
             return found(hit[0].family, hit[0].reason, hit[0].id, confidence)
         return found("other", "mailererror", "local-agent", 0.7)
     # 3. The documented reply codes of the remote host (big receivers).
-    hosted = _host_lookup(cat, remote, block.recipient, (status, reply))
+    hosted = _host_lookup(cat, remote, block.recipient, (status, reply),
+                          ev.diagnostic or ev.text)
     if hosted is not None and (hit is None or hit[0].reason in _GENERIC or confidence < 0.8):
         return found(*hosted, 0.8)
-    if hit is not None and status in _OUTRANKS_CONTEXT and confidence < 0.9:
+    if hit is not None and status in _OUTRANKS_CONTEXT and confidence < 0.8:
         # The DSN says the delivery time expired; a connection error quoted
-        # elsewhere in the notice was only the last attempt.
+        # elsewhere in the notice (outside this recipient's block) was only
+        # the last attempt.
         hit = None
     # 4. Phrase rules, checked against the stage and the status class.
     if hit is not None:
@@ -482,8 +494,8 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
             reason = _userunknown_stage(status, ev.stage)
         if reason in _SIZE_BY_STATUS.values() and status[2:] in _SIZE_BY_STATUS:
             reason = _SIZE_BY_STATUS[status[2:]]
-        if parsed.mail and rule.id in _TLS_IN_BOUNCE:
-            reason = _TLS_IN_BOUNCE[rule.id]
+        if parsed.mail and rule.in_bounce:
+            family, reason = rule.in_bounce
         return found(family, reason, rule.id, confidence)
     # 5. Status code, RFC 3463 class, stage and reply code.
     coded = _code_lookup(cat, status, reply)
@@ -582,6 +594,10 @@ def matching_ids(data: str | bytes) -> set[str]:
     for table in cat.hosts:
         if any(table.hosts.search(n) for n in names):
             ids.update(entry for entry, code, *_ in table.codes if code in codes)
+            if table.token is not None:
+                owns = {g for t in texts if t for m in table.token.finditer(t)
+                        for g in m.groups() if g}
+                ids.update(entry for entry, code, *_ in table.own if code in owns)
     return ids
 
 

@@ -316,8 +316,11 @@ def _attached_dsn_blocks(msg: Message) -> list[Block]:
     return []
 
 
-# A transcript's "MAIL FROM:<sender>" names the sender, not a failed recipient.
-_ENVELOPE_SENDER = re.compile(r"(?i)\bMAIL\s+FROM\s*:\s*<?\s*$")
+# A transcript's "MAIL FROM:<sender>" names the sender, not a failed recipient;
+# nor does the alias an address came from (Exim's "(generated from x)",
+# Postfix's "(expanded from <x>)"): its lines belong to the recipient above.
+_ENVELOPE_SENDER = re.compile(
+    r"(?i)\bMAIL\s+FROM\s*:\s*<?\s*$|\((?:generated|expanded)\s+from\s*<?\s*$")
 
 
 def _is_autoreply(msg: Message, subject: str, sender: str, has_dsn: bool) -> bool:
