@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..names import domain_of
-from .catalogue import Catalogue, Rule, load_catalogue
+from .catalogue import Catalogue, Rule, load_catalogue, lowered
 from .normalise import normalise, unwrap
 from .parse import Block, Parsed, parse
 
@@ -250,8 +250,9 @@ def _line_at(text: str, pos: int) -> str:
 
 
 def _first_match(rules: tuple[Rule, ...], text: str) -> tuple[Rule, int] | None:
+    low = lowered(text)
     for rule in rules:
-        match = rule.pattern.search(text)
+        match = rule.pattern.search(low)
         if match:
             return rule, match.start()
     return None
@@ -268,7 +269,8 @@ def _search(cat: Catalogue, tiers: tuple[tuple[str, float], ...], without_503: b
     # a 503 standing alone is the answer only when nothing else is found.
     rule_sets = [cat.rules]
     if without_503:
-        rule_sets = [_rules_without_503(cat), cat.rules]
+        # The second pass needs only the 503 rules: the others found nothing.
+        rule_sets = list(_split_503(cat))
     for rules in rule_sets:
         for text, confidence in tiers:
             if text.strip():
@@ -283,15 +285,17 @@ def _search(cat: Catalogue, tiers: tuple[tuple[str, float], ...], without_503: b
     return None, "", 0.0
 
 
-_NO_503: dict[int, tuple[Rule, ...]] = {}
+_BY_503: dict[int, tuple[tuple[Rule, ...], tuple[Rule, ...]]] = {}
 
 
-def _rules_without_503(cat: Catalogue) -> tuple[Rule, ...]:
-    rules = _NO_503.get(id(cat.rules))
-    if rules is None:
-        rules = tuple(r for r in cat.rules if r.family != "rcpt_before_data")
-        _NO_503[id(cat.rules)] = rules
-    return rules
+def _split_503(cat: Catalogue) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
+    """The rules without the 503 family, and the 503 family alone."""
+    split = _BY_503.get(id(cat.rules))
+    if split is None:
+        split = (tuple(r for r in cat.rules if r.family != "rcpt_before_data"),
+                 tuple(r for r in cat.rules if r.family == "rcpt_before_data"))
+        _BY_503[id(cat.rules)] = split
+    return split
 
 
 def _status_in(text: str) -> str:
@@ -585,9 +589,10 @@ def matching_ids(data: str | bytes) -> set[str]:
         codes.update(c for c in (ev.status, ev.reply) if c)
         names += [n for n in (ev.remote_host,
                               domain_of(block.recipient) if block.recipient else None) if n]
+    low_texts = [lowered(t) for t in texts if t]
     for rule in cat.rules:
         for pid, compiled in _phrase_patterns(rule):
-            if any(compiled.search(t) for t in texts if t):
+            if any(compiled.search(t) for t in low_texts):
                 ids.add(pid)
     ids.update(f"status:{c}" for c in codes if c in cat.status)
     ids.update(f"reply:{c}" for c in codes if c in cat.replycode)
