@@ -315,13 +315,25 @@ _STAGE_HINT = re.compile(r"(?i)RCPT|MAIL|DATA|TEXT|HELO|EHLO|LHLO|connect|greeti
 
 @lru_cache(maxsize=512)
 def stage_of(text: str) -> str | None:
-    """The SMTP stage named first in ``text`` (CONN, MAIL, RCPT, DATA), if any."""
+    """The SMTP stage the first failing reply in ``text`` answered (CONN, MAIL, RCPT, DATA).
+
+    In a transcript (``>>> MAIL FROM`` ... ``>>> RCPT TO`` ... ``<<< 554``) that is the
+    last command named before the reply; in a notice that names the stage after the reply
+    ("550 ... (in reply to RCPT TO command)"), the first one named.
+    """
     # Most texts name no stage at all: a cheap scan for the words every
     # notation contains spares the full alternation on them.
     if not _STAGE_HINT.search(text):
         return None
-    match = _STAGE.search(text.lower())
-    return match.lastgroup[2:] if match and match.lastgroup else None
+    low = text.lower()
+    match = _STAGE.search(low)
+    if match is None:
+        return None
+    failing = _REPLY.search(text)
+    if failing is not None and failing.start() > match.end():
+        for later in _STAGE.finditer(low, match.end(), failing.start()):
+            match = later
+    return match.lastgroup[2:] if match.lastgroup else None
 
 
 def _remote_host(block: Block, whole: str) -> str | None:
@@ -472,6 +484,11 @@ def _decide_reason(cat: Catalogue, parsed: Parsed, block: Block, ev: Evidence, w
         if hit is not None and hit[0].reason in {"mailboxfull", "userunknown"} and (
                 confidence >= 0.8):
             return found(hit[0].family, hit[0].reason, hit[0].id, confidence)
+        coded = _code_lookup(cat, status, "") if status[2:3] in {"1", "2"} else None
+        if coded is not None and not status.endswith(".0"):
+            # The agent itself gave an address or mailbox status (Postfix's virtual
+            # agent: "5.2.2" for a mailbox file over its size limit).
+            return found(*coded, 0.7)
         return found("other", "mailererror", "local-agent", 0.7)
     # 3. The documented reply codes of the remote host (big receivers).
     hosted = _host_lookup(cat, remote, block.recipient, (status, reply),
