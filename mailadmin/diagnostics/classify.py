@@ -76,7 +76,7 @@ _STAGE_SOURCE = (
     r"(?P<t_CONN>(?:HELO|EHLO|CONN(?:ECT)?)\b))"
     # Exim "RCPT TO:<...>:" and whole phrases
     r"|(?P<w_RCPT>RCPT\s+TO\s*(?::\s*<|response|command failed)|does not like recipient|"
-    r"\bEENVELOPE\b|all recipients were rejected|SMTPRecipientsRefused)"
+    r"\bEENVELOPE\b|all (?:recipients|RCPT commands) were rejected|SMTPRecipientsRefused)"
     r"|(?P<w_MAIL>but sender was rejected|SMTPSenderRefused)"
     r"|(?P<w_DATA>failed after I sent the message|DATA END command failed|SMTPDataError|"
     r"\bEMESSAGE\b)"

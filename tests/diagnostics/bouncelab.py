@@ -93,10 +93,10 @@ def _first_message(mbox: str) -> str:
     return body
 
 
-def smtp_session(*commands: str) -> str:
+def smtp_session(*commands: str, macros: tuple[str, ...] = ()) -> str:
     """The server side of an SMTP session, as Exim answers a client at 192.0.2.10."""
     script = "".join(f"{c}\r\n" for c in commands)
-    done = _chroot("exim4", "-bh", "192.0.2.10", stdin=script)
+    done = _chroot("exim4", *(f"-D{m}" for m in macros), "-bh", "192.0.2.10", stdin=script)
     replies = [line for line in done.stdout.splitlines()
                if re.match(r"^[2-5]\d\d[ -]", line)]
     if not replies:
@@ -120,6 +120,15 @@ def _lone_503() -> str:
                         "QUIT")
 
 
+def _sender_verify_then_503() -> str:
+    # Debian's switch for sender verification in the RCPT ACL: Exim routes the sender
+    # address and refuses every RCPT when it cannot ("550-Verification failed for <...>");
+    # the DATA that follows gets the 503 that repeats the refusal.
+    return smtp_session("EHLO client.example.test", f"MAIL FROM:<nosuch@{LOCAL_DOMAIN}>",
+                        f"RCPT TO:<root@{LOCAL_DOMAIN}>", "DATA", "QUIT",
+                        macros=("CHECK_RCPT_VERIFY_SENDER=true",))
+
+
 #: name -> (file name, how to make it, expected reason, expected family)
 SAMPLES: dict[str, tuple[str, Callable[[], str], str, str]] = {
     "unknown-user": ("exim-unknown-user.eml", unknown_user_dsn, "userunknown", "user_unknown"),
@@ -127,6 +136,8 @@ SAMPLES: dict[str, tuple[str, Callable[[], str], str, str]] = {
                               "relay_denied"),
     "too-big": ("exim-too-big.txt", _too_big, "mesgtoobig", "size_exceeded"),
     "lone-503": ("exim-lone-503.txt", _lone_503, "syntaxerror", "rcpt_before_data"),
+    "sender-verify-then-503": ("exim-sender-verify-503.txt", _sender_verify_then_503,
+                               "rejected", "sender_verify_failed"),
 }
 
 

@@ -30,7 +30,16 @@ def test_503_after_refused_rcpt_names_the_refusal() -> None:
     assert finding.replycode == "550"
 
 
-@pytest.mark.parametrize("sample", ["unknown-user", "relay-denied-then-503"])
+def test_503_after_failed_sender_verification_names_the_verification() -> None:
+    text = (bouncelab.CORPUS / "exim-sender-verify-503.txt").read_text("utf-8")
+    assert "550-Verification failed" in text and "503" in text
+    finding = classify(text)[0]
+    assert finding.family == "sender_verify_failed"
+    assert finding.replycode == "550" and finding.stage == "RCPT"
+
+
+@pytest.mark.parametrize("sample", ["unknown-user", "relay-denied-then-503",
+                                    "sender-verify-then-503"])
 def test_regenerated_sample_matches_the_corpus(sample: str) -> None:
     reason = bouncelab.available()
     if reason:
