@@ -6,13 +6,22 @@ the way the servers and client libraries named in each case print them.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mailadmin.diagnostics import Finding, classify, load_catalogue
-from mailadmin.diagnostics.classify import matching_ids, stage_of
+from mailadmin.diagnostics.classify import (
+    _CLASS_FALLBACK,
+    _IANA,
+    _RFC5321,
+    matching_ids,
+    stage_of,
+)
 from mailadmin.diagnostics.normalise import cause_reply
 
 
@@ -209,7 +218,22 @@ VOCABULARY: dict[str, str | bytes] = {
                  b"Auto-Submitted: auto-replied\n\nI am away until Monday.\n"),
     "delivered": dsn("2.0.0", "smtp; 250 2.0.0 OK").replace(b"Action: failed",
                                                           b"Action: delivered"),
+    # A notice that names the recipient but no reply, status or words at all.
+    "undefined": "to=<b@example.net>, relay=none, status=bounced (the weather is fine)",
 }
+
+
+def test_the_vocabulary_walk_covers_every_reason_the_corpus_names(corpus: Path) -> None:
+    # Every reason the corpus README lists as Sisimai's vocabulary, and every reason its
+    # labels use, has an input above that must produce it (and so a cause and fix).
+    readme = (corpus / "bounces" / "README.md").read_text("utf-8")
+    listed = re.search(r"vocabulary of the Sisimai project \(([^)]*)\)", readme)
+    assert listed is not None, "the README no longer lists the vocabulary"
+    named = set(re.findall(r"[a-z]+", listed.group(1)))
+    labels = (corpus / "bounces" / "labels.jsonl").read_text("utf-8").splitlines()
+    named |= {json.loads(line)["reason"] for line in labels if line.strip()}
+    assert len(named) > 20
+    assert named <= set(VOCABULARY), sorted(named - set(VOCABULARY))
 
 
 @pytest.mark.parametrize("reason", sorted(VOCABULARY))
@@ -224,7 +248,10 @@ def test_every_reason_is_producible_and_explained(reason: str) -> None:
 def test_catalogue_explains_every_reason_it_can_produce() -> None:
     cat = load_catalogue()
     produced = {r.reason for r in cat.rules} | {v[1] for v in cat.status.values()}
-    produced |= {c[3] for t in cat.hosts for c in t.codes}
+    produced |= {c[3] for t in cat.hosts for c in t.codes + t.own}
+    produced |= {r.in_bounce[1] for r in cat.rules if r.in_bounce}
+    produced |= {v[1] for v in cat.replycode.values()}
+    produced |= {v[1] for table in (_IANA, _RFC5321, _CLASS_FALLBACK) for v in table.values()}
     assert produced <= set(cat.reasons), produced - set(cat.reasons)
 
 
