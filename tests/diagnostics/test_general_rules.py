@@ -171,3 +171,87 @@ def test_unsubscribe_request_is_feedback(headers: str, body: str) -> None:
     mail = f"From: ann@example.com\nTo: list-unsubscribe@example.org\n{headers}\n{body}\n"
     finding = only(mail.encode())
     assert (finding.family, finding.reason) == ("not_a_bounce", "feedback")
+
+
+def postfix_notice(recipient: str, said: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\n"
+        "To: ann@example.org\nSubject: Undelivered Mail Returned to Sender\n\n"
+        "This is the mail system at host mx.example.org.\n\n"
+        f"<{recipient}>: {said}\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "stage"),
+    [
+        # A stage notation wrapped over two lines still names the stage.
+        (postfix_notice("bob@example.net", "host mx.example.net[192.0.2.7] refused to\n"
+                        "    talk to me: 550 5.5.0 service refused"), "blocked", "CONN"),
+        # In a transcript the failing reply answered the command just before it.
+        (">>> MAIL FROM:<ann@example.org>\n<<< 250 2.1.0 Ok\n>>> RCPT TO:<bob@example.net>\n"
+         "<<< 550 5.7.1 <bob@example.net>: Relay access denied\n>>> DATA\n"
+         "<<< 554 5.5.1 Error: no valid recipients\n", "norelaying", "RCPT"),
+        # Exim's 503 names the RCPT stage after the refusal it repeats.
+        ("550-Verification failed for <x@example.org>\n550 Sender verification failed\n"
+         "503-All RCPT commands were rejected with this error:\n"
+         "503 Valid RCPT command must precede DATA\n", "rejected", "RCPT"),
+    ],
+)
+def test_stage_is_read_where_the_failing_reply_is(text: str | bytes, reason: str,
+                                                  stage: str) -> None:
+    finding = only(text)
+    assert (finding.reason, finding.stage) == (reason, stage)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        # The DSN's X.4.7 only says the sender gave up; the remote's last status says why.
+        (dsn("4.4.7", "smtp; 452 4.4.5 Insufficient disk space; try again later"), "systemfull"),
+        # A 503 whose status is only the protocol class is a sequence error (RFC 5321).
+        (dsn("5.5.0", "smtp; 503 Improper sequence of commands"), "syntaxerror"),
+        # X.2.3 is the recipient's own size limit, X.3.4 the system's.
+        (dsn("5.2.3", "smtp; 550 5.2.3 message too large for this recipient"), "exceedlimit"),
+        (dsn("5.3.4", "smtp; 552 5.3.4 message too large"), "mesgtoobig"),
+        # A local delivery agent's own mailbox status beats "mailer error".
+        (dsn("5.2.2", "x-unix; input/output error", "error writing message: File too large"),
+         "mailboxfull"),
+        # Quoted by a remote server in a bounce, "no valid recipients" is about the recipients.
+        (dsn("5.0.0", "smtp; 550 Error: No valid recipients for this message"), "userunknown"),
+        # Case does not matter to any phrase.
+        (dsn("5.0.0", "smtp; 550 RELAY ACCESS DENIED"), "norelaying"),
+    ],
+)
+def test_status_and_reply_rules(data: bytes, reason: str) -> None:
+    assert only(data).reason == reason
+
+
+def test_provider_error_code_decides_for_its_host() -> None:
+    # Orange documents its own codes ("OFR_506": refused as spam), whatever the
+    # enhanced status (5.2.0, a mailbox status) suggests.
+    data = exim_bounce("bob@orange.fr", "    SMTP error from remote mail server after end of "
+                       "data:\n    host smtp.orange.fr [192.0.2.1]: 550 5.2.0 Mail rejete. "
+                       "Mail rejected. OFR_506 [506]")
+    assert only(data).reason == "spamdetected"
+    # The same words from another host are not read with Orange's table.
+    other = exim_bounce("bob@example.net", "    SMTP error from remote mail server after end "
+                        "of data:\n    host mx.example.net [192.0.2.1]: 550 5.2.0 Mail rejected. "
+                        "OFR_506 [506]")
+    assert only(other).reason != "spamdetected"
+
+
+def test_alias_parent_does_not_split_the_recipient_block() -> None:
+    data = exim_bounce("bob@example.net", "    (generated from ann.alias@example.org)\n"
+                       "    SMTP error from remote mail server after RCPT TO:<bob@example.net>:\n"
+                       "    host mx.example.net [192.0.2.7]: 550 5.1.1 User unknown")
+    finding = only(data)
+    assert (finding.recipient, finding.reason) == ("bob@example.net", "userunknown")
+
+
+def test_no_answer_status_beside_a_refusal_defers_to_the_reply_code() -> None:
+    # X.4.1 means "no answer from host", yet the host answered 550: without the
+    # catalogue's own reading of 5.4.1 the reply code decides, not the network class.
+    data = dsn("5.4.1", "smtp; 550 5.4.1 Access denied")
+    findings = classify(data, frozenset({"status:5.4.1"}))
+    assert [f.reason for f in findings] == ["rejected"]
