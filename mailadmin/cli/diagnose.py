@@ -12,18 +12,24 @@ from collections.abc import Iterator
 
 import click
 
+from ..diagnostics.batch import Result, classify_files
 from ..diagnostics.catalogue import family as family_entry
 from ..diagnostics.classify import Finding, classify
 from ..diagnostics.parse import MAX_INPUT
 from .common import CliState
 
 
-def _read(name: str) -> bytes:
-    # Never read more than the classifier looks at: a 10 GB file costs 1 MB.
-    if name == "-":
-        return sys.stdin.buffer.read(MAX_INPUT)
-    with open(name, "rb") as handle:
-        return handle.read(MAX_INPUT)
+def _results(names: tuple[str, ...]) -> Iterator[Result]:
+    """Findings per input in order; many files are classified on every core."""
+    if "-" not in names:
+        yield from classify_files(names)
+        return
+    for name in names:
+        if name != "-":
+            yield from classify_files([name])
+        else:
+            # Never read more than the classifier looks at.
+            yield name, classify(sys.stdin.buffer.read(MAX_INPUT))
 
 
 def _records(name: str, findings: list[Finding]) -> Iterator[dict[str, object]]:
@@ -59,14 +65,11 @@ def diagnose_command(files: tuple[str, ...], as_json: bool, account: str | None)
     """Diagnose bounces, SMTP replies, logs or client errors in FILE(s) ("-" or none: stdin)."""
     failed = False
     collected: list[Finding] = []
-    for name in files or ("-",):
-        try:
-            data = _read(name)
-        except OSError as exc:
-            click.echo(f"{name}: cannot read: {exc.strerror or exc}", err=True)
+    for name, findings in _results(files or ("-",)):
+        if isinstance(findings, str):
+            click.echo(f"{name}: cannot read: {findings}", err=True)
             failed = True
             continue
-        findings = classify(data)
         collected.extend(findings)
         for record in _records(name, findings):
             if as_json:
