@@ -574,6 +574,31 @@ def _session(name: str) -> Callable[[Lab], str]:
     return lambda lab: lab.session(*commands)
 
 
+#: SMTP sessions with OpenSMTPD as the receiving server: (commands, reason, family, note).
+OPENSMTPD_SESSIONS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
+    "unknown-user-then-data": (
+        ("MAIL FROM:<ann@client.example.test>", "RCPT TO:<nobody-here@localhost>", "DATA"),
+        "userunknown", "user_unknown", ""),
+    "relay-denied-then-data": (
+        ("MAIL FROM:<ann@client.example.test>", "RCPT TO:<bob@nowhere.example>", "DATA"),
+        "userunknown", "user_unknown",
+        "OpenSMTPD refuses a domain it does not relay for with the same '550 Invalid "
+        "recipient' as an unknown user"),
+    "data-without-rcpt": (
+        ("MAIL FROM:<ann@client.example.test>", "DATA"), "syntaxerror", "rcpt_before_data", ""),
+}
+
+
+def _opensmtpd_session(name: str) -> Callable[[Lab], str]:
+    commands = OPENSMTPD_SESSIONS[name][0]
+
+    def make(lab: Lab) -> str:
+        if lab.opensmtpd is None:
+            raise LabError("OpenSMTPD is not running in this lab")
+        return lab.session(*commands, port=lab.opensmtpd.port)
+    return make
+
+
 def samples() -> list[Sample]:
     out = []
     for cause, (_, _, reason, family) in CAUSES.items():
@@ -588,6 +613,10 @@ def samples() -> list[Sample]:
     for name, (_, reason, family) in SESSIONS.items():
         out.append(Sample(f"postfix-smtpd-{name}", f"postfix-smtpd-{name}.txt", reason,
                           family, SOURCE_POSTFIX + " smtpd, client side", _session(name)))
+    for name, (_, reason, family, note) in OPENSMTPD_SESSIONS.items():
+        out.append(Sample(f"opensmtpd-smtpd-{name}", f"opensmtpd-smtpd-{name}.txt", reason,
+                          family, SOURCE_OPENSMTPD + ", client side", _opensmtpd_session(name),
+                          note))
     return out
 
 
