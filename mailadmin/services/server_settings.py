@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..dnscheck import format_resolvers, parse_resolvers
 from ..domain_policy import DEFAULT_ENTRIES, format_deny_list, parse_deny_list
-from ..errors import InvalidName, NotFound, ValidationError
+from ..errors import InvalidFields, InvalidName, NotFound, ValidationError
 from ..mailstack import names as stack_names
 from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain, safe_address
@@ -99,6 +99,22 @@ def _port(value: str) -> int:
     number = _int_between(1, 65535)(value)
     _rendered(lambda: stack_names.port(number), "Give a whole number from 1 to 65535.")
     return number
+
+
+#: What an admin types for a port that is not offered (stored as 0).
+PORT_OFF_WORDS = frozenset({"", "0", "off", "none", "no"})
+
+
+def _port_or_off(value: str) -> int:
+    """A port, or 0 for "not offered" (0, "off" or nothing)."""
+    if str(value).strip().lower() in PORT_OFF_WORDS:
+        return 0
+    try:
+        return _port(value)
+    except ValidationError:
+        raise ValidationError(
+            "Give a whole number from 1 to 65535, or 0 (or leave it empty) for not offered.",
+            field="value") from None
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -194,6 +210,7 @@ def _validator(setting: Setting) -> Callable[[str], t.Any]:
         Check.PATH: lambda: _path(setting.max_len),
         Check.CONFIG_DIR: lambda: _config_dir,
         Check.PORT: lambda: _port,
+        Check.PORT_OR_OFF: lambda: _port_or_off,
         Check.NUMBER: lambda: _int_between(setting.low, setting.high),
         Check.CHOICE: lambda: _choice(*setting.choices),
         Check.BOOL: lambda: _bool,
@@ -265,9 +282,14 @@ def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> Se
 def update_settings(
     session: Session, actor: Actor, raw_values: t.Mapping[str, str]
 ) -> ServerSettings:
-    """Validate every given value first, then store them; one bad value changes nothing."""
+    """Validate every given value first, then store them; one bad value changes nothing.
+
+    Raises InvalidFields naming every refused field (not only the first), NotFound for a
+    name that is no setting.
+    """
     require_admin(actor, "can see or change server settings")
     parsed: dict[str, t.Any] = {}
+    refused: dict[str, str] = {}
     for name, raw in raw_values.items():
         spec = SPECS.get(name)
         if spec is None:
@@ -275,7 +297,9 @@ def update_settings(
         try:
             parsed[name] = spec.parse(raw)
         except ValidationError as exc:
-            raise ValidationError(exc.message, field=name) from None
+            refused[name] = exc.message
+    if refused:
+        raise InvalidFields(refused)
     for name, value in parsed.items():
         set_setting(session, actor, name, str(value))
     return get_server_settings(session)
