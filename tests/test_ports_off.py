@@ -16,8 +16,8 @@ from mailadmin import clientsetup
 from mailadmin.diagnostics.live import targets_from_settings
 from mailadmin.errors import InvalidFields, ValidationError
 from mailadmin.mailstack import StackPorts, StackSettings, StackSnapshot, render_release
-from mailadmin.names import UnsafeName
 from mailadmin.models import ServerSettings
+from mailadmin.names import UnsafeName
 from mailadmin.protocols import Protocol
 from mailadmin.server_settings_table import PORTS_OR_OFF
 from mailadmin.services import server_settings as settings_service
@@ -49,10 +49,10 @@ def setup(hosts: Hosts) -> clientsetup.ClientSetup:
 
 
 def test_the_client_ports_and_the_client_listeners_can_be_switched_off() -> None:
-    assert PORTS_OR_OFF == {
+    assert {
         "imap_port", "pop3_port", "submission_port", "imap_starttls_port",
         "pop3_starttls_port", "smtps_port", "imap_listen_port", "pop3_listen_port",
-        "submission_listen_port"}
+        "submission_listen_port"} == PORTS_OR_OFF
 
 
 @pytest.mark.parametrize("typed", ["0", "", "off", " OFF ", "none"])
