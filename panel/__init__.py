@@ -141,6 +141,7 @@ def _register_blueprints(app: Flask) -> None:
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
+    from .live import bp as live_bp
     from .mail import bp as mail_bp
     from .packages import bp as packages_bp
     from .resellers import bp as resellers_bp
@@ -165,6 +166,7 @@ def _register_blueprints(app: Flask) -> None:
         self_bp,
         clientsetup_bp,
         resolver_bp,
+        live_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -143,12 +143,21 @@ def apply_now() -> ResponseReturnValue:
     rev = report.revision
     if rev.state == "failed":
         flash(f"Apply failed (revision {rev.id}); the configuration in force is unchanged. "
-              "See its validation output below.", "danger")
+              f"The tools said: {_tool_words(rev.validation_output)}", "danger")
     elif report.already_applied:
         flash(f"Already applied: revision {rev.id} is in force.", "info")
     else:
         flash(f"Applied revision {rev.id}; the mail servers were reloaded.", "success")
     return redirect(url_for("admin.revisions"))
+
+
+#: How much of the tools' output a flash message quotes (the revision keeps all of it).
+FLASH_OUTPUT_CHARS = 1500
+
+
+def _tool_words(output: str | None) -> str:
+    text = (output or "(no output)").strip()
+    return text if len(text) <= FLASH_OUTPUT_CHARS else text[:FLASH_OUTPUT_CHARS] + " …"
 
 
 @bp.route("/revisions/<int:revision_id>/rollback", methods=["POST"])
@@ -165,8 +174,8 @@ def rollback(revision_id: int) -> ResponseReturnValue:
         flash(exc.message, "danger")
         return redirect(url_for("admin.revisions"))
     if rev.state == "failed":
-        flash(f"Rollback failed (revision {rev.id}); the configuration in force is unchanged.",
-              "danger")
+        flash(f"Rollback failed (revision {rev.id}); the configuration in force is unchanged. "
+              f"The tools said: {_tool_words(rev.validation_output)}", "danger")
     else:
         flash(f"Rolled back to revision {revision_id}'s files (new revision {rev.id}). The "
               "panel's data still says otherwise: the next apply brings it back.", "warning")

@@ -223,6 +223,7 @@ def password() -> ResponseReturnValue:
         else:
             # The session id carries the password fingerprint; renew this one so it stays valid.
             login_user(MailboxPrincipal(mailbox, current_user.session_token))
+            db.describe_change("password")
             flash("Your password has been changed. Other sessions were signed out; "
                   "type the new password in your mail programs too.", "success")
             return redirect(url_for("self.overview"))
