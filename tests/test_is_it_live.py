@@ -182,7 +182,7 @@ def test_a_failed_first_apply_does_not_switch_it_on(
 
 
 @pytest.fixture
-def web(mail_app: t.Any) -> t.Any:
+def web(mail_app: t.Any) -> t.Any:  # noqa: F811
     return mail_app.test_client()
 
 
