@@ -68,6 +68,13 @@ class AuthenticationFailed(MailadminError):
     code = "authentication_failed"
 
 
+class MailboxAddressAtPanelSignIn(AuthenticationFailed):
+    """A mail address typed into the panel's sign-in: panel user names never contain "@",
+    so this says where mailbox users sign in, whether or not the address exists."""
+
+    code = "use_mailbox_sign_in"
+
+
 class RateLimited(MailadminError):
     code = "rate_limited"
 

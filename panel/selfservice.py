@@ -173,6 +173,9 @@ def login() -> ResponseReturnValue:
             )
     elif request.method == "POST":
         status = 422
+    elif request.method == "GET" and not form.address.data:
+        # from the panel's sign-in, where a mail address was typed: keep it (never a password)
+        form.address.data = request.args.get("address", "")[:320]
     return render_template("self/login.html", form=form), status
 
 
