@@ -43,7 +43,7 @@ from ..mailstack import (
     settings_from_server_settings,
     write_render,
 )
-from ..mailstack.apply import Tools, diff_files
+from ..mailstack.apply import Tools, diff_files, ensure_log_dir
 from ..mailstack.snapshot import StackSnapshot
 from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, ServerSettings
 from ..server_settings_table import RENDERED
@@ -252,6 +252,7 @@ def apply_config_report(
 
     t1 = time.perf_counter()
     try:
+        ensure_log_dir(settings.log_dir)
         result = apply_files(settings.config_dir, checksum, files, tools=tools,
                              progress=on_stage)
     except ApplyError as exc:
