@@ -263,9 +263,15 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("datetime")
     def format_datetime(value: dt.datetime | None) -> str:
-        if value is None:
-            return "never"
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        from mailadmin.display import format_time
+
+        return format_time(value)
+
+    @app.template_global("readable")
+    def readable(key: str, value: t.Any) -> str:
+        from mailadmin.display import readable_value
+
+        return readable_value(key, value)
 
 
 def _register_security_headers(app: Flask) -> None:

@@ -23,7 +23,7 @@ from ..mailstack import names as stack_names
 from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain, safe_address
 from ..server_settings_table import TABLE, Check, Setting
-from ..sizes import parse_size
+from ..sizes import parse_size, size_for_input
 from . import domain_ownership
 from .audit import record_event
 from .context import Actor
@@ -241,6 +241,26 @@ def list_settings(session: Session, actor: Actor) -> dict[str, t.Any]:
     require_admin(actor, "can see or change server settings")
     settings = get_server_settings(session)
     return {name: getattr(settings, name) for name in SPECS}
+
+
+def as_text(setting: Setting, value: t.Any) -> str:
+    """A stored value as the settings page shows it and takes it back: sizes as "50M",
+    booleans as true/false, "not set" as an empty field, the deny list as its text."""
+    if setting.check is Check.DENY_LIST:
+        return deny_list_text(value)
+    if value is None:
+        return ""
+    if setting.check is Check.SIZE:
+        return size_for_input(int(value))
+    if setting.check is Check.BOOL:
+        return "true" if value else "false"
+    return str(value)
+
+
+def settings_for_editing(session: Session, actor: Actor) -> dict[str, str]:
+    """Every setting's value as text for the settings page (admin only)."""
+    values = list_settings(session, actor)
+    return {s.name: as_text(s, values[s.name]) for s in TABLE}
 
 
 def get_setting(session: Session, actor: Actor, name: str) -> t.Any:
