@@ -150,27 +150,31 @@ def build_setup(
     smtp: bool,
     provider_name: str | None = None,
 ) -> ClientSetup:
-    """The servers a mailbox with these protocol permissions may use."""
-    offered: list[tuple[Protocol, bool, str, int]] = [
-        (Protocol.IMAP, imap, hosts.imap_host, hosts.imap_port),
-        (Protocol.POP3, pop3, hosts.pop3_host, hosts.pop3_port),
-        (Protocol.SMTP, smtp, hosts.smtp_host, hosts.submission_port),
-    ]
-    endpoints = [
-        Endpoint(protocol, host, port, _security(port))
-        for protocol, allowed, host, port in offered
-        if allowed
-    ]
+    """The servers a mailbox with these protocol permissions may use.
+
+    A port set to 0 is not offered: the other port of the protocol (IMAP 143, POP3 110,
+    SMTP 465) then becomes the preferred one, and a protocol with both ports off is left out
+    even where the mailbox may use it.
+    """
     alternate_ports: dict[Protocol, int | None] = {
         Protocol.IMAP: getattr(hosts, "imap_starttls_port", None),
         Protocol.POP3: getattr(hosts, "pop3_starttls_port", None),
         Protocol.SMTP: getattr(hosts, "smtps_port", None),
     }
-    alternates = [
-        Endpoint(e.protocol, e.host, port, _security(port))
-        for e in endpoints
-        if (port := alternate_ports[e.protocol]) and port != e.port
+    offered: list[tuple[Protocol, bool, str, int]] = [
+        (Protocol.IMAP, imap, hosts.imap_host, hosts.imap_port),
+        (Protocol.POP3, pop3, hosts.pop3_host, hosts.pop3_port),
+        (Protocol.SMTP, smtp, hosts.smtp_host, hosts.submission_port),
     ]
+    endpoints: list[Endpoint] = []
+    alternates: list[Endpoint] = []
+    for protocol, allowed, host, preferred in offered:
+        ports = [p for p in (preferred, alternate_ports[protocol]) if p]
+        if not allowed or not ports:
+            continue
+        endpoints.append(Endpoint(protocol, host, ports[0], _security(ports[0])))
+        if len(ports) == 2 and ports[1] != ports[0]:
+            alternates.append(Endpoint(protocol, host, ports[1], _security(ports[1])))
     return ClientSetup(
         address=address,
         domain=domain,

@@ -20,6 +20,20 @@ class ValidationError(MailadminError):
     code = "invalid"
 
 
+class InvalidFields(ValidationError):
+    """Several fields refused at once: `errors` maps each field to its message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        first = next(iter(errors))
+        count = len(errors)
+        super().__init__(
+            errors[first] if count == 1 else f"{count} fields need correcting: "
+            + "; ".join(f"{name}: {message}" for name, message in errors.items()),
+            field=first,
+        )
+        self.errors = dict(errors)
+
+
 class InvalidName(ValidationError):
     """A local part, domain or address that may not be stored."""
 
@@ -52,6 +66,13 @@ class LimitReached(MailadminError):
 
 class AuthenticationFailed(MailadminError):
     code = "authentication_failed"
+
+
+class MailboxAddressAtPanelSignIn(AuthenticationFailed):
+    """A mail address typed into the panel's sign-in: panel user names never contain "@",
+    so this says where mailbox users sign in, whether or not the address exists."""
+
+    code = "use_mailbox_sign_in"
 
 
 class RateLimited(MailadminError):

@@ -141,6 +141,7 @@ def _register_blueprints(app: Flask) -> None:
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
+    from .live import bp as live_bp
     from .mail import bp as mail_bp
     from .packages import bp as packages_bp
     from .resellers import bp as resellers_bp
@@ -165,6 +166,7 @@ def _register_blueprints(app: Flask) -> None:
         self_bp,
         clientsetup_bp,
         resolver_bp,
+        live_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -261,9 +263,15 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("datetime")
     def format_datetime(value: dt.datetime | None) -> str:
-        if value is None:
-            return "never"
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        from mailadmin.display import format_time
+
+        return format_time(value)
+
+    @app.template_global("readable")
+    def readable(key: str, value: t.Any) -> str:
+        from mailadmin.display import readable_value
+
+        return readable_value(key, value)
 
 
 def _register_security_headers(app: Flask) -> None:

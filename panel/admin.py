@@ -11,7 +11,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from mailadmin.errors import MailadminError, NotFound, PermissionDenied
+from mailadmin.display import format_time
+from mailadmin.errors import InvalidFields, MailadminError, NotFound, PermissionDenied
+from mailadmin.server_settings_table import GROUPS, TABLE, Check
 from mailadmin.services import server_settings as settings_service
 from mailadmin.services import stack as stack_service
 
@@ -40,36 +42,32 @@ def admin_required(
 def settings() -> ResponseReturnValue:
     form = FlaskForm()
     errors: dict[str, str] = {}
-    values = settings_service.list_settings(db.session(), current_actor())
+    values = settings_service.settings_for_editing(db.session(), current_actor())
     status = 200
     if form.validate_on_submit():
         submitted = {
-            name: request.form.get(name, "")
-            for name in settings_service.SPECS
-            if name != "apply_automatically"
+            setting.name: ("true" if request.form.get(setting.name) else "false")
+            if setting.check is Check.BOOL else request.form.get(setting.name, "")
+            for setting in TABLE
         }
-        submitted["apply_automatically"] = (
-            "true" if request.form.get("apply_automatically") else "false"
-        )
         try:
             settings_service.update_settings(db.session(), current_actor(), submitted)
+        except InvalidFields as exc:
+            errors = exc.errors
         except MailadminError as exc:
             errors[exc.field or ""] = exc.message
-            values.update(submitted)
-            status = 422
         else:
             flash("Server settings saved.", "success")
             return redirect(url_for("admin.settings"))
+        # every refused field is marked; what was typed stays in the form
+        values.update(submitted)
+        status = 422
     elif request.method == "POST":
         status = 400
-    if status == 200:
-        values["domain_deny_list"] = settings_service.deny_list_text(values["domain_deny_list"])
+    groups = [(group, [s for s in TABLE if s.group == group]) for group in GROUPS]
     return render_template(
-        "admin/settings.html",
-        form=form,
-        values=values,
-        specs=settings_service.SPECS,
-        errors=errors,
+        "admin/settings.html", form=form, values=values, groups=groups, errors=errors,
+        check=Check,
     ), status
 
 
@@ -84,6 +82,9 @@ def _status_payload() -> dict[str, t.Any]:
     return {
         "changed_at": _iso(status.changed_at),
         "applied_at": _iso(status.applied_at),
+        # as people read them (the page shows these; the ISO times are for programs)
+        "changed_at_text": format_time(status.changed_at),
+        "applied_at_text": format_time(status.applied_at),
         "caught_up": status.caught_up,
         "in_force": None if in_force is None else {
             "id": in_force.id, "checksum": in_force.checksum,
@@ -143,12 +144,21 @@ def apply_now() -> ResponseReturnValue:
     rev = report.revision
     if rev.state == "failed":
         flash(f"Apply failed (revision {rev.id}); the configuration in force is unchanged. "
-              "See its validation output below.", "danger")
+              f"The tools said: {_tool_words(rev.validation_output)}", "danger")
     elif report.already_applied:
         flash(f"Already applied: revision {rev.id} is in force.", "info")
     else:
         flash(f"Applied revision {rev.id}; the mail servers were reloaded.", "success")
     return redirect(url_for("admin.revisions"))
+
+
+#: How much of the tools' output a flash message quotes (the revision keeps all of it).
+FLASH_OUTPUT_CHARS = 1500
+
+
+def _tool_words(output: str | None) -> str:
+    text = (output or "(no output)").strip()
+    return text if len(text) <= FLASH_OUTPUT_CHARS else text[:FLASH_OUTPUT_CHARS] + " …"
 
 
 @bp.route("/revisions/<int:revision_id>/rollback", methods=["POST"])
@@ -165,8 +175,8 @@ def rollback(revision_id: int) -> ResponseReturnValue:
         flash(exc.message, "danger")
         return redirect(url_for("admin.revisions"))
     if rev.state == "failed":
-        flash(f"Rollback failed (revision {rev.id}); the configuration in force is unchanged.",
-              "danger")
+        flash(f"Rollback failed (revision {rev.id}); the configuration in force is unchanged. "
+              f"The tools said: {_tool_words(rev.validation_output)}", "danger")
     else:
         flash(f"Rolled back to revision {revision_id}'s files (new revision {rev.id}). The "
               "panel's data still says otherwise: the next apply brings it back.", "warning")

@@ -36,7 +36,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from mailadmin.errors import AuthenticationFailed, RateLimited
+from mailadmin.errors import AuthenticationFailed, MailboxAddressAtPanelSignIn, RateLimited
 from mailadmin.models import Mailbox, PanelUser, utcnow
 from mailadmin.names import address_to_unicode
 from mailadmin.services import accounts, selfservice, sessions, throttle
@@ -207,7 +207,7 @@ def current_actor() -> Actor:
 
 #: Where a mailbox user may go: its own pages, client setup, static files, signing out; and the
 #: JSON API, which ignores the session and answers only to its bearer tokens.
-_MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api", "diagnostics"})
+_MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api", "diagnostics", "live"})
 _MAILBOX_ENDPOINTS = frozenset({"static", "auth.logout", "home.webmail"})
 #: Panel pages a mailbox user is sent to its own counterpart of (the shared navigation bar
 #: links to these).
@@ -256,6 +256,7 @@ def login() -> ResponseReturnValue:
         return redirect(url_for("home.dashboard"))
     form = LoginForm()
     status = 200
+    mailbox_address: str | None = None
     if form.validate_on_submit():
         state = current_app.extensions["mailadmin"]
         actor = Actor(name=form.username.data, role=accounts.Role.CUSTOMER, channel="panel",
@@ -275,6 +276,9 @@ def login() -> ResponseReturnValue:
         except RateLimited as exc:
             form.form_errors.append(exc.message)
             status = 429
+        except MailboxAddressAtPanelSignIn:
+            mailbox_address = form.username.data.strip()
+            status = 401
         except AuthenticationFailed as exc:
             form.form_errors.append(exc.message)
             status = 401
@@ -294,7 +298,8 @@ def login() -> ResponseReturnValue:
             )
     elif request.method == "POST":
         status = 422
-    response = render_template("auth/login.html", form=form), status
+    response = render_template("auth/login.html", form=form,
+                               mailbox_address=mailbox_address), status
     return response
 
 

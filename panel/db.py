@@ -11,7 +11,14 @@ from __future__ import annotations
 import typing as t
 
 from flask import Flask, current_app, g
+from flask import session as browser_session
 from sqlalchemy.orm import Session
+
+from mailadmin.services.changes import committed_change
+
+#: Where a signed-in browser keeps the last change it made to what the mail servers read, so
+#: the next pages can say whether it is in force yet (`panel.live`).
+LIVE_CHANGE_KEY = "live_change"
 
 
 def session() -> Session:
@@ -31,6 +38,22 @@ def keep_changes_on_error() -> None:
     g.keep_changes_on_error = True
 
 
+def describe_change(subject: str) -> None:
+    """Name what this request changes, for the "is it live?" notice ("password": the words
+    speak of the new password working in mail programs)."""
+    g.live_subject = subject
+
+
+def _remember_change(db_session: Session) -> None:
+    change = committed_change(db_session)
+    # only a browser that is signed in (Flask-Login's key): not the API's token requests
+    if change is not None and "_user_id" in browser_session:
+        browser_session[LIVE_CHANGE_KEY] = {
+            "at": change.stamp.isoformat(), "settings": change.settings,
+            "subject": g.get("live_subject", "change"),
+        }
+
+
 def init_app(app: Flask) -> None:
     @app.after_request
     def commit(response: t.Any) -> t.Any:
@@ -38,6 +61,7 @@ def init_app(app: Flask) -> None:
         if db_session is not None:
             if response.status_code < 400 or g.get("keep_changes_on_error"):
                 db_session.commit()
+                _remember_change(db_session)
             else:
                 db_session.rollback()
         return response

@@ -173,6 +173,9 @@ def login() -> ResponseReturnValue:
             )
     elif request.method == "POST":
         status = 422
+    elif request.method == "GET" and not form.address.data:
+        # from the panel's sign-in, where a mail address was typed: keep it (never a password)
+        form.address.data = request.args.get("address", "")[:320]
     return render_template("self/login.html", form=form), status
 
 
@@ -223,6 +226,7 @@ def password() -> ResponseReturnValue:
         else:
             # The session id carries the password fingerprint; renew this one so it stays valid.
             login_user(MailboxPrincipal(mailbox, current_user.session_token))
+            db.describe_change("password")
             flash("Your password has been changed. Other sessions were signed out; "
                   "type the new password in your mail programs too.", "success")
             return redirect(url_for("self.overview"))

@@ -131,7 +131,7 @@ def test_page_filters_and_shows_before_and_after(
     assert "info@alice.example" in page and "domain.create" not in page
     # Before and after of the change: login suspension went from off to on.
     assert "suspend_login:" in page
-    assert 'text-decoration-line-through text-body-secondary">False</span> → True' in page
+    assert 'text-decoration-line-through text-body-secondary">no</span> → yes' in page
     assert 'value="mailbox.suspension"' in page  # the filter stays in the form
     everything = alice.get("/audit/").get_data(as_text=True)
     assert "alice.example" in everything and "secret-carl" not in everything

@@ -150,7 +150,9 @@ def test_migration_server_defaults_match_the_table() -> None:
     for column in module._settings_columns():
         if column.name not in SETTINGS:
             continue
-        default = SETTINGS[column.name].default
+        # log_dir's default became a folder later (issue 15): an existing install keeps the
+        # syslog it had, only a new settings row starts with the folder.
+        default = None if column.name == "log_dir" else SETTINGS[column.name].default
         server_default = column.server_default.arg if column.server_default is not None else None
         assert server_default == (None if default is None else str(default)), column.name
         checked += 1

@@ -117,16 +117,25 @@ class LiveReport:
 
 
 def targets_from_settings(settings: ServerSettings) -> list[Target]:
-    """What mail programs are told: submission with STARTTLS, SMTPS, IMAP and POP3 over TLS."""
-    out = [Target("submission", settings.smtp_host, settings.submission_port, "starttls")]
+    """What mail programs are told: submission with STARTTLS, SMTPS, IMAP and POP3 over TLS.
+
+    A port set to 0 is not offered, so it is not tested either (a test of a port that does
+    not answer would fail for nothing); IMAP and POP3 fall back to their STARTTLS port.
+    """
+    out: list[Target] = []
+    if settings.submission_port:
+        out.append(Target("submission", settings.smtp_host, settings.submission_port,
+                          "starttls"))
     if settings.smtps_port:
         out.append(Target("smtps", settings.smtp_host, settings.smtps_port, "implicit"))
-    out.append(Target("imap", settings.imap_host, settings.imap_port,
-                      "starttls" if settings.imap_port in (143, settings.imap_starttls_port)
-                      else "implicit"))
-    out.append(Target("pop3", settings.pop3_host, settings.pop3_port,
-                      "starttls" if settings.pop3_port in (110, settings.pop3_starttls_port)
-                      else "implicit"))
+    for name, host, port, starttls_port, plain in (
+        ("imap", settings.imap_host, settings.imap_port, settings.imap_starttls_port, 143),
+        ("pop3", settings.pop3_host, settings.pop3_port, settings.pop3_starttls_port, 110),
+    ):
+        chosen = port or starttls_port
+        if chosen:
+            out.append(Target(name, host, chosen,
+                              "starttls" if chosen in (plain, starttls_port) else "implicit"))
     return out
 
 

@@ -2,7 +2,10 @@
 one message's story (received → queued → delivered / deferred / bounced, with the remote reply).
 
 Log files live in ``ServerSettings.log_dir`` (``postfix.log`` and ``dovecot.log``, with rotated
-``.1`` and gzip'd ``.N.gz`` / ``-DATE.gz`` files). Postfix lines are joined by queue id; Dovecot's
+``.1`` and gzip'd ``.N.gz`` / ``-DATE.gz`` files). With no log folder the servers log to syslog,
+which on Debian 12 is the journal: then the lines come from ``journalctl -o json`` for the
+Postfix and Dovecot units (`journalctl_source`), rebuilt into the same text as the files.
+Postfix lines are joined by queue id; Dovecot's
 LMTP lines join through the session id that Dovecot puts in its "250 2.0.0 <rcpt> SESSION Saved"
 reply, which Postfix logs. Each failure is classified with :func:`classify`.
 
@@ -15,8 +18,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
+import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,6 +253,102 @@ def read_lines(files: Iterable[Path], now: dt.datetime) -> list[LogLine]:
     return out
 
 
+# --------------------------------------------------------------------------- the journal
+
+#: The systemd units whose journal holds the mail servers' lines (Debian's own units).
+JOURNAL_UNITS = ("postfix.service", "postfix@-.service", "dovecot.service")
+#: How far back the journal is read when the search names no time span.
+JOURNAL_LOOKBACK = dt.timedelta(days=7)
+JOURNAL_TIMEOUT_SECONDS = 60
+_JOURNAL_FIELDS = "MESSAGE,SYSLOG_IDENTIFIER,SYSLOG_PID,_PID,PRIORITY,_HOSTNAME"
+#: Dovecot's level words for syslog priorities (its log files write them into each line).
+_DOVECOT_LEVELS = {0: "Panic", 1: "Fatal", 2: "Fatal", 3: "Error", 4: "Warning", 5: "Info",
+                   6: "Info", 7: "Debug"}
+
+#: Reads the journal from a local time on: JSON lines as ``journalctl -o json`` writes them.
+JournalSource = Callable[[dt.datetime], Iterable[str]]
+
+
+class JournalUnavailable(Exception):
+    """journalctl is missing or refused (no journal, no permission); the message says which."""
+
+
+def journalctl_source(
+    *, units: Sequence[str] = JOURNAL_UNITS, extra_args: Sequence[str] = (),
+    timeout: float = JOURNAL_TIMEOUT_SECONDS,
+) -> JournalSource:
+    """The journal as journalctl gives it; `units` empty reads every unit, `extra_args` picks
+    another journal (``--directory``, ``--file``, ``--namespace``)."""
+
+    def read(since: dt.datetime) -> list[str]:
+        command = ["journalctl", "-o", "json", "--no-pager", f"--output-fields={_JOURNAL_FIELDS}",
+                   "--since", since.strftime("%Y-%m-%d %H:%M:%S"), *extra_args]
+        for unit in units:
+            command += ["-u", unit]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  check=False, errors="replace")
+        except FileNotFoundError:
+            raise JournalUnavailable("journalctl is not installed on this machine.") from None
+        except subprocess.TimeoutExpired:
+            raise JournalUnavailable(
+                f"journalctl did not answer within {timeout:.0f} seconds.") from None
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or ["(no message)"])[0]
+            raise JournalUnavailable(f"journalctl refused: {said}")
+        return done.stdout.splitlines()[:MAX_LINES_PER_FILE]
+
+    return read
+
+
+def _journal_text(entry: dict[str, object]) -> str | None:
+    """A journal entry as the line the server would have written to its log file."""
+    message = entry.get("MESSAGE")
+    if isinstance(message, list):  # journalctl writes non-UTF-8 text as a list of bytes
+        message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode(
+            "utf-8", "replace")
+    ident = entry.get("SYSLOG_IDENTIFIER")
+    stamp = entry.get("__REALTIME_TIMESTAMP")
+    if not isinstance(message, str) or not isinstance(ident, str) or not isinstance(stamp, str):
+        return None
+    try:
+        at = dt.datetime.fromtimestamp(int(stamp) / 1_000_000)  # local time, as syslog writes
+    except (ValueError, OverflowError, OSError):
+        return None
+    when = at.strftime("%b %d %H:%M:%S")
+    message = message.replace("\n", " ").replace("\r", " ")
+    if ident.startswith("postfix"):
+        pid = entry.get("SYSLOG_PID") or entry.get("_PID") or "0"
+        host = entry.get("_HOSTNAME") or "localhost"
+        return f"{when} {host} {ident}[{pid}]: {message}"
+    if ident == "dovecot":
+        # "imap-login: Login: ..." -> "imap-login: Info: Login: ...", as in dovecot.log
+        service, sep, rest = message.partition(": ")
+        if not sep:
+            return None
+        try:
+            level = _DOVECOT_LEVELS.get(int(str(entry.get("PRIORITY", 6))), "Info")
+        except ValueError:
+            level = "Info"
+        return f"{when} {service}: {level}: {rest}"
+    return None
+
+
+def journal_lines(entries: Iterable[str], now: dt.datetime) -> list[LogLine]:
+    """Parse ``journalctl -o json`` output; other programs' entries are skipped."""
+    out: list[LogLine] = []
+    for raw in entries:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        text = _journal_text(entry) if isinstance(entry, dict) else None
+        line = parse_line(text, "journal", now) if text is not None else None
+        if line is not None:
+            out.append(line)
+    return out
+
+
 # --------------------------------------------------------------------------- joining
 
 
@@ -473,23 +574,35 @@ def parse_since(text: str | None) -> dt.timedelta | None:
 
 def search_log(session: Session, principal: Principal, query: str, *,
                log_dir: str | Path | None = None, since: dt.timedelta | None = None,
-               now: dt.datetime | None = None) -> LogSearch:
-    """The stories for an address or a queue id that the principal may see, newest last."""
+               now: dt.datetime | None = None,
+               journal: JournalSource | None = None) -> LogSearch:
+    """The stories for an address or a queue id that the principal may see, newest last.
+
+    Read from the log folder, or, when the servers log to syslog (no log folder), from the
+    journal (`journal`, by default journalctl for the Postfix and Dovecot units).
+    """
     from ..services.server import get_server_settings
 
     now = now or dt.datetime.now()  # syslog timestamps are local time
     query = query.strip()
     folder = log_dir if log_dir is not None else get_server_settings(session).log_dir
-    if not folder:
-        return LogSearch(query, [], "No log folder is configured (the servers log to syslog); "
-                         "set log_dir in the server settings.")
     scope = scope_for(session, principal)
     is_qid = bool(QUEUE_ID.match(query)) and "@" not in query
     wanted = query.lower()
     if not is_qid and "@" in wanted and scope.own_domains is not None and not scope.is_own(
             wanted):
         return LogSearch(query, [], f"{query} is not hosted in your account.")
-    stories = build_stories(read_lines(log_files(folder), now))
+    if folder:
+        lines = read_lines(log_files(folder), now)
+    else:
+        reader = journal or journalctl_source()
+        try:
+            lines = journal_lines(reader(now - (since or JOURNAL_LOOKBACK)), now)
+        except JournalUnavailable as exc:
+            return LogSearch(query, [], "The servers log to syslog, and the journal could not "
+                             f"be read: {exc} Set a log folder in the server settings, or let "
+                             "the panel's user read the journal (group systemd-journal).")
+    stories = build_stories(lines)
     hits: list[Story] = []
     for story in stories:
         if is_qid:

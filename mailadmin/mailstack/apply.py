@@ -158,6 +158,21 @@ def _postfix_log(release: Path) -> Path | None:
     return Path(m.group(1)) if m else None
 
 
+def ensure_log_dir(log_dir: str | None) -> None:
+    """Create the servers' log folder if it is missing (root's, not world-readable: the logs
+    name every sender and recipient). Dovecot's log process and Postfix's postlogd open their
+    files as root, so nothing else is needed. Raises ApplyError when it cannot be made."""
+    if log_dir is None:
+        return
+    folder = Path(log_dir)
+    try:
+        if not folder.is_dir():
+            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ApplyError("write", f"cannot create the log folder {log_dir}: "
+                         f"{exc.strerror or exc}") from None
+
+
 def _dovecot_gid() -> int | None:
     try:
         return grp.getgrnam("dovecot").gr_gid

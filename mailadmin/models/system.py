@@ -153,7 +153,7 @@ class ServerSettings(Base):
     run_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["run_dir"])
     state_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["state_dir"])
     queue_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["queue_dir"])
-    log_dir: Mapped[str | None] = mapped_column(String(1024))
+    log_dir: Mapped[str | None] = mapped_column(String(1024), default=DEFAULTS["log_dir"])
     #: Where the servers listen (the ports above are what clients are told).
     listen_address: Mapped[str] = mapped_column(String(45), default=DEFAULTS["listen_address"])
     imap_listen_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["imap_listen_port"])

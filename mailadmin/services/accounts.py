@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ..errors import (
     AuthenticationFailed,
     Conflict,
+    MailboxAddressAtPanelSignIn,
     NotFound,
     PermissionDenied,
     ValidationError,
@@ -227,6 +228,13 @@ def sign_in_panel_user(
             raise refusal
         if ok and user is not None and user.is_suspended:
             raise AuthenticationFailed("This panel account is suspended. Contact your provider.")
+        if "@" in account_key:
+            # No panel user name has an "@" (normalize_username), so the answer depends on
+            # what was typed only and reveals nothing about the address; the failure above
+            # still counted against the rate limits.
+            raise MailboxAddressAtPanelSignIn(
+                "Panel user names are not mail addresses. To sign in with a mail address "
+                "and its mailbox password, use the mailbox sign-in.", field="username")
         raise AuthenticationFailed("The user name or the password is wrong.")
     if new_hash:
         user.password_hash = new_hash

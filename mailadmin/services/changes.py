@@ -19,6 +19,7 @@ tables, and `mark_changed` is there for code that does.
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 from sqlalchemy import event, inspect
@@ -51,6 +52,20 @@ TRACKED: dict[type, frozenset[str] | None] = {
 RENDERED_SETTINGS = RENDERED
 _PENDING = "mailadmin.config_changed"
 _COMMITTING = "mailadmin.committing"
+#: The config_changed_at this session's commits wrote, and whether a rendered server setting
+#: was among the changes (read by the entry point after its commit, `committed_change`).
+_STAMPED = "mailadmin.stamped"
+_SETTINGS_CHANGED = "mailadmin.settings_changed"
+
+
+class CommittedChange(t.NamedTuple):
+    """What a committed transaction changed for the mail servers (see `committed_change`)."""
+
+    #: The config_changed_at the commit wrote: the servers have the change once an apply's
+    #: watermark (config_applied_at) reaches it.
+    stamp: dt.datetime
+    #: A server setting the renderer uses changed, which needs an apply even in SQL mode.
+    settings: bool
 
 
 def _changed_columns(obj: object, columns: frozenset[str]) -> bool:
@@ -88,7 +103,19 @@ def _touch(session: Session) -> None:
         if settings is None:
             settings = ServerSettings(id=1)
             session.add(settings)
-        settings.config_changed_at = utcnow()
+        settings.config_changed_at = stamp = utcnow()
+    session.info[_STAMPED] = stamp
+
+
+def committed_change(session: Session) -> CommittedChange | None:
+    """What the session's last commit changed for the mail servers, once; None if nothing.
+
+    The entry point calls it after its commit, to tell the person who made a change whether
+    the change is already in force (`services.stack.change_live_state`).
+    """
+    stamp = session.info.pop(_STAMPED, None)
+    settings = bool(session.info.pop(_SETTINGS_CHANGED, False))
+    return None if stamp is None else CommittedChange(stamp, settings)
 
 
 def mark_changed(session: Session) -> None:
@@ -97,6 +124,9 @@ def mark_changed(session: Session) -> None:
 
 
 def _before_flush(session: Session, _context: t.Any, _instances: t.Any) -> None:
+    if any(isinstance(o, ServerSettings) and _affects_config(o, dirty=True)
+           for o in session.dirty):
+        session.info[_SETTINGS_CHANGED] = True
     if flush_changes_config(session):
         if session.info.get(_COMMITTING):
             _touch(session)  # the commit's own flush: write it together with the data
@@ -117,6 +147,8 @@ def _reset(session: Session, *_args: t.Any) -> None:
 def _after_rollback(session: Session) -> None:
     session.info.pop(_COMMITTING, None)
     session.info.pop(_PENDING, None)
+    session.info.pop(_STAMPED, None)
+    session.info.pop(_SETTINGS_CHANGED, None)
 
 
 def install(factory: sessionmaker[Session]) -> sessionmaker[Session]:

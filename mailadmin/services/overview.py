@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..models import Domain, Forwarder, Mailbox, PanelUser, Role
 from .context import Actor
 from .limits import Allowance, allowance_for
+from .stack import ApplyOverview, apply_overview
 from .usage import UsageSum, usage_summary
 
 USAGE_ROWS = 10
@@ -28,6 +29,8 @@ class DashboardSummary:
     usage: tuple[UsageSum, ...] = ()
     #: The package's limits and their use, for a customer (or someone acting as one).
     allowance: Allowance | None = None
+    #: For the server admin: changes waiting for the mail servers, the last apply's result.
+    mail_servers: ApplyOverview | None = None
 
 
 def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
@@ -65,6 +68,7 @@ def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
     usage = tuple(sorted(usage_rows, key=lambda row: row.usage_bytes, reverse=True)[:USAGE_ROWS])
     return DashboardSummary(
         allowance=allowance_for(session, actor),
+        mail_servers=apply_overview(session, actor) if actor.role is Role.ADMIN else None,
         usage=usage,
         role=actor.role,
         resellers=resellers,

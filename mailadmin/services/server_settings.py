@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from ..dnscheck import format_resolvers, parse_resolvers
 from ..domain_policy import DEFAULT_ENTRIES, format_deny_list, parse_deny_list
-from ..errors import InvalidName, NotFound, ValidationError
+from ..errors import InvalidFields, InvalidName, NotFound, ValidationError
 from ..mailstack import names as stack_names
 from ..models import ServerSettings
 from ..names import normalize_address, normalize_domain, safe_address
 from ..server_settings_table import TABLE, Check, Setting
-from ..sizes import parse_size
+from ..sizes import parse_size, size_for_input
 from . import domain_ownership
 from .audit import record_event
 from .context import Actor
@@ -99,6 +99,22 @@ def _port(value: str) -> int:
     number = _int_between(1, 65535)(value)
     _rendered(lambda: stack_names.port(number), "Give a whole number from 1 to 65535.")
     return number
+
+
+#: What an admin types for a port that is not offered (stored as 0).
+PORT_OFF_WORDS = frozenset({"", "0", "off", "none", "no"})
+
+
+def _port_or_off(value: str) -> int:
+    """A port, or 0 for "not offered" (0, "off" or nothing)."""
+    if str(value).strip().lower() in PORT_OFF_WORDS:
+        return 0
+    try:
+        return _port(value)
+    except ValidationError:
+        raise ValidationError(
+            "Give a whole number from 1 to 65535, or 0 (or leave it empty) for not offered.",
+            field="value") from None
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -194,6 +210,7 @@ def _validator(setting: Setting) -> Callable[[str], t.Any]:
         Check.PATH: lambda: _path(setting.max_len),
         Check.CONFIG_DIR: lambda: _config_dir,
         Check.PORT: lambda: _port,
+        Check.PORT_OR_OFF: lambda: _port_or_off,
         Check.NUMBER: lambda: _int_between(setting.low, setting.high),
         Check.CHOICE: lambda: _choice(*setting.choices),
         Check.BOOL: lambda: _bool,
@@ -224,6 +241,26 @@ def list_settings(session: Session, actor: Actor) -> dict[str, t.Any]:
     require_admin(actor, "can see or change server settings")
     settings = get_server_settings(session)
     return {name: getattr(settings, name) for name in SPECS}
+
+
+def as_text(setting: Setting, value: t.Any) -> str:
+    """A stored value as the settings page shows it and takes it back: sizes as "50M",
+    booleans as true/false, "not set" as an empty field, the deny list as its text."""
+    if setting.check is Check.DENY_LIST:
+        return deny_list_text(value)
+    if value is None:
+        return ""
+    if setting.check is Check.SIZE:
+        return size_for_input(int(value))
+    if setting.check is Check.BOOL:
+        return "true" if value else "false"
+    return str(value)
+
+
+def settings_for_editing(session: Session, actor: Actor) -> dict[str, str]:
+    """Every setting's value as text for the settings page (admin only)."""
+    values = list_settings(session, actor)
+    return {s.name: as_text(s, values[s.name]) for s in TABLE}
 
 
 def get_setting(session: Session, actor: Actor, name: str) -> t.Any:
@@ -265,9 +302,14 @@ def set_setting(session: Session, actor: Actor, name: str, raw_value: str) -> Se
 def update_settings(
     session: Session, actor: Actor, raw_values: t.Mapping[str, str]
 ) -> ServerSettings:
-    """Validate every given value first, then store them; one bad value changes nothing."""
+    """Validate every given value first, then store them; one bad value changes nothing.
+
+    Raises InvalidFields naming every refused field (not only the first), NotFound for a
+    name that is no setting.
+    """
     require_admin(actor, "can see or change server settings")
     parsed: dict[str, t.Any] = {}
+    refused: dict[str, str] = {}
     for name, raw in raw_values.items():
         spec = SPECS.get(name)
         if spec is None:
@@ -275,7 +317,9 @@ def update_settings(
         try:
             parsed[name] = spec.parse(raw)
         except ValidationError as exc:
-            raise ValidationError(exc.message, field=name) from None
+            refused[name] = exc.message
+    if refused:
+        raise InvalidFields(refused)
     for name, value in parsed.items():
         set_setting(session, actor, name, str(value))
     return get_server_settings(session)

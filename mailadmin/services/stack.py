@@ -43,9 +43,10 @@ from ..mailstack import (
     settings_from_server_settings,
     write_render,
 )
-from ..mailstack.apply import Tools, diff_files
+from ..mailstack.apply import Tools, diff_files, ensure_log_dir
 from ..mailstack.snapshot import StackSnapshot
-from ..models import MAX_ROW_ID, ConfigRevision, ServerSettings
+from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, ServerSettings
+from ..server_settings_table import RENDERED
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
@@ -56,6 +57,12 @@ log = logging.getLogger(__name__)
 
 #: The steps `apply_config` reports to its `progress` callback, in order.
 APPLY_STEPS = ("snapshot", "render", "write", "validate", "switch", "record")
+#: The apply watcher's defaults (`workers.apply_watcher`): it applies once no change came for
+#: the quiet spell, checking every interval. With an apply's own few seconds they give the
+#: typical wait people are told.
+AUTO_APPLY_QUIET_SECONDS = 5.0
+AUTO_APPLY_INTERVAL_SECONDS = 2.0
+TYPICAL_AUTO_APPLY_SECONDS = 10
 #: Revisions that keep their files (for rollback and diffs); older ones keep only their
 #: checksum and output. A release at 100,000 mailboxes is ~32 MB of text.
 KEEP_FILES = 20
@@ -141,6 +148,8 @@ def _record(
         applied_at=now if state == "applied" else None,
         rollback_of_id=rollback_of,
     )
+    if state == "applied" and rollback_of is None:
+        _first_success_turns_on_automatic_apply(session, actor)
     session.add(revision)
     session.flush()
     _prune_files(session)
@@ -151,6 +160,25 @@ def _record(
         after={"state": state, "rollback_of": rollback_of},
     )
     return revision
+
+
+def _first_success_turns_on_automatic_apply(session: Session, actor: Actor) -> None:
+    """Automatic apply is on once the server has applied successfully once: until then a
+    broken setup (paths, tools) would fail over and over in the background. An admin who has
+    set it either way keeps that choice."""
+    if session.scalar(select(ConfigRevision.id).where(ConfigRevision.state != "failed")
+                      .limit(1)) is not None:
+        return
+    chosen = session.scalar(
+        select(AuditEvent.id).where(AuditEvent.action == "settings.set",
+                                    AuditEvent.object_label == "apply_automatically").limit(1))
+    row = get_server_settings(session)
+    if chosen is not None or row.apply_automatically:
+        return
+    row.apply_automatically = True
+    record_event(session, actor, "settings.set", object_type="settings", object_id=1,
+                 object_label="apply_automatically", before={"apply_automatically": False},
+                 after={"apply_automatically": True, "why": "first successful apply"})
 
 
 def _prune_files(session: Session) -> None:
@@ -224,6 +252,7 @@ def apply_config_report(
 
     t1 = time.perf_counter()
     try:
+        ensure_log_dir(settings.log_dir)
         result = apply_files(settings.config_dir, checksum, files, tools=tools,
                              progress=on_stage)
     except ApplyError as exc:
@@ -437,6 +466,107 @@ def config_status(session: Session) -> ConfigStatus:
 def changes_pending(changed: dt.datetime | None, applied: dt.datetime | None) -> bool:
     """Whether a change was made after the last apply's watermark (see the module docstring)."""
     return changed is not None and (applied is None or changed > applied)
+
+
+LiveWord = t.Literal["live", "waiting", "delayed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveState:
+    """Whether a committed change is in force on the mail servers, for the person who made it.
+
+    ``live``: the servers have it. ``waiting``: an apply will bring it, automatically within
+    about ``expected_seconds`` or, with ``automatic`` off, when the server admin applies.
+    ``delayed``: the last apply after the change failed; the admin sees why on the dashboard.
+    """
+
+    state: LiveWord
+    automatic: bool
+    #: SQL mode: the servers read the database at each lookup, so data is live at commit.
+    sql_mode: bool
+    expected_seconds: int | None = None
+
+
+def change_live_state(
+    session: Session, changed_at: dt.datetime, *, settings_changed: bool = False
+) -> LiveState:
+    """Whether the change committed at `changed_at` (`changes.committed_change`) is in force.
+
+    Anyone who made a change may ask about it: the answer says only whether the servers have
+    caught up since then, nothing about what changed or for whom.
+    """
+    row = get_server_settings(session)
+    automatic = bool(row.apply_automatically)
+    sql_mode = row.stack_mode == "sql"
+    if sql_mode and not settings_changed:
+        return LiveState("live", automatic, sql_mode)
+    applied = row.config_applied_at
+    in_force = in_force_revision(session)
+    rolled_back = in_force is not None and in_force.rollback_of_id is not None
+    if applied is not None and applied >= changed_at and not rolled_back:
+        return LiveState("live", automatic, sql_mode)
+    newest = session.scalars(
+        select(ConfigRevision).options(defer(ConfigRevision.files))
+        .order_by(ConfigRevision.id.desc()).limit(1)
+    ).first()
+    if newest is not None and newest.state == "failed" and newest.created_at >= changed_at:
+        return LiveState("delayed", automatic, sql_mode)
+    return LiveState("waiting", automatic, sql_mode,
+                     TYPICAL_AUTO_APPLY_SECONDS if automatic else None)
+
+
+#: Audit actions that change what the mail servers are told (listed as pending changes).
+_CONFIG_ACTIONS = ("mailbox.", "domain.", "forwarder.", "autoresponder.", "customer.suspend",
+                   "customer.resume", "customer.delete", "reseller.suspend", "reseller.resume")
+_NOT_CONFIG_ACTIONS = frozenset({"mailbox.usage_recalculate", "domain.self_service"})
+PENDING_LISTED = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyOverview:
+    """The admin dashboard's view of the mail servers: what waits, how the last apply went."""
+
+    status: ConfigStatus
+    automatic: bool
+    sql_mode: bool
+    #: The newest revision (applied, failed or a rollback), without its files.
+    last: ConfigRevision | None
+    #: The newest audited changes made after the servers' watermark (at most PENDING_LISTED).
+    pending: tuple[AuditEvent, ...]
+    pending_count: int
+
+
+def _is_config_event(event: AuditEvent) -> bool:
+    if event.action == "settings.set":
+        return event.object_label in RENDERED
+    return (event.action.startswith(_CONFIG_ACTIONS)
+            and event.action not in _NOT_CONFIG_ACTIONS)
+
+
+def apply_overview(session: Session, actor: Actor) -> ApplyOverview:
+    """Pending changes and the last apply's result, for the server admin (admin only)."""
+    require_admin(actor, "can apply the mail server configuration")
+    row = get_server_settings(session)
+    status = config_status(session)
+    last = session.scalars(
+        select(ConfigRevision).options(defer(ConfigRevision.files))
+        .order_by(ConfigRevision.id.desc()).limit(1)
+    ).first()
+    pending: list[AuditEvent] = []
+    count = 0
+    if not status.caught_up and status.changed_at is not None:
+        query = select(AuditEvent).order_by(AuditEvent.id.desc())
+        if status.applied_at is not None:
+            query = query.where(AuditEvent.at > status.applied_at)
+        # the audit trail past the watermark is short (an apply follows changes within
+        # seconds, or the admin has a list to work through); cap it all the same
+        for event in session.scalars(query.limit(500)):
+            if _is_config_event(event):
+                count += 1
+                if len(pending) < PENDING_LISTED:
+                    pending.append(event)
+    return ApplyOverview(status, bool(row.apply_automatically), row.stack_mode == "sql", last,
+                         tuple(pending), count)
 
 
 # --------------------------------------------------------------------------- sandbox

@@ -23,7 +23,14 @@ from ..db import transaction
 from ..mailstack.apply import Tools
 from ..models import ConfigRevision, Role, ServerSettings, utcnow
 from ..services.context import Actor
-from ..services.stack import ApplyReport, Progress, apply_config_report, changes_pending
+from ..services.stack import (
+    AUTO_APPLY_INTERVAL_SECONDS,
+    AUTO_APPLY_QUIET_SECONDS,
+    ApplyReport,
+    Progress,
+    apply_config_report,
+    changes_pending,
+)
 from .domain_checker import recheck_pending
 
 log = logging.getLogger(__name__)
@@ -41,7 +48,7 @@ class WatchResult:
 def watch(
     factory: sessionmaker[Session],
     *,
-    quiet_seconds: float = 5.0,
+    quiet_seconds: float = AUTO_APPLY_QUIET_SECONDS,
     interval: float = 1.0,
     once: bool = False,
     stop: threading.Event | None = None,
@@ -112,7 +119,10 @@ def watch(
 
 
 def start_auto_apply(
-    factory: sessionmaker[Session], *, quiet_seconds: float = 5.0, interval: float = 2.0
+    factory: sessionmaker[Session],
+    *,
+    quiet_seconds: float = AUTO_APPLY_QUIET_SECONDS,
+    interval: float = AUTO_APPLY_INTERVAL_SECONDS,
 ) -> tuple[threading.Thread, threading.Event]:
     """Run `watch` in a daemon thread (``mailadmin serve``); it acts only while the
     ``apply_automatically`` setting is on. Set the returned event to stop it."""

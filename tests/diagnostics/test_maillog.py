@@ -183,9 +183,12 @@ def test_mailbox_user_sees_only_its_own_address(session: Session, actors: t.Any,
     assert search(session, me, "team@one.test", log_dir).stories == []
 
 
-def test_no_log_dir_configured(session: Session, actors: t.Any) -> None:
-    result = search_log(session, actors["admin"], "alice@one.test")
-    assert result.stories == [] and "syslog" in (result.note or "")
+def test_the_default_settings_log_to_a_folder(session: Session, actors: t.Any) -> None:
+    """Issue 15: out of the box the servers log to files the page reads (not to syslog);
+    with syslog chosen the page reads the journal (test_maillog_journal.py)."""
+    from mailadmin.services.server import get_server_settings
+
+    assert get_server_settings(session).log_dir == "/var/log/mailadmin"
 
 
 def test_parse_since() -> None:

@@ -25,6 +25,10 @@ RELEASE_PLACEHOLDER = "\x00release\x00"
 
 Files = dict[str, str]
 
+#: Client listeners an admin may switch off (port 0): the generated config then has no
+#: listener for them. SMTP, LMTP and the reinject port always listen.
+OPTIONAL_LISTENERS = frozenset({"imap", "pop3", "submission"})
+
 
 class RenderError(UnsafeName):
     """The snapshot cannot be rendered (an inconsistent reference or an unsupported mode)."""
@@ -56,9 +60,11 @@ def settings_context(s: StackSettings, root: str) -> dict[str, object]:
     vmail_id(s.vmail_uid)
     vmail_id(s.vmail_gid)
     ports = s.ports
-    for p_ in ports.as_dict().values():
+    in_use = {name: p_ for name, p_ in ports.as_dict().items()
+              if not (name in OPTIONAL_LISTENERS and p_ == 0)}
+    for p_ in in_use.values():
         names.port(p_)
-    if len(set(ports.as_dict().values())) != len(ports.as_dict()):
+    if len(set(in_use.values())) != len(in_use):
         raise RenderError(f"ports must be distinct: {ports.as_dict()}")
     if not isinstance(s.message_size_limit, int) or s.message_size_limit < 1024:
         raise RenderError(f"invalid message size limit {s.message_size_limit!r}")
@@ -89,7 +95,8 @@ def settings_context(s: StackSettings, root: str) -> dict[str, object]:
         "deliver_outbound": s.deliver_outbound,
         "pf": f"{root}/postfix",
         "smtp_listen": _postfix_listen(listen, ports.smtp),
-        "submission_listen": _postfix_listen(listen, ports.submission),
+        "submission_listen": (_postfix_listen(listen, ports.submission)
+                              if ports.submission else None),
     }
 
 

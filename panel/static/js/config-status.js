@@ -15,7 +15,7 @@
     }
     ["changed_at", "applied_at"].forEach(function (name) {
       var field = box.querySelector('[data-field="' + name + '"]');
-      if (field) { field.textContent = status[name] || "never"; }
+      if (field) { field.textContent = status[name + "_text"] || status[name] || "never"; }
     });
   }
   function poll() {
