@@ -5,6 +5,7 @@ sample of them that must match the kept ones and be classified right too."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mtalab.Lab
     if reason:
         unavailable(reason)
     folder = Path("/var/tmp/bouncelab") / f"mtalab-test-{tmp_path_factory.getbasetemp().name}"
-    with mtalab.lab(folder) as lab:
-        yield lab
+    try:
+        with mtalab.lab(folder) as lab:
+            yield lab
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("name", REGENERATED)
