@@ -262,6 +262,7 @@ def login() -> ResponseReturnValue:
         actor = Actor(name=form.username.data, role=accounts.Role.CUSTOMER, channel="panel",
                       source=request.remote_addr)
         db.keep_changes_on_error()
+        db.no_live_notice()  # a rehash on sign-in is no change of the person's
         try:
             signed_in = accounts.sign_in_panel_user(
                 db.session(),

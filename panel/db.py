@@ -44,10 +44,17 @@ def describe_change(subject: str) -> None:
     g.live_subject = subject
 
 
+def no_live_notice() -> None:
+    """This request's changes are not the person's own doing (a sign-in that upgrades the
+    stored password hash): no "is it live?" notice for them."""
+    g.live_subject = None
+
+
 def _remember_change(db_session: Session) -> None:
     change = committed_change(db_session)
     # only a browser that is signed in (Flask-Login's key): not the API's token requests
-    if change is not None and "_user_id" in browser_session:
+    if change is not None and "_user_id" in browser_session and g.get(
+            "live_subject", "change") is not None:
         browser_session[LIVE_CHANGE_KEY] = {
             "at": change.stamp.isoformat(), "settings": change.settings,
             "subject": g.get("live_subject", "change"),

@@ -37,6 +37,8 @@ def message(state: stack_service.LiveState, subject: str) -> str:
     if state.state == "live":
         if password:
             return "Your new password works in your mail programs now."
+        if subject == "mailbox_password":
+            return "The new password works in mail programs now."
         if state.sql_mode:
             return ("In force: the mail servers read the panel's data directly, so this change "
                     "is live already.")
@@ -49,6 +51,8 @@ def message(state: stack_service.LiveState, subject: str) -> str:
     if password:
         return (f"{head} Until then your mail programs still use the old password; the new "
                 "one works for signing in here already.")
+    if subject == "mailbox_password":
+        return f"{head} Until then mail programs still use the old password."
     return f"{head} This page updates when it is in force."
 
 

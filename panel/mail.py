@@ -325,7 +325,10 @@ def mailbox_password(address: str) -> ResponseReturnValue:
         except MailadminError as exc:
             attach_error(form, exc)
         else:
-            flash("Password changed. Mail clients must use the new password now.", "success")
+            # whether mail programs take it yet is the "is it live?" notice's to say
+            db.describe_change("mailbox_password")
+            flash("Password changed. Mail programs need the new password once the mail "
+                  "servers have it (see below).", "success")
             return redirect(url_for("mail.mailbox_detail", address=address))
     return _render_mailbox(address, 422, password=form)
 

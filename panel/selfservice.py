@@ -138,6 +138,7 @@ def login() -> ResponseReturnValue:
         state = current_app.extensions["mailadmin"]
         # A failed sign-in must still count against the rate limit.
         db.keep_changes_on_error()
+        db.no_live_notice()  # a rehash on sign-in is no change of the person's
         try:
             signed_in = selfservice.sign_in_mailbox_user(
                 db.session(),

@@ -36,7 +36,7 @@ from .test_selfservice import (  # noqa: F401  (mail_app is a fixture used below
     mail_app,
     mailbox_sign_in,
 )
-from .web import sign_in, submit
+from .web import csrf_token, sign_in, submit
 
 OP = Actor.operator()
 
@@ -257,3 +257,35 @@ def test_the_admin_dashboard_shows_pending_changes_and_the_tools_words(
 def test_other_roles_see_no_mail_server_box(web: t.Any) -> None:
     assert sign_in(web, "alice", "correct horse 9").status_code == 302
     assert 'data-testid="mail-servers"' not in web.get("/dashboard").get_data(as_text=True)
+
+
+def test_a_customers_mailbox_password_change_waits_too(web: t.Any) -> None:
+    assert sign_in(web, "alice", "correct horse 9").status_code == 302
+    page = web.get("/mailboxes/anna@example.org").get_data(as_text=True)
+    token = csrf_token(page)
+    answer = web.post("/mailboxes/anna@example.org/password",
+                      data={"password": NEW_PASSWORD, "confirm": NEW_PASSWORD,
+                            "csrf_token": token})
+    assert answer.status_code == 302
+    page = web.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "Until then mail programs still use the old password." in page
+    assert "must use the new password now" not in page
+
+
+def test_a_sign_in_that_upgrades_the_hash_announces_nothing(
+    web: t.Any, session_factory: sessionmaker[Session],
+) -> None:
+    from passlib.hash import md5_crypt
+
+    from .test_selfservice import set_flags
+
+    set_flags(session_factory, "anna@example.org",
+              password_hash="{MD5-CRYPT}" + md5_crypt.hash(PASSWORD))
+    with session_factory() as s:
+        before = s.get(ServerSettings, 1)
+        changed_before = before.config_changed_at if before else None
+    assert mailbox_sign_in(web, "anna@example.org").status_code == 302
+    with session_factory() as s:
+        row = s.get(ServerSettings, 1)
+        assert row is not None and row.config_changed_at != changed_before  # it was a change
+    assert 'id="live-status"' not in web.get("/me/").get_data(as_text=True)

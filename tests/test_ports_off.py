@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import plistlib
+import typing as t
 import xml.etree.ElementTree as ET
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin import clientsetup
+from mailadmin.db import transaction
 from mailadmin.diagnostics.live import targets_from_settings
 from mailadmin.errors import InvalidFields, ValidationError
 from mailadmin.mailstack import StackPorts, StackSettings, StackSnapshot, render_release
@@ -22,6 +24,8 @@ from mailadmin.protocols import Protocol
 from mailadmin.server_settings_table import PORTS_OR_OFF
 from mailadmin.services import server_settings as settings_service
 from mailadmin.services.context import Actor
+
+from .test_selfservice import mail_app, mailbox_sign_in  # noqa: F401  (a fixture)
 
 SETTINGS = StackSettings(
     hostname="mail.example.net", postmaster_address="postmaster@example.net",
@@ -140,3 +144,17 @@ def test_the_live_login_test_leaves_switched_off_ports_out() -> None:
     row.imap_port = 0
     assert ("imap", 143, "starttls") in [(t.protocol, t.port, t.tls)
                                          for t in targets_from_settings(row)]
+
+
+def test_the_device_page_leaves_a_switched_off_port_out(
+    mail_app: t.Any, session_factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    with transaction(session_factory) as s:
+        settings_service.update_settings(s, Actor.operator(), {
+            "smtps_port": "0", "pop3_port": "off", "pop3_starttls_port": ""})
+    client = mail_app.test_client()
+    assert mailbox_sign_in(client, "anna@example.org").status_code == 302
+    page = client.get("/me/devices").get_data(as_text=True)
+    assert 'data-protocol="IMAP"' in page and 'data-protocol="SMTP"' in page
+    assert 'data-protocol="POP3"' not in page and 'data-alternate-protocol="POP3"' not in page
+    assert ">465<" not in page and ">587<" in page
