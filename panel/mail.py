@@ -21,7 +21,9 @@ from wtforms import (
 from wtforms import ValidationError as FormValidationError
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
-from mailadmin.errors import MailadminError, NotFound
+from mailadmin import clientsetup
+from mailadmin.errors import MailadminError, NotFound, ValidationError
+from mailadmin.mailstack.usage import UsageUnavailable
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode, split_partial
 from mailadmin.protocols import Protocol
@@ -125,18 +127,22 @@ def _domain_choices() -> list[tuple[str, str]]:
     ]
 
 
-@bp.route("/mailboxes")
-@login_required  # type: ignore[misc]
-def mailboxes_index() -> ResponseReturnValue:
+def _list_filters() -> dict[str, t.Any]:
     sort = request.args.get("sort", "address")
     if sort not in mailboxes.SORTS:
         sort = "address"
-    filters = {
+    return {
         "domain": request.args.get("domain") or None,
         "search": (request.args.get("q") or "").strip()[:320] or None,
         "sort": sort,
         "descending": request.args.get("desc") == "1",
     }
+
+
+@bp.route("/mailboxes")
+@login_required  # type: ignore[misc]
+def mailboxes_index() -> ResponseReturnValue:
+    filters = _list_filters()
     per_page = per_page_arg(50)
     page_number = page_arg()
     try:
@@ -145,7 +151,7 @@ def mailboxes_index() -> ResponseReturnValue:
             current_actor(),
             page=page_number,
             per_page=per_page,
-            **filters,  # type: ignore[arg-type]
+            **filters,
         )
     except MailadminError as exc:
         flash(exc.message, "error")
@@ -154,9 +160,115 @@ def mailboxes_index() -> ResponseReturnValue:
         "mail/mailboxes.html",
         page=page,
         filters=filters,
+        page_sizes=mailboxes.PAGE_SIZES,
+        bulk_actions=list(mailboxes.BulkAction),
         domain_choices=_domain_choices(),
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
+        domain_usage=usage.usage_summary(db.session(), current_actor(),
+                                         domain=filters["domain"]).domains,
+    )
+
+
+@bp.route("/mailboxes/usage/refresh", methods=["POST"])
+@login_required  # type: ignore[misc]
+def usage_refresh() -> ResponseReturnValue:
+    """Read the usage of every mailbox of the actor from the mail server now."""
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        report = usage.refresh_usage(db.session(), current_actor())
+    except UsageUnavailable:
+        flash("The mail server could not report usage just now, so the figures shown are "
+              "from the last reading. Try again in a few minutes; if it keeps failing, tell "
+              "your provider.", "error")
+    else:
+        message = f"Usage read for {report.updated} mailbox{'es' if report.updated != 1 else ''}."
+        if report.not_known:
+            message += (f" {len(report.not_known)} new mailbox"
+                        f"{'es are' if len(report.not_known) != 1 else ' is'} not on the mail "
+                        "server yet, so there is nothing to read for "
+                        f"{'them' if len(report.not_known) != 1 else 'it'} yet.")
+        flash(message, "success")
+    return redirect(_back_to_list())
+
+
+def _back_to_list() -> str:
+    """The list the form was sent from (only a path of this panel, never another site)."""
+    target = request.form.get("next", "")
+    if target.startswith("/mailboxes") and not target.startswith("//"):
+        return target
+    return url_for("mail.mailboxes_index")
+
+
+class BulkForm(FlaskForm):  # type: ignore[misc]
+    action = SelectField(
+        "With the selected mailboxes",
+        choices=[(a.value, a.label) for a in mailboxes.BulkAction],
+        validators=[DataRequired()],
+    )
+    quota = StringField(
+        "Quota (for “Set the quota”)",
+        validators=[Optional(), Length(max=32), size_field_check],
+        description="e.g. 2G",
+    )
+    # Ticked on the confirmation page, which lists every selected mailbox and what will happen.
+    confirm = BooleanField("Yes, do this to every mailbox listed above", id="bulk-confirm")
+    next = HiddenField()
+
+
+@bp.route("/mailboxes/bulk", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailboxes_bulk() -> ResponseReturnValue:
+    """Suspend, resume, set the quota of or remove several mailboxes: first a page that lists
+    them and what will happen, then (with its box ticked) the change, all or nothing."""
+    form = BulkForm()
+    addresses = request.form.getlist("addresses")[: mailboxes.BULK_MAX + 1]
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+        return redirect(_back_to_list())
+    quota = parse_size(form.quota.data) if form.quota.data else None
+    try:
+        if not form.confirm.data:
+            targets = mailboxes.bulk_targets(db.session(), current_actor(), addresses)
+            if form.action.data == mailboxes.BulkAction.QUOTA and quota is None:
+                raise ValidationError("Give the quota to set, e.g. 2G.", field="quota")
+            return render_template(
+                "mail/mailboxes_bulk.html", form=form,
+                action=mailboxes.BulkAction(form.action.data), quota=quota,
+                targets=[(f"{m.local_part}@{m.domain.name}",
+                          address_to_unicode(f"{m.local_part}@{m.domain.name}"))
+                         for m in targets],
+                format_size=format_size, back=_back_to_list(),
+            )
+        result = mailboxes.bulk_change(
+            db.session(), current_actor(), addresses, form.action.data, quota=quota
+        )
+    except MailadminError as exc:
+        flash(f"Nothing was changed. {exc.message}", "error")
+        return redirect(_back_to_list())
+    flash(result.summary(), "success")
+    return redirect(_back_to_list())
+
+
+@bp.route("/mailboxes/<address>/devices")
+@login_required  # type: ignore[misc]
+def mailbox_devices(address: str) -> ResponseReturnValue:
+    """The settings a mailbox's mail programs need, for the customer to pass on."""
+    try:
+        setup = mailboxes.device_setup(db.session(), current_actor(), address)
+    except MailadminError as exc:
+        abort(404, description=exc.message)
+    return render_template(
+        "mail/mailbox_devices.html",
+        setup=setup,
+        address=address,
+        unicode_address=address_to_unicode(address),
+        advice=clientsetup.advice_for(setup),
+        guides=clientsetup.client_guides(setup),
+        pop_vs_imap=clientsetup.POP_VS_IMAP,
     )
 
 

@@ -85,6 +85,7 @@ class Mailbox(Base):
         CheckConstraint("quota >= 0", name="quota_not_negative"),
         # The list page sorts and searches within a domain; these keep it an index range scan.
         Index("ix_mailboxes_domain_quota", "domain_id", "quota"),
+        Index("ix_mailboxes_domain_usage", "domain_id", "usage_bytes"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -104,6 +105,8 @@ class Mailbox(Base):
     usage_messages: Mapped[int | None] = mapped_column(Integer)
     usage_read_at: Mapped[dt.datetime | None]
     display_name: Mapped[str | None] = mapped_column(String(100))
+    #: The IANA zone the mailbox user reads times in (e.g. "Europe/Berlin"); None: UTC.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[dt.datetime | None]
