@@ -143,6 +143,7 @@ def _register_blueprints(app: Flask) -> None:
     from .home import bp as home_bp
     from .mail import bp as mail_bp
     from .packages import bp as packages_bp
+    from .preferences import bp as preferences_bp
     from .resellers import bp as resellers_bp
     from .resolver import bp as resolver_bp
     from .selfservice import bp as self_bp
@@ -165,6 +166,7 @@ def _register_blueprints(app: Flask) -> None:
         self_bp,
         clientsetup_bp,
         resolver_bp,
+        preferences_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -260,10 +262,19 @@ def _register_template_helpers(app: Flask) -> None:
         return address_to_unicode(value)
 
     @app.template_filter("datetime")
-    def format_datetime(value: dt.datetime | None) -> str:
-        if value is None:
-            return "never"
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    def format_datetime(value: dt.datetime | None, never: str = "never") -> str:
+        """A moment in the signed-in person's time zone (mailadmin.timezones.format_time)."""
+        from mailadmin.timezones import format_time
+
+        from .preferences import current_time_zone
+
+        return format_time(value, current_time_zone(), never=never)
+
+    @app.context_processor
+    def time_zone() -> dict[str, t.Any]:
+        from .preferences import current_time_zone
+
+        return {"current_time_zone": current_time_zone}
 
 
 def _register_security_headers(app: Flask) -> None:

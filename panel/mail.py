@@ -32,7 +32,7 @@ from mailadmin.sizes import format_size, parse_size, size_for_input
 
 from . import db
 from .auth import current_actor
-from .forms import attach_error
+from .forms import NEW_MAILBOX_PASSWORD, attach_error
 from .paging import page_arg, per_page_arg
 
 bp = Blueprint("mail", __name__)
@@ -50,10 +50,12 @@ class NewMailboxForm(FlaskForm):  # type: ignore[misc]
     local_part = StringField("Name", validators=[DataRequired(), Length(max=64)])
     # The service decides which domains are the actor's, with the same message as the API and CLI.
     domain = SelectField("Domain", validators=[DataRequired()], validate_choice=False)
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_MAILBOX_PASSWORD)
     confirm = PasswordField(
         "Password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_MAILBOX_PASSWORD,
     )
     quota = StringField(
         "Quota",
@@ -79,10 +81,12 @@ class SuspensionsForm(FlaskForm):  # type: ignore[misc]
 
 
 class PasswordForm(FlaskForm):  # type: ignore[misc]
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_MAILBOX_PASSWORD)
     confirm = PasswordField(
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_MAILBOX_PASSWORD,
     )
 
 
@@ -165,8 +169,7 @@ def mailboxes_index() -> ResponseReturnValue:
         domain_choices=_domain_choices(),
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
-        domain_usage=usage.usage_summary(db.session(), current_actor(),
-                                         domain=filters["domain"]).domains,
+        domain_usage=usage.domain_usage(db.session(), current_actor(), domain=filters["domain"]),
     )
 
 
@@ -319,6 +322,12 @@ def _mailbox_or_404(address: str) -> t.Any:
         abort(404, description=exc.message)
 
 
+def _with_identity(form: FlaskForm, address: str) -> FlaskForm:
+    """The password meter also refuses a password containing the mailbox's address."""
+    form.password.render_kw = {**NEW_MAILBOX_PASSWORD, "data-password-identity": address}
+    return form
+
+
 def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> ResponseReturnValue:
     box = _mailbox_or_404(address)
     responder = autoresponders.get_autoresponder(db.session(), current_actor(), address)
@@ -361,7 +370,8 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
         responder=responder,
         settings_form=settings_form,
         suspensions_form=suspensions_form,
-        password_form=forms.get("password") or PasswordForm(formdata=None),
+        password_form=_with_identity(forms.get("password") or PasswordForm(formdata=None),
+                                     box.address),
         delete_form=forms.get("delete") or DeleteForm(formdata=None),
         responder_form=responder_form,
         format_size=format_size,

@@ -50,7 +50,7 @@ from .auth import (
     safe_next,
     session_idle_limit,
 )
-from .forms import attach_error
+from .forms import NEW_MAILBOX_PASSWORD, attach_error
 
 bp = Blueprint("self", __name__, url_prefix="/me")
 
@@ -91,10 +91,12 @@ class MailboxLoginForm(FlaskForm):  # type: ignore[misc]
 
 class OwnPasswordForm(FlaskForm):  # type: ignore[misc]
     current_password = PasswordField("Current password", validators=[DataRequired()])
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_MAILBOX_PASSWORD)
     confirm = PasswordField(
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_MAILBOX_PASSWORD,
     )
 
 

@@ -85,7 +85,11 @@ class Mailbox(Base):
         CheckConstraint("quota >= 0", name="quota_not_negative"),
         # The list page sorts and searches within a domain; these keep it an index range scan.
         Index("ix_mailboxes_domain_quota", "domain_id", "quota"),
-        Index("ix_mailboxes_domain_usage", "domain_id", "usage_bytes"),
+        # Sorting one domain by usage, and (covering) the per-domain usage sums.
+        Index("ix_mailboxes_domain_usage", "domain_id", "usage_bytes", "local_part", "quota",
+              "usage_read_at", "usage_messages"),
+        Index("ix_mailboxes_domain_status", "domain_id", "suspend_login", "suspend_incoming",
+              "suspend_outgoing", "local_part"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

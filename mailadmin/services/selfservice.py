@@ -47,6 +47,7 @@ from ..hashing import (
 from ..models import Autoresponder, Domain, Forwarder, Mailbox, Role, utcnow
 from ..names import address_to_unicode, domain_of, normalize_domain, split_address
 from ..protocols import Protocol
+from ..timezones import check_time_zone
 from . import autoresponders, forwarders, mailboxes, sessions, throttle
 from .context import Actor
 from .server import get_server_settings
@@ -263,6 +264,20 @@ def load_mailbox_user(session: Session, mailbox_id: int) -> Mailbox | None:
     mailbox = session.get(Mailbox, mailbox_id)
     if mailbox is None or mailbox.suspend_login:
         return None
+    return mailbox
+
+
+def set_own_time_zone(
+    session: Session, user: MailboxUser, zone: str, *, keep_chosen: bool = False
+) -> Mailbox:
+    """Set the zone the mailbox user reads times in (an IANA name); `keep_chosen` as for
+    `accounts.set_own_time_zone`. Raises ValidationError for an unknown zone, NotFound or
+    PermissionDenied as the other self-service changes."""
+    mailbox = _own_mailbox(session, user)
+    zone = check_time_zone(zone)
+    if not (keep_chosen and mailbox.time_zone):
+        mailbox.time_zone = zone
+    session.flush()
     return mailbox
 
 
