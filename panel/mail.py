@@ -29,13 +29,20 @@ from mailadmin.names import address_to_unicode, split_partial
 from mailadmin.protocols import Protocol
 from mailadmin.services import autoresponders, domains, forwarders, limits, mailboxes, usage
 from mailadmin.sizes import format_size, parse_size, size_for_input
+from mailadmin.timezones import format_time
 
 from . import db
 from .auth import current_actor
 from .forms import NEW_MAILBOX_PASSWORD, attach_error
 from .paging import page_arg, per_page_arg
+from .preferences import current_time_zone, label_period_fields, shown_time, typed_time
 
 bp = Blueprint("mail", __name__)
+
+USAGE_UNAVAILABLE = (
+    "The mail server could not report usage just now, so the figures shown are from the last "
+    "reading. Try again in a few minutes; if it keeps failing, tell your provider."
+)
 
 
 def size_field_check(form: FlaskForm, field: t.Any) -> None:
@@ -102,8 +109,9 @@ class AutoresponderForm(FlaskForm):  # type: ignore[misc]
     enabled = BooleanField("Answer incoming mail automatically", default=True)
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(max=10_000)])
-    starts_at = DateTimeLocalField("From (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
-    ends_at = DateTimeLocalField("Until (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    # Labelled with the person's zone when shown (preferences.label_period_fields).
+    starts_at = DateTimeLocalField("From", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    ends_at = DateTimeLocalField("Until", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     interval_days = IntegerField(
         "Answer the same sender once every … days",
         default=1,
@@ -182,9 +190,7 @@ def usage_refresh() -> ResponseReturnValue:
     try:
         report = usage.refresh_usage(db.session(), current_actor())
     except UsageUnavailable:
-        flash("The mail server could not report usage just now, so the figures shown are "
-              "from the last reading. Try again in a few minutes; if it keeps failing, tell "
-              "your provider.", "error")
+        flash(USAGE_UNAVAILABLE, "error")
     else:
         message = f"Usage read for {report.updated} mailbox{'es' if report.updated != 1 else ''}."
         if report.not_known:
@@ -351,10 +357,8 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
                 "enabled": responder.enabled,
                 "subject": responder.subject,
                 "body": responder.body,
-                "starts_at": responder.starts_at.replace(tzinfo=None)
-                if responder.starts_at
-                else None,
-                "ends_at": responder.ends_at.replace(tzinfo=None) if responder.ends_at else None,
+                "starts_at": shown_time(responder.starts_at),
+                "ends_at": shown_time(responder.ends_at),
                 "interval_days": responder.interval_days,
             }
             if responder
@@ -373,7 +377,8 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
         password_form=_with_identity(forms.get("password") or PasswordForm(formdata=None),
                                      box.address),
         delete_form=forms.get("delete") or DeleteForm(formdata=None),
-        responder_form=responder_form,
+        responder_form=label_period_fields(responder_form),
+        responder_state_now=responder.state(utcnow()) if responder else None,
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
         usage_percent=(min(100, round(100 * box.usage_bytes / box.quota))
@@ -484,11 +489,17 @@ def mailbox_recalculate(address: str) -> ResponseReturnValue:
         abort(400)
     try:
         box = usage.recalculate(db.session(), current_actor(), address)
+    except UsageUnavailable:
+        # The tool's own message names commands and server folders: not for customers.
+        flash(USAGE_UNAVAILABLE, "error")
+    except NotFound:
+        flash("This mailbox is not on the mail server yet, so there is nothing to count. "
+              "New mailboxes reach it within a few minutes.", "error")
     except MailadminError as exc:
         flash(f"The usage could not be recalculated: {exc.message}", "error")
     else:
         flash(f"Usage recalculated: {box.usage_messages} message(s), read "
-              f"{box.usage_read_at:%Y-%m-%d %H:%M} UTC.", "success")
+              f"{format_time(box.usage_read_at, current_time_zone())}.", "success")
     return redirect(url_for("mail.mailbox_detail", address=address))
 
 
@@ -512,12 +523,8 @@ def mailbox_autoresponder(address: str) -> ResponseReturnValue:
                 address,
                 subject=form.subject.data,
                 body=form.body.data,
-                starts_at=form.starts_at.data.replace(tzinfo=utcnow().tzinfo)
-                if form.starts_at.data
-                else None,
-                ends_at=form.ends_at.data.replace(tzinfo=utcnow().tzinfo)
-                if form.ends_at.data
-                else None,
+                starts_at=typed_time(form.starts_at.data),
+                ends_at=typed_time(form.ends_at.data),
                 interval_days=form.interval_days.data,
                 enabled=form.enabled.data,
             )
@@ -527,6 +534,16 @@ def mailbox_autoresponder(address: str) -> ResponseReturnValue:
             flash("Autoresponder saved.", "success")
             return redirect(url_for("mail.mailbox_detail", address=address))
     return _render_mailbox(address, 422, autoresponder=form)
+
+
+@bp.route("/autoresponders")
+@login_required  # type: ignore[misc]
+def autoresponders_index() -> ResponseReturnValue:
+    """Every autoresponder of the customer at a glance: which answer now, which are waiting."""
+    return render_template(
+        "mail/autoresponders.html",
+        rows=autoresponders.list_autoresponders(db.session(), current_actor()),
+    )
 
 
 @bp.route("/forwarders")

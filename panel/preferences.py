@@ -3,6 +3,8 @@ password meter on every new-password field applies in the browser."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
@@ -12,7 +14,7 @@ from wtforms.validators import DataRequired
 
 from mailadmin.errors import MailadminError
 from mailadmin.services import accounts, selfservice, server
-from mailadmin.timezones import time_zone_names
+from mailadmin.timezones import time_zone_names, to_local, to_utc
 
 from . import db
 from .auth import MAILBOX_ROLE, current_actor
@@ -26,6 +28,24 @@ def current_time_zone() -> str | None:
         return None
     zone = getattr(current_user, "time_zone", None)
     return zone if isinstance(zone, str) else None
+
+
+def typed_time(value: dt.datetime | None) -> dt.datetime | None:
+    """A date-time field's value, typed in the person's zone, as a UTC moment."""
+    return to_utc(value, current_time_zone())
+
+
+def shown_time(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored moment as the wall-clock time a date-time field shows the person."""
+    return to_local(value, current_time_zone())
+
+
+def label_period_fields(form: FlaskForm) -> FlaskForm:
+    """Name the person's zone beside an autoresponder's From and Until fields."""
+    zone = (current_time_zone() or "UTC").replace("_", " ")
+    form.starts_at.label.text = f"From (your time, {zone})"
+    form.ends_at.label.text = f"Until (your time, {zone})"
+    return form
 
 
 class TimeZoneForm(FlaskForm):  # type: ignore[misc]

@@ -181,3 +181,18 @@ class Autoresponder(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     mailbox: Mapped[Mailbox] = relationship()
+
+    def state(self, now: dt.datetime) -> str:
+        """"off" (switched off), "scheduled" (its period has not started), "ended" (its period
+        is over) or "on" (answering now): what the person is told instead of a bare tick."""
+        if not self.enabled:
+            return "off"
+        if self.starts_at is not None and _aware(self.starts_at) > now:
+            return "scheduled"
+        if self.ends_at is not None and _aware(self.ends_at) <= now:
+            return "ended"
+        return "on"
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

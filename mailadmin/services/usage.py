@@ -257,9 +257,11 @@ def domain_usage(
         .where(Mailbox.domain_id.in_(domain_ids))  # type: ignore[arg-type]
         .group_by(Mailbox.domain_id)
     ).all()
-    names = dict(session.execute(
-        select(Domain.id, Domain.name).where(Domain.id.in_([r[0] for r in sums]))
-    ).tuples().all())
+    names: dict[int, str] = {
+        domain_id: name for domain_id, name in session.execute(
+            select(Domain.id, Domain.name).where(Domain.id.in_([r[0] for r in sums]))
+        )
+    }
     return tuple(sorted(
         (_sum(names[r[0]], domain_to_unicode(names[r[0]]), tuple(r[1:])) for r in sums),
         key=lambda one: one.name,
