@@ -32,3 +32,11 @@ def password_rules(session: Session) -> dict[str, object]:
         "mailbox": policy_for_browsers(get_server_settings(session).min_password_length),
         "panel": {"min_length": MIN_PANEL_PASSWORD_LENGTH, "max_length": MAX_PASSWORD_LENGTH},
     }
+
+
+def own_host_names(session: Session) -> set[str]:
+    """The names this server answers mail under (lower case): its mail host name and the
+    client-facing IMAP, POP3 and SMTP host names."""
+    settings = get_server_settings(session)
+    names = {settings.mail_hostname, settings.smtp_host, settings.imap_host, settings.pop3_host}
+    return {n.strip().lower().rstrip(".") for n in names if n}
