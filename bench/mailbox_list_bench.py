@@ -112,6 +112,11 @@ def main() -> None:
         "prefix search": [
             f"/mailboxes?q=user{rng.randint(0, 9999):04d}" for _ in range(args.requests)
         ],
+        "inner search": [f"/mailboxes?q={rng.randint(0, 99999):05d}" for _ in range(args.requests)],
+        "sort by usage": ["/mailboxes?sort=usage&desc=1"] * args.requests,
+        "usage, 1 domain": ["/mailboxes?domain=big.example&sort=usage&desc=1"] * args.requests,
+        "sort by status": ["/mailboxes?sort=status&desc=1"] * args.requests,
+        "200 per page": ["/mailboxes?per_page=200"] * args.requests,
         "sort by quota": ["/mailboxes?sort=quota&desc=1"] * args.requests,
         "quota, 1 domain": ["/mailboxes?domain=big.example&sort=quota&desc=1"] * args.requests,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from . import timezones
 from .server_settings_table import PORTS_OR_OFF
 from .sizes import format_size
 
@@ -17,13 +18,10 @@ from .sizes import format_size
 _SIZE_WORDS = ("quota", "size", "_bytes")
 
 
-def format_time(value: dt.datetime | None) -> str:
-    """A moment for people: "2026-03-01 12:00 UTC"; None is "never"."""
-    if value is None:
-        return "never"
-    if value.tzinfo is None:  # stored as UTC without a zone (SQLite)
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def format_time(value: dt.datetime | None, zone: str | None = None, *,
+                never: str = "never") -> str:
+    """A moment for people in `zone` (None: UTC): "2026-03-01 12:00 UTC"; None is `never`."""
+    return timezones.format_time(value, zone, never=never)
 
 
 def _as_time(text: str) -> dt.datetime | None:
@@ -33,7 +31,7 @@ def _as_time(text: str) -> dt.datetime | None:
         return None
 
 
-def readable_value(key: str, value: t.Any) -> str:
+def readable_value(key: str, value: t.Any, zone: str | None = None) -> str:
     """One field of an audit entry (or a setting) as people read it.
 
     Sizes in bytes become "50 MiB" (0: "unlimited"), booleans "yes"/"no", lists "a, b", a
@@ -44,9 +42,9 @@ def readable_value(key: str, value: t.Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ", ".join(readable_value(key, item) for item in value) if value else "(none)"
+        return ", ".join(readable_value(key, item, zone) for item in value) if value else "(none)"
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {readable_value(k, v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {readable_value(k, v, zone)}" for k, v in value.items())
     if isinstance(value, int):
         if key in PORTS_OR_OFF and value == 0:
             return "off (not offered)"
@@ -56,5 +54,5 @@ def readable_value(key: str, value: t.Any) -> str:
     if isinstance(value, str) and key.endswith(("_at", "_until", "_since")):
         moment = _as_time(value)
         if moment is not None:
-            return format_time(moment)
+            return format_time(moment, zone)
     return str(value)

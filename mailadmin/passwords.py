@@ -25,7 +25,12 @@ from typing import Final
 from mailadmin.errors import InvalidName, WeakPassword
 from mailadmin.names import domain_to_unicode, split_loosely
 
-__all__ = ["MAX_PASSWORD_LENGTH", "check_password_policy", "is_common_password"]
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "check_password_policy",
+    "is_common_password",
+    "policy_for_browsers",
+]
 
 MAX_PASSWORD_LENGTH: Final = 1024
 
@@ -37,7 +42,8 @@ _MIN_CONTAINED_LENGTH: Final = 3
 _REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 _DECORATION: Final = "0123456789 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-_LOOKALIKES: Final = str.maketrans({"@": "a", "4": "a", "0": "o", "3": "e", "$": "s", "5": "s"})
+_LOOKALIKE_LETTERS: Final = {"@": "a", "4": "a", "0": "o", "3": "e", "$": "s", "5": "s"}
+_LOOKALIKES: Final = str.maketrans(_LOOKALIKE_LETTERS)
 
 _FIELD: Final = "password"
 
@@ -153,3 +159,18 @@ def check_password_policy(
                 "try first; choose another."
             )
         raise WeakPassword(message, field=_FIELD)
+
+
+def policy_for_browsers(min_length: int) -> dict[str, object]:
+    """The data of this policy for the panel's password meter (panel/static/js/passwords.js),
+    which repeats `check_password_policy` in the browser so a person sees a refusal while
+    typing; the server still checks every password it receives."""
+    return {
+        "min_length": min_length,
+        "max_length": MAX_PASSWORD_LENGTH,
+        "min_contained": _MIN_CONTAINED_LENGTH,
+        "refused_categories": sorted(_REFUSED_CATEGORIES),
+        "decoration": _DECORATION,
+        "lookalikes": _LOOKALIKE_LETTERS,
+        "common": sorted(_common_passwords()),
+    }

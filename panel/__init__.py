@@ -144,6 +144,7 @@ def _register_blueprints(app: Flask) -> None:
     from .live import bp as live_bp
     from .mail import bp as mail_bp
     from .packages import bp as packages_bp
+    from .preferences import bp as preferences_bp
     from .resellers import bp as resellers_bp
     from .resolver import bp as resolver_bp
     from .selfservice import bp as self_bp
@@ -167,6 +168,7 @@ def _register_blueprints(app: Flask) -> None:
         clientsetup_bp,
         resolver_bp,
         live_bp,
+        preferences_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -262,16 +264,27 @@ def _register_template_helpers(app: Flask) -> None:
         return address_to_unicode(value)
 
     @app.template_filter("datetime")
-    def format_datetime(value: dt.datetime | None) -> str:
+    def format_datetime(value: dt.datetime | None, never: str = "never") -> str:
+        """A moment in the signed-in person's time zone (mailadmin.display.format_time)."""
         from mailadmin.display import format_time
 
-        return format_time(value)
+        from .preferences import current_time_zone
+
+        return format_time(value, current_time_zone(), never=never)
 
     @app.template_global("readable")
     def readable(key: str, value: t.Any) -> str:
         from mailadmin.display import readable_value
 
-        return readable_value(key, value)
+        from .preferences import current_time_zone
+
+        return readable_value(key, value, current_time_zone())
+
+    @app.context_processor
+    def time_zone() -> dict[str, t.Any]:
+        from .preferences import current_time_zone
+
+        return {"current_time_zone": current_time_zone}
 
 
 def _register_security_headers(app: Flask) -> None:

@@ -14,7 +14,7 @@ from mailadmin.services import accounts, sessions
 
 from . import db
 from .auth import PanelPrincipal, current_actor, end_this_session
-from .forms import attach_error
+from .forms import NEW_PANEL_PASSWORD, attach_error
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -22,11 +22,13 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
     current_password = PasswordField("Current password", validators=[DataRequired()])
     password = PasswordField(
-        "New password", validators=[DataRequired(), Length(max=1024)]
+        "New password", validators=[DataRequired(), Length(max=1024)],
+        render_kw=NEW_PANEL_PASSWORD,
     )
     confirm = PasswordField(
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_PANEL_PASSWORD,
     )
 
 
@@ -47,6 +49,8 @@ def password() -> ResponseReturnValue:
             flash("Your password has been changed. Other sessions were signed out.", "success")
             return redirect(url_for("home.dashboard"))
     status = 422 if form.errors or form.form_errors else 200
+    form.password.render_kw = {**NEW_PANEL_PASSWORD,
+                               "data-password-username": current_user.username}
     return render_template(
         "account/password.html", form=form, everywhere_form=SignOutEverywhereForm()
     ), status

@@ -20,6 +20,7 @@ from mailadmin.services import stack as stack_service
 from . import db
 from .auth import current_actor
 from .paging import page_arg
+from .preferences import current_time_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -83,8 +84,8 @@ def _status_payload() -> dict[str, t.Any]:
         "changed_at": _iso(status.changed_at),
         "applied_at": _iso(status.applied_at),
         # as people read them (the page shows these; the ISO times are for programs)
-        "changed_at_text": format_time(status.changed_at),
-        "applied_at_text": format_time(status.applied_at),
+        "changed_at_text": format_time(status.changed_at, current_time_zone()),
+        "applied_at_text": format_time(status.applied_at, current_time_zone()),
         "caught_up": status.caught_up,
         "in_force": None if in_force is None else {
             "id": in_force.id, "checksum": in_force.checksum,

@@ -63,6 +63,8 @@ class PanelPrincipal(UserMixin):  # type: ignore[misc]
         self.user_id = user.id
         self.username = user.username
         self.role = user.role
+        #: The zone this person reads times in (None: UTC until the browser's zone is saved).
+        self.time_zone = user.time_zone
         #: The server-side session (`mailadmin.services.sessions`); signing out deletes it.
         self.session_token = session_token
 
@@ -84,6 +86,7 @@ class MailboxPrincipal(UserMixin):  # type: ignore[misc]
         self.address = mailbox.address
         #: Shown in the navigation bar, as a panel user's name is.
         self.username = address_to_unicode(mailbox.address)
+        self.time_zone = mailbox.time_zone
         self._fingerprint = _fingerprint(mailbox.password_hash)
 
     def get_id(self) -> str:
@@ -207,7 +210,8 @@ def current_actor() -> Actor:
 
 #: Where a mailbox user may go: its own pages, client setup, static files, signing out; and the
 #: JSON API, which ignores the session and answers only to its bearer tokens.
-_MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api", "diagnostics", "live"})
+_MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api", "diagnostics", "live",
+                                 "preferences"})
 _MAILBOX_ENDPOINTS = frozenset({"static", "auth.logout", "home.webmail"})
 #: Panel pages a mailbox user is sent to its own counterpart of (the shared navigation bar
 #: links to these).

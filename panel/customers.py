@@ -21,7 +21,7 @@ from mailadmin.sizes import format_size
 from . import acting as acting_session
 from . import db
 from .auth import current_actor
-from .forms import attach_error
+from .forms import NEW_PANEL_PASSWORD, attach_error
 from .selling import (
     ConfirmForm,
     page_number,
@@ -35,7 +35,8 @@ bp = Blueprint("customers", __name__, url_prefix="/customers")
 
 class NewCustomerForm(FlaskForm):  # type: ignore[misc]
     username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_PANEL_PASSWORD)
     contact_email = EmailField("Contact address", validators=[Optional(), Email(),
                                                               Length(max=320)])
     # The service decides which packages are the actor's; a tampered id is not found there.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import typing as t
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
@@ -15,12 +18,19 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from mailadmin.diagnostics import CLIENTS
-from mailadmin.diagnostics.account import AccountReport, Principal, check_account
+from mailadmin.diagnostics.account import (
+    AccountCheck,
+    AccountReport,
+    Principal,
+    check_account,
+)
 from mailadmin.diagnostics.live import LiveReport, run_live_test
 from mailadmin.diagnostics.maillog import LogSearch, parse_since, search_log
 from mailadmin.diagnostics.parse import MAX_INPUT
-from mailadmin.diagnostics.present import CLIENT_LABELS, diagnose
+from mailadmin.diagnostics.present import CLIENT_LABELS, Presented, diagnose
 from mailadmin.errors import NotFound, RateLimited
+from mailadmin.names import domain_of
+from mailadmin.services import domains, server
 
 from . import db
 from .auth import MailboxPrincipal, current_actor
@@ -69,6 +79,109 @@ class DiagnoseForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+# --------------------------------------------------------------------------- in context
+# How the classifier's findings are put to a customer: where the message failed, who it was
+# for, and an account box about the addresses hosted here only. The classifier itself
+# (mailadmin.diagnostics) is not changed; these read its fields.
+
+_FINAL_RECIPIENT = re.compile(
+    r"(?im)^\s*(?:final|original)-recipient\s*:[^;\n]*;\s*<?([^>\s]+@[^>\s]+?)>?\s*$"
+)
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+)
+_STAGE_WORDS = {"CONN": "when our server connected", "MAIL": "at the sender address",
+                "RCPT": "at the recipient address", "DATA": "after receiving the message"}
+#: Advice when a remote server refused what ours had accepted: nothing in the sender's mail
+#: program or in this panel changes that.
+REMOTE_FIX = (
+    "Check the recipient's address for typing mistakes. If it is right, the recipient's mail "
+    "provider has to act: tell the recipient another way (phone, another address) that their "
+    "server refuses your mail, and pass on the reply quoted below; their provider can see why."
+)
+
+
+@dataclass(frozen=True)
+class InContext:
+    """One finding as the page shows it."""
+
+    result: Presented
+    #: The recipient the bounce names (the classifier's, else the report's or the line's).
+    recipient: str | None
+    #: A remote server refused a message our server had accepted: advice about that side.
+    remote_refused: bool
+    where: str | None
+    fix: str
+    show_client_advice: bool
+
+
+def named_recipient(result: Presented, text: str) -> str | None:
+    """The recipient a bounce names: the finding's own, else a Final-Recipient field, else the
+    first address in the decisive line."""
+    if result.finding.recipient:
+        return result.finding.recipient
+    match = _FINAL_RECIPIENT.search(text)
+    if match:
+        return match.group(1)
+    found = _ADDRESS.search(result.finding.line or "")
+    return found.group(0) if found else None
+
+
+def in_context(results: Sequence[Presented], text: str, own_hosts: set[str]) -> list[InContext]:
+    out = []
+    for r in results:
+        host = (r.finding.remote_host or "").strip().lower().rstrip(".")
+        remote = bool(host) and host not in own_hosts and not host.startswith(
+            ("127.", "localhost", "[127.", "::1"))
+        where = None
+        if remote:
+            stage = _STAGE_WORDS.get(r.finding.stage, "")
+            where = (f"Our server accepted the message and passed it on; the receiving server "
+                     f"{host} refused it{' ' + stage if stage else ''}.")
+        fix = REMOTE_FIX if remote and r.family.client_side else r.family.fix
+        out.append(InContext(r, named_recipient(r, text), remote, where, fix,
+                             show_client_advice=not remote))
+    return out
+
+
+@dataclass(frozen=True)
+class AccountBox:
+    """The account report put to a customer: only addresses hosted here are checked."""
+
+    address: str | None
+    summary: str
+    checks: tuple[AccountCheck, ...]
+    account_caused: tuple[AccountCheck, ...]
+    elsewhere: tuple[str, ...]
+
+
+def account_box(report: AccountReport, is_hosted: Callable[[str], bool]) -> AccountBox:
+    """`report` without its checks of addresses whose domain is not hosted on this server:
+    those are said in one sentence ("the recipient is at gmail.com, not hosted here")."""
+    elsewhere: list[str] = []
+    kept: list[AccountCheck] = []
+    for check in report.checks:
+        domain = domain_of(check.address) if check.address else ""
+        if check.cause in {"not_in_your_account", "domain_not_hosted"} and domain and \
+                not is_hosted(domain):
+            if domain not in elsewhere:
+                elsewhere.append(domain)
+            continue
+        kept.append(check)
+    if elsewhere and not any(c.cause not in {"account_fine"} for c in kept):
+        places = ", ".join(elsewhere)
+        summary = (f"The recipient is at {places}, not hosted here: nothing to check on your "
+                   "side." if len(elsewhere) == 1 else
+                   f"The recipients are at {places}, not hosted here: nothing to check on "
+                   "your side.")
+        kept = []
+    else:
+        summary = report.summary if not elsewhere else AccountReport(
+            report.address, tuple(kept)).summary
+    return AccountBox(report.address, summary, tuple(kept),
+                      tuple(c for c in kept if c.account_caused), tuple(elsewhere))
+
+
 def principal() -> Principal:
     """The signed-in panel user's Actor, or the mailbox user's own principal."""
     user = current_user._get_current_object()
@@ -107,15 +220,19 @@ def index() -> ResponseReturnValue:
     address = (form.address.data or "").strip() or None
     if address is None and isinstance(current_user._get_current_object(), MailboxPrincipal):
         address = current_user.address
-    account: AccountReport | None = None
+    account: AccountBox | None = None
+    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
     if results:
-        account = check_account(db.session(), principal(), [r.finding for r in results],
-                                address=address)
+        report = check_account(db.session(), principal(), [r.finding for r in results],
+                               address=address)
+        account = account_box(report, lambda name: domains.is_hosted(db.session(), name))
     return render_template(
         "diagnostics/index.html",
         form=form,
-        results=results,
+        results=in_context(results, text, server.own_host_names(db.session())),
         account=account,
+        show_labels=not isinstance(current_user._get_current_object(), MailboxPrincipal)
+        and current_user.role == "admin",
         note=note,
         empty=not (data.strip() if isinstance(data, str) else data.strip(b" \t\r\n\0")),
         client_labels=CLIENT_LABELS,

@@ -14,3 +14,11 @@ def attach_error(form: FlaskForm, error: MailadminError) -> None:
         field.errors = [*field.errors, error.message]
     else:
         form.form_errors.append(error.message)
+
+
+#: render_kw of a new mailbox password field (and its "again" field): js/passwords.js adds the
+#: generator and the strength meter with the mailbox policy (mailadmin.passwords).
+NEW_MAILBOX_PASSWORD: dict[str, str] = {"autocomplete": "new-password"}
+#: The same for a panel account's password, checked by accounts.check_panel_password.
+NEW_PANEL_PASSWORD: dict[str, str] = {"autocomplete": "new-password",
+                                      "data-password-rules": "panel"}

@@ -21,19 +21,28 @@ from wtforms import (
 from wtforms import ValidationError as FormValidationError
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
-from mailadmin.errors import MailadminError, NotFound
+from mailadmin import clientsetup
+from mailadmin.errors import MailadminError, NotFound, ValidationError
+from mailadmin.mailstack.usage import UsageUnavailable
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode, split_partial
 from mailadmin.protocols import Protocol
 from mailadmin.services import autoresponders, domains, forwarders, limits, mailboxes, usage
 from mailadmin.sizes import format_size, parse_size, size_for_input
+from mailadmin.timezones import format_time
 
 from . import db
 from .auth import current_actor
-from .forms import attach_error
+from .forms import NEW_MAILBOX_PASSWORD, attach_error
 from .paging import page_arg, per_page_arg
+from .preferences import current_time_zone, label_period_fields, shown_time, typed_time
 
 bp = Blueprint("mail", __name__)
+
+USAGE_UNAVAILABLE = (
+    "The mail server could not report usage just now, so the figures shown are from the last "
+    "reading. Try again in a few minutes; if it keeps failing, tell your provider."
+)
 
 
 def size_field_check(form: FlaskForm, field: t.Any) -> None:
@@ -48,10 +57,12 @@ class NewMailboxForm(FlaskForm):  # type: ignore[misc]
     local_part = StringField("Name", validators=[DataRequired(), Length(max=64)])
     # The service decides which domains are the actor's, with the same message as the API and CLI.
     domain = SelectField("Domain", validators=[DataRequired()], validate_choice=False)
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_MAILBOX_PASSWORD)
     confirm = PasswordField(
         "Password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_MAILBOX_PASSWORD,
     )
     quota = StringField(
         "Quota",
@@ -77,10 +88,12 @@ class SuspensionsForm(FlaskForm):  # type: ignore[misc]
 
 
 class PasswordForm(FlaskForm):  # type: ignore[misc]
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_MAILBOX_PASSWORD)
     confirm = PasswordField(
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_MAILBOX_PASSWORD,
     )
 
 
@@ -96,8 +109,9 @@ class AutoresponderForm(FlaskForm):  # type: ignore[misc]
     enabled = BooleanField("Answer incoming mail automatically", default=True)
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(max=10_000)])
-    starts_at = DateTimeLocalField("From (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
-    ends_at = DateTimeLocalField("Until (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    # Labelled with the person's zone when shown (preferences.label_period_fields).
+    starts_at = DateTimeLocalField("From", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    ends_at = DateTimeLocalField("Until", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     interval_days = IntegerField(
         "Answer the same sender once every … days",
         default=1,
@@ -125,18 +139,22 @@ def _domain_choices() -> list[tuple[str, str]]:
     ]
 
 
-@bp.route("/mailboxes")
-@login_required  # type: ignore[misc]
-def mailboxes_index() -> ResponseReturnValue:
+def _list_filters() -> dict[str, t.Any]:
     sort = request.args.get("sort", "address")
     if sort not in mailboxes.SORTS:
         sort = "address"
-    filters = {
+    return {
         "domain": request.args.get("domain") or None,
         "search": (request.args.get("q") or "").strip()[:320] or None,
         "sort": sort,
         "descending": request.args.get("desc") == "1",
     }
+
+
+@bp.route("/mailboxes")
+@login_required  # type: ignore[misc]
+def mailboxes_index() -> ResponseReturnValue:
+    filters = _list_filters()
     per_page = per_page_arg(50)
     page_number = page_arg()
     try:
@@ -145,7 +163,7 @@ def mailboxes_index() -> ResponseReturnValue:
             current_actor(),
             page=page_number,
             per_page=per_page,
-            **filters,  # type: ignore[arg-type]
+            **filters,
         )
     except MailadminError as exc:
         flash(exc.message, "error")
@@ -154,9 +172,112 @@ def mailboxes_index() -> ResponseReturnValue:
         "mail/mailboxes.html",
         page=page,
         filters=filters,
+        page_sizes=mailboxes.PAGE_SIZES,
+        bulk_actions=list(mailboxes.BulkAction),
         domain_choices=_domain_choices(),
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
+        domain_usage=usage.domain_usage(db.session(), current_actor(), domain=filters["domain"]),
+    )
+
+
+@bp.route("/mailboxes/usage/refresh", methods=["POST"])
+@login_required  # type: ignore[misc]
+def usage_refresh() -> ResponseReturnValue:
+    """Read the usage of every mailbox of the actor from the mail server now."""
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        report = usage.refresh_usage(db.session(), current_actor())
+    except UsageUnavailable:
+        flash(USAGE_UNAVAILABLE, "error")
+    else:
+        message = f"Usage read for {report.updated} mailbox{'es' if report.updated != 1 else ''}."
+        if report.not_known:
+            message += (f" {len(report.not_known)} new mailbox"
+                        f"{'es are' if len(report.not_known) != 1 else ' is'} not on the mail "
+                        "server yet, so there is nothing to read for "
+                        f"{'them' if len(report.not_known) != 1 else 'it'} yet.")
+        flash(message, "success")
+    return redirect(_back_to_list())
+
+
+def _back_to_list() -> str:
+    """The list the form was sent from (only a path of this panel, never another site)."""
+    target = request.form.get("next", "")
+    if target.startswith("/mailboxes") and not target.startswith("//"):
+        return target
+    return url_for("mail.mailboxes_index")
+
+
+class BulkForm(FlaskForm):  # type: ignore[misc]
+    action = SelectField(
+        "With the selected mailboxes",
+        choices=[(a.value, a.label) for a in mailboxes.BulkAction],
+        validators=[DataRequired()],
+    )
+    quota = StringField(
+        "Quota (for “Set the quota”)",
+        validators=[Optional(), Length(max=32), size_field_check],
+        description="e.g. 2G",
+    )
+    # Ticked on the confirmation page, which lists every selected mailbox and what will happen.
+    confirm = BooleanField("Yes, do this to every mailbox listed above", id="bulk-confirm")
+    next = HiddenField()
+
+
+@bp.route("/mailboxes/bulk", methods=["POST"])
+@login_required  # type: ignore[misc]
+def mailboxes_bulk() -> ResponseReturnValue:
+    """Suspend, resume, set the quota of or remove several mailboxes: first a page that lists
+    them and what will happen, then (with its box ticked) the change, all or nothing."""
+    form = BulkForm()
+    addresses = request.form.getlist("addresses")[: mailboxes.BULK_MAX + 1]
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+        return redirect(_back_to_list())
+    quota = parse_size(form.quota.data) if form.quota.data else None
+    try:
+        if not form.confirm.data:
+            targets = mailboxes.bulk_targets(db.session(), current_actor(), addresses)
+            if form.action.data == mailboxes.BulkAction.QUOTA and quota is None:
+                raise ValidationError("Give the quota to set, e.g. 2G.", field="quota")
+            return render_template(
+                "mail/mailboxes_bulk.html", form=form,
+                action=mailboxes.BulkAction(form.action.data), quota=quota,
+                targets=[(f"{m.local_part}@{m.domain.name}",
+                          address_to_unicode(f"{m.local_part}@{m.domain.name}"))
+                         for m in targets],
+                format_size=format_size, back=_back_to_list(),
+            )
+        result = mailboxes.bulk_change(
+            db.session(), current_actor(), addresses, form.action.data, quota=quota
+        )
+    except MailadminError as exc:
+        flash(f"Nothing was changed. {exc.message}", "error")
+        return redirect(_back_to_list())
+    flash(result.summary(), "success")
+    return redirect(_back_to_list())
+
+
+@bp.route("/mailboxes/<address>/devices")
+@login_required  # type: ignore[misc]
+def mailbox_devices(address: str) -> ResponseReturnValue:
+    """The settings a mailbox's mail programs need, for the customer to pass on."""
+    try:
+        setup = mailboxes.device_setup(db.session(), current_actor(), address)
+    except MailadminError as exc:
+        abort(404, description=exc.message)
+    return render_template(
+        "mail/mailbox_devices.html",
+        setup=setup,
+        address=address,
+        unicode_address=address_to_unicode(address),
+        advice=clientsetup.advice_for(setup),
+        guides=clientsetup.client_guides(setup),
+        pop_vs_imap=clientsetup.POP_VS_IMAP,
     )
 
 
@@ -207,6 +328,12 @@ def _mailbox_or_404(address: str) -> t.Any:
         abort(404, description=exc.message)
 
 
+def _with_identity(form: FlaskForm, address: str) -> FlaskForm:
+    """The password meter also refuses a password containing the mailbox's address."""
+    form.password.render_kw = {**NEW_MAILBOX_PASSWORD, "data-password-identity": address}
+    return form
+
+
 def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> ResponseReturnValue:
     box = _mailbox_or_404(address)
     responder = autoresponders.get_autoresponder(db.session(), current_actor(), address)
@@ -230,10 +357,8 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
                 "enabled": responder.enabled,
                 "subject": responder.subject,
                 "body": responder.body,
-                "starts_at": responder.starts_at.replace(tzinfo=None)
-                if responder.starts_at
-                else None,
-                "ends_at": responder.ends_at.replace(tzinfo=None) if responder.ends_at else None,
+                "starts_at": shown_time(responder.starts_at),
+                "ends_at": shown_time(responder.ends_at),
                 "interval_days": responder.interval_days,
             }
             if responder
@@ -249,9 +374,11 @@ def _render_mailbox(address: str, status: int = 200, **forms: FlaskForm) -> Resp
         responder=responder,
         settings_form=settings_form,
         suspensions_form=suspensions_form,
-        password_form=forms.get("password") or PasswordForm(formdata=None),
+        password_form=_with_identity(forms.get("password") or PasswordForm(formdata=None),
+                                     box.address),
         delete_form=forms.get("delete") or DeleteForm(formdata=None),
-        responder_form=responder_form,
+        responder_form=label_period_fields(responder_form),
+        responder_state_now=responder.state(utcnow()) if responder else None,
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
         usage_percent=(min(100, round(100 * box.usage_bytes / box.quota))
@@ -365,11 +492,17 @@ def mailbox_recalculate(address: str) -> ResponseReturnValue:
         abort(400)
     try:
         box = usage.recalculate(db.session(), current_actor(), address)
+    except UsageUnavailable:
+        # The tool's own message names commands and server folders: not for customers.
+        flash(USAGE_UNAVAILABLE, "error")
+    except NotFound:
+        flash("This mailbox is not on the mail server yet, so there is nothing to count. "
+              "New mailboxes reach it within a few minutes.", "error")
     except MailadminError as exc:
         flash(f"The usage could not be recalculated: {exc.message}", "error")
     else:
         flash(f"Usage recalculated: {box.usage_messages} message(s), read "
-              f"{box.usage_read_at:%Y-%m-%d %H:%M} UTC.", "success")
+              f"{format_time(box.usage_read_at, current_time_zone())}.", "success")
     return redirect(url_for("mail.mailbox_detail", address=address))
 
 
@@ -393,12 +526,8 @@ def mailbox_autoresponder(address: str) -> ResponseReturnValue:
                 address,
                 subject=form.subject.data,
                 body=form.body.data,
-                starts_at=form.starts_at.data.replace(tzinfo=utcnow().tzinfo)
-                if form.starts_at.data
-                else None,
-                ends_at=form.ends_at.data.replace(tzinfo=utcnow().tzinfo)
-                if form.ends_at.data
-                else None,
+                starts_at=typed_time(form.starts_at.data),
+                ends_at=typed_time(form.ends_at.data),
                 interval_days=form.interval_days.data,
                 enabled=form.enabled.data,
             )
@@ -408,6 +537,16 @@ def mailbox_autoresponder(address: str) -> ResponseReturnValue:
             flash("Autoresponder saved.", "success")
             return redirect(url_for("mail.mailbox_detail", address=address))
     return _render_mailbox(address, 422, autoresponder=form)
+
+
+@bp.route("/autoresponders")
+@login_required  # type: ignore[misc]
+def autoresponders_index() -> ResponseReturnValue:
+    """Every autoresponder of the customer at a glance: which answer now, which are waiting."""
+    return render_template(
+        "mail/autoresponders.html",
+        rows=autoresponders.list_autoresponders(db.session(), current_actor()),
+    )
 
 
 @bp.route("/forwarders")

@@ -20,7 +20,7 @@ from mailadmin.services.resellers import AllocationSpec
 from mailadmin.sizes import format_size, size_for_input
 
 from . import db
-from .forms import attach_error
+from .forms import NEW_PANEL_PASSWORD, attach_error
 from .mail import size_field_check
 from .selling import (
     LIMIT,
@@ -57,7 +57,8 @@ class AllocationForm(FlaskForm):  # type: ignore[misc]
 
 class NewResellerForm(AllocationForm):
     username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_PANEL_PASSWORD)
     contact_email = EmailField("Contact address", validators=[Optional(), Email(),
                                                               Length(max=320)])
 

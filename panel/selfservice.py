@@ -7,7 +7,6 @@ mailbox user does on the panel's pages (see `panel.auth.confine_mailbox_users`).
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import typing as t
 
@@ -37,6 +36,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 
 from mailadmin import clientsetup
 from mailadmin.errors import AuthenticationFailed, MailadminError, RateLimited
+from mailadmin.models import utcnow
 from mailadmin.services import selfservice, sessions
 from mailadmin.sizes import format_size
 
@@ -50,7 +50,8 @@ from .auth import (
     safe_next,
     session_idle_limit,
 )
-from .forms import attach_error
+from .forms import NEW_MAILBOX_PASSWORD, attach_error
+from .preferences import label_period_fields, shown_time, typed_time
 
 bp = Blueprint("self", __name__, url_prefix="/me")
 
@@ -91,10 +92,12 @@ class MailboxLoginForm(FlaskForm):  # type: ignore[misc]
 
 class OwnPasswordForm(FlaskForm):  # type: ignore[misc]
     current_password = PasswordField("Current password", validators=[DataRequired()])
-    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw=NEW_MAILBOX_PASSWORD)
     confirm = PasswordField(
         "New password again",
         validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw=NEW_MAILBOX_PASSWORD,
     )
 
 
@@ -102,8 +105,9 @@ class OwnAutoresponderForm(FlaskForm):  # type: ignore[misc]
     enabled = BooleanField("Answer incoming mail automatically", default=True)
     subject = StringField("Subject", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(max=10_000)])
-    starts_at = DateTimeLocalField("From (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
-    ends_at = DateTimeLocalField("Until (UTC)", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    # Labelled with the person's zone when shown (preferences.label_period_fields).
+    starts_at = DateTimeLocalField("From", validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    ends_at = DateTimeLocalField("Until", validators=[Optional()], format="%Y-%m-%dT%H:%M")
     interval_days = IntegerField(
         "Answer the same sender once every … days",
         default=1,
@@ -122,10 +126,6 @@ class OwnForwardingForm(FlaskForm):  # type: ignore[misc]
 
 class ConfirmForm(FlaskForm):  # type: ignore[misc]
     """A button that changes something: only the CSRF token."""
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -247,8 +247,8 @@ def autoresponder() -> ResponseReturnValue:
                 self_service_policy(),
                 subject=form.subject.data,
                 body=form.body.data,
-                starts_at=_utc(form.starts_at.data),
-                ends_at=_utc(form.ends_at.data),
+                starts_at=typed_time(form.starts_at.data),
+                ends_at=typed_time(form.ends_at.data),
                 interval_days=form.interval_days.data,
                 enabled=form.enabled.data,
             )
@@ -265,16 +265,17 @@ def autoresponder() -> ResponseReturnValue:
             form.enabled.data = responder.enabled
             form.subject.data = responder.subject
             form.body.data = responder.body
-            form.starts_at.data = responder.starts_at
-            form.ends_at.data = responder.ends_at
+            form.starts_at.data = shown_time(responder.starts_at)
+            form.ends_at.data = shown_time(responder.ends_at)
             form.interval_days.data = responder.interval_days
         else:
             # None yet: an unticked box, not one that reads "auto-reply is on".
             form.enabled.data = False
     return render_template(
         "self/autoresponder.html",
-        form=form,
+        form=label_period_fields(form),
         responder=responder,
+        responder_state_now=responder.state(utcnow()) if responder else None,
         clear_form=ConfirmForm(),
         allowed=self_service_policy().allow_autoresponder,
     ), status

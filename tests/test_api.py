@@ -600,7 +600,7 @@ def test_openapi_document_is_generated_from_the_schemas(api_app: t.Any, api: t.A
     assert {p["name"] for p in listing["parameters"]} == {
         "page", "per_page", "search", "domain", "sort", "descending"}
     sort = next(p for p in listing["parameters"] if p["name"] == "sort")
-    assert sort["schema"]["enum"] == ["address", "quota", "created"]
+    assert sort["schema"]["enum"] == ["address", "quota", "usage", "status", "created"]
     assert document["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
     for ref in _refs(document):
         assert _resolve(document, ref) is not None, ref

@@ -438,7 +438,7 @@ def mailbox_remove(state: CliState, address: str, yes: bool, confirm: str | None
 
 @mailbox_group.command("list")
 @click.option("--domain", metavar="D", help="Only this domain.")
-@click.option("--search", metavar="S", help="Addresses starting with this.")
+@click.option("--search", metavar="S", help="Addresses containing this.")
 @click.option("--sort", type=click.Choice(sorted(mailboxes.SORTS)), default="address",
               show_default=True)
 @click.option("--desc", is_flag=True, help="Sort in descending order.")

@@ -85,6 +85,11 @@ class Mailbox(Base):
         CheckConstraint("quota >= 0", name="quota_not_negative"),
         # The list page sorts and searches within a domain; these keep it an index range scan.
         Index("ix_mailboxes_domain_quota", "domain_id", "quota"),
+        # Sorting one domain by usage, and (covering) the per-domain usage sums.
+        Index("ix_mailboxes_domain_usage", "domain_id", "usage_bytes", "local_part", "quota",
+              "usage_read_at", "usage_messages"),
+        Index("ix_mailboxes_domain_status", "domain_id", "suspend_login", "suspend_incoming",
+              "suspend_outgoing", "local_part"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -104,6 +109,8 @@ class Mailbox(Base):
     usage_messages: Mapped[int | None] = mapped_column(Integer)
     usage_read_at: Mapped[dt.datetime | None]
     display_name: Mapped[str | None] = mapped_column(String(100))
+    #: The IANA zone the mailbox user reads times in (e.g. "Europe/Berlin"); None: UTC.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[dt.datetime | None]
@@ -174,3 +181,18 @@ class Autoresponder(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     mailbox: Mapped[Mailbox] = relationship()
+
+    def state(self, now: dt.datetime) -> str:
+        """"off" (switched off), "scheduled" (its period has not started), "ended" (its period
+        is over) or "on" (answering now): what the person is told instead of a bare tick."""
+        if not self.enabled:
+            return "off"
+        if self.starts_at is not None and _aware(self.starts_at) > now:
+            return "scheduled"
+        if self.ends_at is not None and _aware(self.ends_at) <= now:
+            return "ended"
+        return "on"
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

@@ -61,6 +61,8 @@ class PanelUser(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
     password_changed_at: Mapped[dt.datetime | None]
+    #: The IANA zone this person reads times in (e.g. "Europe/Berlin"); None: UTC.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     parent: Mapped[PanelUser | None] = relationship(remote_side=[id], foreign_keys=[parent_id])
     package: Mapped[Package | None] = relationship(foreign_keys=[package_id])

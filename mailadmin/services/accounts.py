@@ -20,6 +20,7 @@ from ..errors import (
 )
 from ..models import PanelUser, Role
 from ..security import generate_password, hash_panel_password, verify_panel_password
+from ..timezones import check_time_zone
 from . import sessions, throttle
 from .audit import record_event
 from .context import Actor
@@ -296,4 +297,23 @@ def change_own_password(
         object_label=user.username,
         customer_id=user.id if user.role == Role.CUSTOMER else None,
     )
+    return user
+
+
+def set_own_time_zone(
+    session: Session, actor: Actor, zone: str, *, keep_chosen: bool = False
+) -> PanelUser:
+    """Set the zone the signed-in panel user reads times in (an IANA name).
+
+    A preference of the person, not of the account they may be acting for. `keep_chosen` is
+    for the browser's own zone, sent on its own: it never overrides a zone the person chose.
+    Raises ValidationError for an unknown zone, NotFound without a signed-in panel user.
+    """
+    user = session.get(PanelUser, actor.user_id) if actor.user_id is not None else None
+    if user is None:
+        raise NotFound("Only a signed-in panel user has a time zone to set.")
+    zone = check_time_zone(zone)
+    if not (keep_chosen and user.time_zone):
+        user.time_zone = zone
+    session.flush()
     return user

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
-from ..models import Autoresponder, PanelUser
+from ..models import Autoresponder, Domain, Mailbox, PanelUser
+from ..names import address_to_unicode
 from .audit import record_event
 from .context import Actor
-from .mailboxes import get_mailbox
+from .mailboxes import get_mailbox, scoped_domain_ids
 
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
@@ -105,3 +107,39 @@ def get_autoresponder(session: Session, actor: Actor, address: str) -> Autorespo
     return session.scalars(
         select(Autoresponder).where(Autoresponder.mailbox_id == mailbox.id)
     ).one_or_none()
+
+
+@dataclass(frozen=True)
+class AutoresponderRow:
+    address: str
+    unicode_address: str
+    subject: str
+    #: Autoresponder.state: "on", "scheduled", "ended" or "off".
+    state: str
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    interval_days: int
+
+
+def list_autoresponders(session: Session, actor: Actor) -> list[AutoresponderRow]:
+    """Every autoresponder of the actor's mailboxes, by address, with its state now."""
+    now = actor.now()
+    rows = session.execute(
+        select(Autoresponder, Mailbox.local_part, Domain.name)
+        .join(Mailbox, Mailbox.id == Autoresponder.mailbox_id)
+        .join(Domain, Domain.id == Mailbox.domain_id)
+        .where(Mailbox.domain_id.in_(scoped_domain_ids(session, actor)))
+        .order_by(Domain.name, Mailbox.local_part)
+    ).all()
+    return [
+        AutoresponderRow(
+            address=f"{local}@{domain}",
+            unicode_address=address_to_unicode(f"{local}@{domain}"),
+            subject=responder.subject,
+            state=responder.state(now),
+            starts_at=responder.starts_at,
+            ends_at=responder.ends_at,
+            interval_days=responder.interval_days,
+        )
+        for responder, local, domain in rows
+    ]

@@ -312,3 +312,13 @@ def domain_names_for(session: Session, actor: Actor) -> list[str]:
             .limit(1000)
         )
     )
+
+
+def is_hosted(session: Session, name: str) -> bool:
+    """Whether a domain of this name is set up on this server, whoever owns it (a fact its MX
+    record tells anyone); for diagnosis wording only, never for access."""
+    try:
+        normal = normalize_domain(name)
+    except ValidationError:
+        return False
+    return session.scalars(select(Domain.id).where(Domain.name == normal)).first() is not None

@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import enum
 import typing as t
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from ..clientsetup import ClientSetup, build_setup
 from ..errors import Conflict, NotFound, ValidationError
 from ..hashing import hash_mailbox_password
 from ..models import Domain, Forwarder, Mailbox, PanelUser
-from ..names import domain_to_unicode, normalize_domain, split_address, split_partial
+from ..names import domain_to_unicode, split_address
 from ..passwords import check_password_policy
 from ..protocols import Protocol
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
-from .pagination import Page, paginate_keys
+from .pagination import Page, clamp, paginate_keys
 from .scope import customer_ids_query, get_domain
 from .server import get_server_settings
 
-SORTS = {"address", "quota", "created"}
+SORTS = {"address", "quota", "usage", "status", "created"}
+#: The page sizes a list offers (any size up to pagination.MAX_PER_PAGE is accepted).
+PAGE_SIZES = (25, 50, 100, 200)
+#: Most mailboxes one bulk action changes: one page of the list at its largest size.
+BULK_MAX = 200
+
+
+class BulkAction(enum.StrEnum):
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    QUOTA = "quota"
+    REMOVE = "remove"
+
+    @property
+    def label(self) -> str:
+        return {
+            "suspend": "Suspend (login, receiving and sending)",
+            "resume": "Resume (lift every suspension)",
+            "quota": "Set the quota",
+            "remove": "Remove",
+        }[self.value]
+
 
 
 @dataclass(frozen=True)
@@ -291,6 +313,11 @@ def delete_mailbox(session: Session, actor: Actor, address: str, *, confirm: str
             f"Type the address {mailbox.local_part}@{domain_to_unicode(domain.name)} to confirm.",
             field="confirm",
         )
+    _delete(session, actor, mailbox)
+
+
+def _delete(session: Session, actor: Actor, mailbox: Mailbox) -> None:
+    domain = mailbox.domain
     before = _state(mailbox)
     _audit(session, actor, "mailbox.delete", mailbox, domain, before, None)
     # Its forwarding (a forwarder at the same address) goes with it.
@@ -303,6 +330,20 @@ def delete_mailbox(session: Session, actor: Actor, address: str, *, confirm: str
         session.delete(forwarding)
     session.delete(mailbox)
     session.flush()
+
+
+def device_setup(session: Session, actor: Actor, address: str) -> ClientSetup:
+    """The servers, ports and user name a mailbox's mail programs need (the protocols it may
+    use), for the customer managing it. Raises InvalidName or NotFound."""
+    mailbox = get_mailbox(session, actor, address)
+    return build_setup(
+        get_server_settings(session),
+        address=mailbox.address,
+        domain=mailbox.domain.name,
+        imap=mailbox.imap,
+        pop3=mailbox.pop3,
+        smtp=mailbox.smtp,
+    )
 
 
 SCOPE_ID_LIST_MAX = 1000
@@ -320,19 +361,6 @@ def scoped_domain_ids(session: Session, actor: Actor) -> t.Any:
     return ids_query.scalar_subquery()
 
 
-def prefix_match(column: t.Any, prefix: str) -> list[t.Any]:
-    """Conditions for "column starts with prefix" that an ordinary b-tree index can answer.
-
-    LIKE 'x%' only uses an index under special collations; a half-open range does, and is exact
-    for a prefix of letters and digits whose last character can be incremented within its class.
-    The LIKE stays as the exact filter.
-    """
-    conditions = [column.startswith(prefix, autoescape=True)]
-    if prefix.isalnum() and prefix.isascii() and prefix[-1] not in "z9":
-        conditions += [column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
-    return conditions
-
-
 def list_mailboxes(
     session: Session,
     actor: Actor,
@@ -346,38 +374,43 @@ def list_mailboxes(
 ) -> Page[MailboxRow]:
     """One page of the actor's mailboxes, filtered, searched and sorted in the database.
 
-    `search` matches the start of the local part (or of the address, with an '@'), which the
-    (domain, local part) index answers without scanning.
+    `search` matches anywhere in the address. Without an '@' that is the local part or the
+    domain name; with one, "a@b" is found in every address whose local part ends with "a" and
+    whose domain starts with "b" (the same thing as the whole address containing it). Domain
+    names are matched among the actor's few domains first, so the mailbox table is filtered by
+    a list of ids and the local part, never joined row by row.
     """
     if sort not in SORTS:
         raise ValidationError(f"Sort by one of: {', '.join(sorted(SORTS))}.", field="sort")
-    query = select(Mailbox.id)
     if domain:
-        query = query.where(Mailbox.domain_id == get_domain(session, actor, domain).id)
+        domain_ids: t.Any = [get_domain(session, actor, domain).id]
     else:
-        query = query.where(Mailbox.domain_id.in_(scoped_domain_ids(session, actor)))
+        domain_ids = scoped_domain_ids(session, actor)
+    conditions = [Mailbox.domain_id.in_(domain_ids)]
     if search:
-        text = search.strip().lower()
-        local_prefix, domain_prefix = split_partial(text)
-        if local_prefix:
-            query = query.where(*prefix_match(Mailbox.local_part, local_prefix))
-        if domain_prefix:
-            with contextlib.suppress(ValidationError):
-                domain_prefix = (
-                    normalize_domain(domain_prefix) if "." in domain_prefix else domain_prefix
-                )
-            query = query.join(Domain, Domain.id == Mailbox.domain_id).where(
-                Domain.name.startswith(domain_prefix, autoescape=True)
-            )
+        conditions.append(_address_contains(session, domain_ids, search.strip().lower()))
     # Ordering by domain id (not name) lets the (domain, local part) index deliver rows already
-    # sorted, so a page at 100,000 mailboxes needs no sort of the whole set.
-    order = {
+    # sorted, so a page at 100,000 mailboxes needs no sort of the whole set. The other orders
+    # end with the local part and the domain id, so equal values have one order everywhere.
+    orders: dict[str, list[t.Any]] = {
         "address": [Mailbox.domain_id, Mailbox.local_part],
-        "quota": [Mailbox.quota, Mailbox.local_part],
+        "quota": [Mailbox.quota, Mailbox.local_part, Mailbox.domain_id],
+        "usage": [Mailbox.usage_bytes, Mailbox.local_part, Mailbox.domain_id],
+        # Active first; then any suspension, the login one (the strongest) last.
+        "status": [Mailbox.suspend_login, Mailbox.suspend_incoming, Mailbox.suspend_outgoing,
+                   Mailbox.local_part, Mailbox.domain_id],
         "created": [Mailbox.created_at, Mailbox.id],
-    }[sort]
-    query = query.order_by(*[c.desc() if descending else c.asc() for c in order])
-    ids, total, page, per_page = paginate_keys(session, query, page, per_page)
+    }
+    order = orders[sort]
+    direction = [c.desc() if descending else c.asc() for c in order]
+    if sort in _MERGED_SORTS and isinstance(domain_ids, list) and 1 < len(domain_ids) <= \
+            _MERGE_DOMAINS_MAX:
+        page, per_page = clamp(page, per_page)
+        total = session.scalar(select(func.count(Mailbox.id)).where(*conditions)) or 0
+        ids = _merged_page(session, domain_ids, conditions[1:], order, descending, page, per_page)
+    else:
+        query = select(Mailbox.id).where(*conditions).order_by(*direction)
+        ids, total, page, per_page = paginate_keys(session, query, page, per_page)
     loaded = {
         m.id: (m, name)
         for m, name in session.execute(
@@ -405,3 +438,143 @@ def list_mailboxes(
         for m, name in (loaded[i] for i in ids if i in loaded)
     ]
     return Page(items=rows, page=page, per_page=per_page, total=total)
+
+
+#: Sorts that each domain's index delivers in order, merged across a customer's few domains.
+_MERGED_SORTS = {"quota", "usage", "status"}
+_MERGE_DOMAINS_MAX = 50
+
+
+def _merged_page(
+    session: Session,
+    domain_ids: list[int],
+    conditions: list[t.Any],
+    order: list[t.Any],
+    descending: bool,
+    page: int,
+    per_page: int,
+) -> list[int]:
+    """The ids of one page, ordered across several domains, without sorting all their rows.
+
+    A database cannot walk one (domain, value) index in value order across a list of domains,
+    so it would sort every mailbox of them for each page. Instead each domain gives only its
+    first page x per_page rows, in its own index's order, and the page is cut from those.
+    """
+    def ordered(columns: t.Sequence[t.Any]) -> list[t.Any]:
+        return [c.desc() if descending else c.asc() for c in columns]
+
+    keep = page * per_page
+    parts = [
+        select(Mailbox.id, *order).where(Mailbox.domain_id == domain_id, *conditions)
+        .order_by(*ordered(order)).limit(keep).subquery()
+        for domain_id in domain_ids
+    ]
+    merged = union_all(*[select(part) for part in parts]).subquery()
+    return list(session.scalars(
+        select(merged.c.id)
+        .order_by(*ordered([merged.c[c.key] for c in order]))
+        .limit(per_page).offset((page - 1) * per_page)
+    ))
+
+
+def _address_contains(session: Session, domain_ids: t.Any, text: str) -> t.Any:
+    """The condition "the address contains `text`" for mailboxes in `domain_ids`."""
+    local_text, at, domain_text = text.partition("@")
+    if not at:
+        named = list(session.scalars(
+            select(Domain.id).where(Domain.id.in_(domain_ids),
+                                    Domain.name.contains(text, autoescape=True))
+        ))
+        return or_(Mailbox.local_part.contains(text, autoescape=True),
+                   Mailbox.domain_id.in_(named))
+    # An IDN typed in Unicode is stored in its ASCII form.
+    ascii_domain = domain_text
+    if domain_text and not domain_text.isascii():
+        try:
+            ascii_domain = domain_text.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_domain = domain_text
+    named = list(session.scalars(
+        select(Domain.id).where(Domain.id.in_(domain_ids),
+                                Domain.name.startswith(ascii_domain, autoescape=True))
+    ))
+    return Mailbox.local_part.endswith(local_text, autoescape=True) & Mailbox.domain_id.in_(named)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    action: BulkAction
+    #: The mailboxes the action changed, and those it found already as asked.
+    changed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+    def summary(self) -> str:
+        count = len(self.changed)
+        noun = "mailbox" if count == 1 else "mailboxes"
+        done = {
+            BulkAction.SUSPEND: f"{count} {noun} suspended",
+            BulkAction.RESUME: f"{count} {noun} resumed",
+            BulkAction.QUOTA: f"Quota set on {count} {noun}",
+            BulkAction.REMOVE: f"{count} {noun} removed from the panel (the stored mail was not "
+                               "touched)",
+        }[self.action]
+        if self.unchanged:
+            done += f"; {len(self.unchanged)} already as asked"
+        return done + "."
+
+
+def bulk_targets(session: Session, actor: Actor, addresses: t.Iterable[str]) -> list[Mailbox]:
+    """The actor's mailboxes at `addresses`, each checked as `get_mailbox` does, in list order.
+
+    Raises ValidationError for none or more than BULK_MAX, NotFound for any address that is not
+    one of the actor's mailboxes (nothing is changed then).
+    """
+    unique = list(dict.fromkeys(a.strip() for a in addresses if a.strip()))
+    if not unique:
+        raise ValidationError("Select at least one mailbox.", field="addresses")
+    if len(unique) > BULK_MAX:
+        raise ValidationError(f"Select at most {BULK_MAX} mailboxes at a time.",
+                              field="addresses")
+    return [get_mailbox(session, actor, address, field="addresses") for address in unique]
+
+
+def bulk_change(
+    session: Session,
+    actor: Actor,
+    addresses: t.Iterable[str],
+    action: BulkAction | str,
+    *,
+    quota: int | None = None,
+) -> BulkResult:
+    """One action on several of the actor's mailboxes: all of them or, on any refusal, none
+    (the caller's transaction rolls back). Each change is audited as its single-mailbox form.
+
+    Suspend sets all three suspensions (login, receiving, sending); resume clears them. Quota
+    is checked against the package like a single change. Remove keeps the stored mail, as
+    `delete_mailbox` does. Raises ValidationError, NotFound, LimitReached.
+    """
+    try:
+        action = BulkAction(action)
+    except ValueError:
+        raise ValidationError(
+            f"Choose one of: {', '.join(a.value for a in BulkAction)}.", field="action"
+        ) from None
+    if action is BulkAction.QUOTA and quota is None:
+        raise ValidationError("Give the quota to set, e.g. 2G.", field="quota")
+    targets = bulk_targets(session, actor, addresses)
+    changed: list[str] = []
+    unchanged: list[str] = []
+    for mailbox in targets:
+        address = f"{mailbox.local_part}@{mailbox.domain.name}"
+        before = _state(mailbox)
+        if action is BulkAction.REMOVE:
+            _delete(session, actor, mailbox)
+            changed.append(address)
+            continue
+        if action is BulkAction.QUOTA:
+            update_mailbox(session, actor, address, quota=quota)
+        else:
+            flag = action is BulkAction.SUSPEND
+            set_suspensions(session, actor, address, login=flag, incoming=flag, outgoing=flag)
+        (changed if _state(mailbox) != before else unchanged).append(address)
+    return BulkResult(action, tuple(changed), tuple(unchanged))

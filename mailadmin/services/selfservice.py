@@ -47,6 +47,7 @@ from ..hashing import (
 from ..models import Autoresponder, Domain, Forwarder, Mailbox, Role, utcnow
 from ..names import address_to_unicode, domain_of, normalize_domain, split_address
 from ..protocols import Protocol
+from ..timezones import check_time_zone
 from . import autoresponders, forwarders, mailboxes, sessions, throttle
 from .context import Actor
 from .server import get_server_settings
@@ -112,6 +113,10 @@ class OwnMailbox:
     password_changed_at: dt.datetime | None
     last_login_at: dt.datetime | None
     has_autoresponder: bool
+    #: Autoresponder.state of the mailbox's reply, None without one; and its period.
+    autoresponder_state: str | None
+    autoresponder_starts_at: dt.datetime | None
+    autoresponder_ends_at: dt.datetime | None
     forwarding: tuple[str, ...]
     keep_copy: bool
     may_forward: bool
@@ -266,6 +271,20 @@ def load_mailbox_user(session: Session, mailbox_id: int) -> Mailbox | None:
     return mailbox
 
 
+def set_own_time_zone(
+    session: Session, user: MailboxUser, zone: str, *, keep_chosen: bool = False
+) -> Mailbox:
+    """Set the zone the mailbox user reads times in (an IANA name); `keep_chosen` as for
+    `accounts.set_own_time_zone`. Raises ValidationError for an unknown zone, NotFound or
+    PermissionDenied as the other self-service changes."""
+    mailbox = _own_mailbox(session, user)
+    zone = check_time_zone(zone)
+    if not (keep_chosen and mailbox.time_zone):
+        mailbox.time_zone = zone
+    session.flush()
+    return mailbox
+
+
 def _own_mailbox(session: Session, user: MailboxUser) -> Mailbox:
     mailbox = session.get(Mailbox, user.mailbox_id)
     if mailbox is None or mailbox.address != user.address:
@@ -311,14 +330,10 @@ def get_own_mailbox(
     """The overview of the user's mailbox. Raises NotFound or PermissionDenied (suspended)."""
     mailbox = _own_mailbox(session, user)
     forwarding = _forwarding(session, mailbox)
-    has_responder = (
-        session.scalars(
-            select(Autoresponder.id).where(
-                Autoresponder.mailbox_id == mailbox.id, Autoresponder.enabled.is_(True)
-            )
-        ).first()
-        is not None
-    )
+    responder = session.scalars(
+        select(Autoresponder).where(Autoresponder.mailbox_id == mailbox.id)
+    ).one_or_none()
+    has_responder = responder is not None and responder.enabled
     return OwnMailbox(
         id=mailbox.id,
         address=mailbox.address,
@@ -336,6 +351,9 @@ def get_own_mailbox(
         password_changed_at=mailbox.password_changed_at,
         last_login_at=mailbox.last_login_at,
         has_autoresponder=has_responder,
+        autoresponder_state=responder.state(user.clock()) if responder else None,
+        autoresponder_starts_at=responder.starts_at if responder else None,
+        autoresponder_ends_at=responder.ends_at if responder else None,
         forwarding=tuple(
             address_to_unicode(d.address) for d in (forwarding.destinations if forwarding else [])
         ),

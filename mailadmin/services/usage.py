@@ -239,6 +239,35 @@ def _sum(name: str, unicode_name: str, row: tuple[object, ...]) -> UsageSum:
     )
 
 
+def domain_usage(
+    session: Session, actor: Actor, *, domain: str | None = None
+) -> tuple[UsageSum, ...]:
+    """Stored usage summed per domain of the actor (or just `domain`), for the usage bars.
+
+    Grouped by domain id alone, which the covering (domain, usage, ...) index answers
+    without reading the mailbox rows: fast at 100,000 mailboxes.
+    """
+    require_mail_manager(actor)
+    if domain is not None:
+        domain_ids: object = [get_domain(session, actor, domain).id]
+    else:
+        domain_ids = scoped_domain_ids(session, actor)
+    sums = session.execute(
+        select(Mailbox.domain_id, *_sum_columns())
+        .where(Mailbox.domain_id.in_(domain_ids))  # type: ignore[arg-type]
+        .group_by(Mailbox.domain_id)
+    ).all()
+    names: dict[int, str] = {
+        domain_id: name for domain_id, name in session.execute(
+            select(Domain.id, Domain.name).where(Domain.id.in_([r[0] for r in sums]))
+        )
+    }
+    return tuple(sorted(
+        (_sum(names[r[0]], domain_to_unicode(names[r[0]]), tuple(r[1:])) for r in sums),
+        key=lambda one: one.name,
+    ))
+
+
 def usage_summary(session: Session, actor: Actor, *, domain: str | None = None) -> UsageSummary:
     """Stored usage summed per domain and per customer, in the database (GROUP BY)."""
     require_mail_manager(actor)

@@ -146,8 +146,11 @@ class MailboxListQuery(ListQuery):
     domain: DomainText | None = Field(
         None, max_length=253, description="Only this domain's mailboxes."
     )
-    sort: t.Literal["address", "quota", "created"] = "address"
+    sort: t.Literal["address", "quota", "usage", "status", "created"] = "address"
     descending: bool = False
+    search: LineText | None = Field(
+        None, max_length=320, description="Text found anywhere in the address."
+    )
 
 
 class ForwarderListQuery(ListQuery):
