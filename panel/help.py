@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from mailadmin.errors import MailadminError, NotFound, PermissionDenied, RateLimited
@@ -141,7 +142,8 @@ class ArticleForm(FlaskForm):  # type: ignore[misc]
     title = StringField("Title", validators=[DataRequired(), Length(max=200)])
     summary = StringField("Summary", validators=[Optional(), Length(max=500)])
     topic = StringField("Topic", validators=[Optional(), Length(max=64)], default="General")
-    audience = SelectField("Who it is for", choices=list(AUDIENCE_LABELS.items()),
+    audience = SelectField("Who it is for",
+                           choices=[SelectChoice(k, v) for k, v in AUDIENCE_LABELS.items()],
                            default="public")
     tags = StringField("Search words", validators=[Optional(), Length(max=500)])
     related = StringField("Related articles (slugs)", validators=[Optional(), Length(max=1000)])
@@ -150,11 +152,11 @@ class ArticleForm(FlaskForm):  # type: ignore[misc]
     hidden = BooleanField("Hidden (nobody reads it until shown)")
 
 
-def _audiences_for_editor() -> list[tuple[str, str]]:
+def _audiences_for_editor() -> list[SelectChoice]:
     user = current_user._get_current_object()
     allowed = (AUDIENCES if getattr(user, "role", None) == Role.ADMIN.value
                else help_service.RESELLER_AUDIENCES)
-    return [(key, AUDIENCE_LABELS[key]) for key in AUDIENCES if key in allowed]
+    return [SelectChoice(key, AUDIENCE_LABELS[key]) for key in AUDIENCES if key in allowed]
 
 
 def _input(form: ArticleForm) -> help_service.ArticleInput:

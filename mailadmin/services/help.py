@@ -600,6 +600,7 @@ def vote(
     except RateLimited as exc:
         raise RateLimited("Too many votes from your network address; try again later.",
                           retry_after_seconds=exc.retry_after_seconds) from None
+    sync_shipped_articles(session)
     article = _find(session, reader, slug)
     voter = reader.voter or browser_voter(browser_token)
     if voter is None:
