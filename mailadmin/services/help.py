@@ -518,7 +518,7 @@ def _scores(session: Session, words: Sequence[str]) -> dict[int, float]:
         table = search_index.SQLITE_TABLE
         match = " OR ".join(f'"{w}"' for w in words)
         rows = session.execute(text(
-            f"SELECT rowid, bm25({table}, 6.0, 1.0) AS rank FROM {table} "  # noqa: S608
+            f"SELECT rowid, bm25({table}, 10.0, 1.0) AS rank FROM {table} "  # noqa: S608
             f"WHERE {table} MATCH :match ORDER BY rank LIMIT 500"), {"match": match})
         # bm25 is lower-is-better (negative); flip it so every backend sorts the same way.
         return {int(row[0]): -float(row[1]) for row in rows}
