@@ -28,7 +28,7 @@ from mailadmin.help.articles import slug_for_family
 from mailadmin.models import AUDIENCES, Role, utcnow
 from mailadmin.services import help as help_service
 
-from . import client_address, db
+from . import db
 from .auth import MailboxPrincipal, current_actor
 from .forms import attach_error
 
@@ -116,7 +116,7 @@ def vote(slug: str) -> ResponseReturnValue:
         outcome = help_service.vote(
             db.session(), reader(), slug, answer == "yes",
             browser_token=request.cookies.get(VOTER_COOKIE),
-            client_address=client_address(request), now=utcnow(),
+            client_address=request.remote_addr or "unknown", now=utcnow(),
         )
     except NotFound:
         abort(404)

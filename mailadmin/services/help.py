@@ -559,9 +559,10 @@ def search_articles(
     articles = session.scalars(
         select(HelpArticle).where(HelpArticle.id.in_(list(scores)), _in_reach(session, reader))
     ).all()
-    # Snippets read with this server's names in them; the reader's own sentences are left out.
+    # Snippets read with this server's names in them; the sentences about the reader's own
+    # mailbox are left out (a search result is not the place for them).
     values = {name: value for name, value in placeholder_values(session, None).items()
-              if not name.startswith("your_")}
+              if name not in ("your_protocols", "your_quota")}
     ranked = sorted(articles, key=lambda a: (-scores[a.id], a.title))[:max(1, min(limit,
                                                                                   MAX_RESULTS))]
     hits = tuple(
