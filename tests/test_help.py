@@ -644,3 +644,20 @@ def test_cli_list_search_show(app: t.Any, tmp_path: t.Any) -> None:
     missing = runner.invoke(main, [*base, "help", "show", "nope", "--json"], env=env)
     assert missing.exit_code == 1
     assert json.loads(missing.output)["error"]["code"] == "not_found"
+
+
+def test_customer_opens_the_help_from_a_mailbox_page(client: t.Any, app: t.Any,
+                                                     world: dict[str, t.Any]) -> None:
+    sign_in(client, "alice", PASSWORD)
+    page = client.get("/mailboxes/anna@alice.example").get_data(as_text=True)
+    soup = BeautifulSoup(page, "html.parser")
+    links = [a["href"] for a in soup.select("[data-testid=mailbox-help] a")]
+    assert links and all("mailbox=anna%40alice.example" in href for href in links)
+    article = client.get(links[0]).get_data(as_text=True)
+    assert "Filled in for the mailbox anna@alice.example." in article
+    assert "POP3 is off for this mailbox" in article
+    # Another customer's mailbox named in the URL is not described.
+    bert = app.test_client()
+    sign_in(bert, "bert", PASSWORD)
+    other = bert.get("/help/pop-vs-imap?mailbox=anna%40alice.example").get_data(as_text=True)
+    assert "anna@alice.example" not in other
