@@ -652,7 +652,7 @@ def test_customer_opens_the_help_from_a_mailbox_page(client: t.Any, app: t.Any,
     page = client.get("/mailboxes/anna@alice.example").get_data(as_text=True)
     soup = BeautifulSoup(page, "html.parser")
     links = [a["href"] for a in soup.select("[data-testid=mailbox-help] a")]
-    assert links and all("mailbox=anna%40alice.example" in href for href in links)
+    assert links and all("mailbox=anna@alice.example" in href for href in links)
     article = client.get(links[0]).get_data(as_text=True)
     assert "Filled in for the mailbox anna@alice.example." in article
     assert "POP3 is off for this mailbox" in article
