@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from mailadmin.config import load_config
 from mailadmin.db import make_engine
+from mailadmin.help.search_index import include_name
 from mailadmin.models import Base
 
 config = context.config
@@ -20,6 +21,8 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER constraints; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # Each backend's full-text index over the help articles is not a model (see 0009).
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

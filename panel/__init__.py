@@ -140,6 +140,7 @@ def _register_blueprints(app: Flask) -> None:
     from .customers import bp as customers_bp
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
+    from .help import bp as help_bp
     from .home import bp as home_bp
     from .live import bp as live_bp
     from .mail import bp as mail_bp
@@ -169,8 +170,20 @@ def _register_blueprints(app: Flask) -> None:
         resolver_bp,
         live_bp,
         preferences_bp,
+        help_bp,
     ):
         app.register_blueprint(blueprint)
+
+
+#: The help article an error page links to, by status; other errors link to the help index.
+ERROR_HELP: dict[int, str] = {
+    401: "cant-sign-in",
+    403: "cant-sign-in",
+    429: "cant-sign-in",
+    502: "cant-reach-panel",
+    503: "cant-reach-panel",
+    504: "cant-reach-panel",
+}
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -182,6 +195,7 @@ def _register_error_handlers(app: Flask) -> None:
                 title="The form expired",
                 message="The form was missing its security token or it had expired. "
                 "Nothing was changed. Go back, reload the page and try again.",
+                help_slug="cant-sign-in",
             ),
             400,
         )
@@ -190,7 +204,8 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException) -> tuple[str, int]:
         code = error.code or 500
         return (
-            render_template("error.html", title=f"{code} {error.name}", message=error.description),
+            render_template("error.html", title=f"{code} {error.name}", message=error.description,
+                            help_slug=ERROR_HELP.get(code)),
             code,
         )
 
@@ -207,6 +222,8 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
+        ("help.manage", "Help articles"),
+        ("help.index", "Help"),
     ],
     "reseller": [
         ("home.dashboard", "Dashboard"),
@@ -215,6 +232,8 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
+        ("help.manage", "Help articles"),
+        ("help.index", "Help"),
     ],
     "customer": [
         ("home.dashboard", "Dashboard"),
@@ -225,11 +244,13 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
+        ("help.index", "Help"),
     ],
     "mailbox": [
         ("self.overview", "My mailbox"),
         ("self.devices", "Device settings"),
         ("diagnostics.index", "Diagnose a problem"),
+        ("help.index", "Help"),
     ],
 }
 

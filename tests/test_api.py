@@ -575,6 +575,7 @@ def test_openapi_document_is_generated_from_the_schemas(api_app: t.Any, api: t.A
         ("/api/v1/diagnose", "post"),
         ("/api/v1/mailboxes/{address}/usage/recalculate", "post"),
         ("/api/v1/resolve/{address}", "get"),
+        ("/api/v1/help", "get"), ("/api/v1/help/{slug}", "get"),
     }
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert documented == expected

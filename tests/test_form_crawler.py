@@ -37,6 +37,7 @@ from mailadmin.services import (
     autoresponders,
     domains,
     forwarders,
+    help,
     mailboxes,
     packages,
     resellers,
@@ -114,6 +115,15 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
     with transaction(factory) as s:
         # A revision (failed or applied, whatever the machine allows) for the revision pages.
         revision_id = stack.apply_config_report(s, root).revision.id
+    with transaction(factory) as s:
+        # The help centre: the shipped articles, one the admin wrote and one of rita's own.
+        help.sync_shipped_articles(s)
+        shipped_id = help.editable_articles(s, root)[0].id
+        admin_article = help.create_article(s, root, help.ArticleInput(
+            slug="house-rules", title="House rules", body="Be **kind**."))
+        rita_article = help.create_article(s, rita, help.ArticleInput(
+            slug="rita-support", title="Rita's support hours", audience="customer",
+            body="Weekdays."))
     token_ids = []
     for holder in ("root", "rita", "alice"):
         with transaction(factory) as s:
@@ -125,6 +135,8 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
         "package_id": [str(plan_id), str(spare_id)],
         "token_id": token_ids,
         "revision_id": [str(revision_id)],
+        "slug": ["pop-vs-imap", "house-rules", "rita-support"],
+        "article_id": [str(shipped_id), str(admin_article.id), str(rita_article.id)],
     }
 
 

@@ -8,6 +8,7 @@ picked up from the checkout.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -74,6 +75,11 @@ def test_wheel_runs_from_site_packages(installed: Path, tmp_path: Path) -> None:
     assert (Path(where[1]) / "auth" / "login.html").is_file() or any(
         Path(where[1]).rglob("login*.html")), where[1]
     assert (Path(where[2]) / "env.py").is_file()
+    # The help centre's articles are package data: the wheel carries every one of them.
+    articles = Path(where[0]).parent / "help" / "articles"
+    shipped = {p.name for p in (REPO / "mailadmin" / "help" / "articles").glob("*.md")}
+    assert len(shipped) >= 25
+    assert {p.name for p in articles.glob("*.md")} == shipped
 
 
 def test_wheel_migrates_and_serves(installed: Path, tmp_path: Path) -> None:
@@ -86,7 +92,10 @@ def test_wheel_migrates_and_serves(installed: Path, tmp_path: Path) -> None:
         (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert revision == migrate.head_revision()
-    assert {"panel_users", "domains", "mailboxes"} <= tables
+    assert {"panel_users", "domains", "mailboxes", "help_articles"} <= tables
+    found = json.loads(run([str(installed / "mailadmin"), "--instance", str(instance), "help",
+                            "search", "503", "--json"], cwd=tmp_path, env=env))
+    assert found[0]["slug"] == "503-valid-rcpt-sender-verification"
 
     port = free_port()
     process = subprocess.Popen(
@@ -107,6 +116,9 @@ def test_wheel_migrates_and_serves(installed: Path, tmp_path: Path) -> None:
         assert '<form method="post"' in page, page[:2000]
         assert 'name="username"' in page and 'name="password"' in page
         assert 'name="csrf_token"' in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/help/pop-vs-imap", timeout=5) as r:
+            assert r.status == 200
+            assert "POP3 or IMAP" in r.read().decode()
     finally:
         process.terminate()
         output = process.communicate(timeout=10)[0]

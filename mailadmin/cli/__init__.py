@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "diagnose": "diagnose:diagnose_command",
     "domain": "mail:domain_group",
     "forwarder": "mail:forwarder_group",
+    "help": "help:help_group",
     "log": "live:log_command",
     "mailbox": "mail:mailbox_group",
     "package": "packages:package_group",

@@ -1,6 +1,7 @@
 """The domain model (see DESIGN.md). Import models from here."""
 
 from .base import MAX_ROW_ID, Base, UTCDateTime, utcnow
+from .help import AUDIENCES, HelpArticle, HelpVote
 from .mail import (
     Autoresponder,
     CatchAllAction,
@@ -22,6 +23,7 @@ from .system import (
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
+    "AUDIENCES",
     "MAX_ROW_ID",
     "ApiToken",
     "AuditEvent",
@@ -32,6 +34,8 @@ __all__ = [
     "Domain",
     "Forwarder",
     "ForwarderDestination",
+    "HelpArticle",
+    "HelpVote",
     "Job",
     "KnownSignIn",
     "LoginSession",

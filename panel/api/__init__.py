@@ -1,14 +1,15 @@
 """The JSON API under /api/v1 (see `panel.api.blueprint` for authentication, errors and audit).
 
 The blueprint and its request hooks are in `blueprint`; the operations are registered on it by
-`diagnose`, `resolve` and `views`, imported here, and the OpenAPI document describes them all.
+`diagnose`, `help`, `resolve` and `views`, imported here, and the OpenAPI document describes
+them all.
 """
 
 from __future__ import annotations
 
 from flask import Response, jsonify
 
-from . import diagnose, resolve, views  # noqa: F401  (register the operations on bp)
+from . import diagnose, help, resolve, views  # noqa: F401  (register the operations on bp)
 from .blueprint import URL_PREFIX, bp
 from .openapi import build_document
 from .routing import OPERATIONS, Operation

@@ -63,6 +63,8 @@ PATH_PARAMETERS: dict[str, dict[str, t.Any]] = {
              "description": "A domain name, Unicode or IDNA ASCII.", "examples": ["example.org"]},
     "address": {"type": "string", "pattern": REMOTE_ADDRESS_PATTERN, "maxLength": 254,
                 "description": "A mail address.", "examples": ["info@example.org"]},
+    "slug": {"type": "string", "pattern": r"^[a-z0-9]+(?:-[a-z0-9]+)*$", "maxLength": 80,
+             "description": "A help article's slug.", "examples": ["pop-vs-imap"]},
 }
 
 
