@@ -1,4 +1,5 @@
-"""`mailadmin user add|passwd`: panel users (`mailadmin.services.accounts`)."""
+"""`mailadmin user add|passwd|2fa reset`: panel users (`mailadmin.services.accounts`) and the
+admin's reset of a second factor (`mailadmin.services.twofactor`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import click
 
 from ..models import Role
 from ..security import generate_password
-from ..services import accounts
+from ..services import accounts, twofactor
 from .common import CliState, pass_state, read_password_from_stdin
 
 
@@ -63,3 +64,24 @@ def user_passwd(state: CliState, name: str, password_stdin: bool) -> None:
     with state.unit_of_work() as (session, actor):
         changed = accounts.set_panel_password(session, actor, name, password)
     click.echo(f"Password of {changed.username!r} changed.")
+
+
+@user_group.group("2fa")
+def two_factor_group() -> None:
+    """Two-factor sign-in of panel users and mailbox users (server admin only)."""
+
+
+@two_factor_group.command("reset")
+@click.argument("user", metavar="USER")
+@pass_state
+def two_factor_reset(state: CliState, user: str) -> None:
+    """Turn off USER's two-factor sign-in (a panel user name or a mail address), for one who
+    lost the device and the recovery codes. Its remembered browsers are forgotten; it signs
+    in with its password and, where the server requires it, sets up a new device."""
+    with state.unit_of_work() as (session, actor):
+        was_on = twofactor.reset_two_factor(session, actor, user)
+    if was_on:
+        click.echo(f"Two-factor sign-in of {user!r} is reset: the password alone signs in "
+                   "(and the account enrols again where the server requires it).")
+    else:
+        click.echo(f"{user!r} had no two-factor sign-in set up; nothing to reset.")

@@ -19,6 +19,7 @@ from .system import (
     LoginThrottle,
     ServerSettings,
 )
+from .twofactor import TwoFactorBrowser, TwoFactorRecoveryCode, TwoFactorSecret
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
@@ -42,6 +43,9 @@ __all__ = [
     "ResellerAllocation",
     "Role",
     "ServerSettings",
+    "TwoFactorBrowser",
+    "TwoFactorRecoveryCode",
+    "TwoFactorSecret",
     "UTCDateTime",
     "utcnow",
 ]
