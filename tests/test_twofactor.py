@@ -435,3 +435,39 @@ def test_a_secret_copied_to_another_account_does_not_work(
     when = later(minutes=1)
     refused = failing_second_step(session_factory, bert, code_at(secret, when), when)
     assert "cannot be read" in str(refused)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_cli_reset_is_the_admins_escape_hatch(
+    tmp_path: t.Any, sqlite_engine: t.Any, monkeypatch: pytest.MonkeyPatch,
+    session_factory: Factory, make_user: t.Any,
+) -> None:
+    from click.testing import CliRunner
+
+    from mailadmin.cli import main
+    from mailadmin.models import AuditEvent
+
+    reseller_world(session_factory, make_user)
+    alice = owner_of(session_factory, "alice")
+    enrol(session_factory, alice)
+    monkeypatch.setenv("MAILADMIN_DATABASE_URL", str(sqlite_engine.url))
+
+    def cli(*args: str) -> t.Any:
+        return CliRunner().invoke(main, ["--instance", str(tmp_path / "inst"), *args])
+
+    for who in ("rita", "alice", "bert"):
+        refused = cli("--as", who, "user", "2fa", "reset", "alice")
+        assert refused.exit_code != 0 and "Only the server admin" in refused.output
+    assert run(session_factory, twofactor.is_enabled, alice)
+    missing = cli("user", "2fa", "reset", "nobody")
+    assert missing.exit_code != 0 and "no panel user" in missing.output
+    done = cli("--as", "root", "user", "2fa", "reset", "alice")
+    assert done.exit_code == 0 and "is reset" in done.output, done.output
+    assert not run(session_factory, twofactor.is_enabled, alice)
+    again = cli("user", "2fa", "reset", "alice")
+    assert again.exit_code == 0 and "nothing to reset" in again.output
+    with session_factory() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "two_factor.reset")).one()
+        assert (event.actor, event.channel, event.object_label) == ("root", "cli", "alice")
