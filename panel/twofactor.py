@@ -202,16 +202,14 @@ def _settings_url(kind: str) -> str:
 def _page(kind: str, *, refused: FlaskForm | None = None,
           recovery_codes: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
     owner = _owner(kind)
-    state = twofactor.get_status(db.session(), owner, utcnow())
-    enrolment = (twofactor.pending_enrolment(db.session(), owner, second_step.box())
-                 if state.pending else None)
+    state = twofactor.get_status(db.session(), owner, utcnow(), second_step.box())
     forms = {
         name: refused if isinstance(refused, cls) else cls(formdata=None)
         for name, cls in (("confirm_form", ConfirmForm), ("disable_form", DisableForm),
                           ("recovery_form", RecoveryCodesForm))
     }
     body = render_template(
-        "twofactor/settings.html", kind=kind, state=state, enrolment=enrolment,
+        "twofactor/settings.html", kind=kind, state=state, enrolment=state.enrolment,
         start_form=StartForm(), **forms,
         recovery_codes=recovery_codes,
         must_enrol=bool(session.get(second_step.ENROL_KEY)),

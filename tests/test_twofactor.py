@@ -140,7 +140,12 @@ def test_enrolment_needs_a_code_from_the_new_secret(world: dict[str, t.Any],
     assert started.uri.startswith("otpauth://totp/mailadmin:alice?secret=")
     assert started.qr_data_uri.startswith("data:image/svg+xml")
     status = run(session_factory, twofactor.get_status, alice, NOW)
-    assert status.pending and not status.enabled
+    assert status.pending and not status.enabled and status.enrolment is None
+    shown = run(session_factory, twofactor.get_status, alice, NOW, BOX).enrolment
+    assert shown is not None and shown.secret == started.secret
+    # Under another instance key the started secret is not shown (the page offers a new one).
+    assert run(session_factory, twofactor.get_status, alice, NOW,
+               twofactor.box_for(KEY[::-1])).enrolment is None
     # An unconfirmed secret asks nothing at sign-in.
     assert run(session_factory, twofactor.step_after_password, alice, [], NOW) == "none"
     with pytest.raises(ValidationError), transaction(session_factory) as s:
@@ -187,6 +192,32 @@ def test_password_alone_no_longer_signs_in(world: dict[str, t.Any],
         assert row.second_factor_at == later(seconds=40)
         assert sessions.session_is_live(s, done.session_token, panel_user_id=alice.panel_user_id,
                                         now=later(seconds=41), idle_limit=IDLE)
+
+
+def test_codes_in_other_scripts_or_shapes_are_refused_cleanly(
+    world: dict[str, t.Any], session_factory: Factory
+) -> None:
+    alice = owner_of(session_factory, "alice")
+    secret, _ = enrol(session_factory, alice)
+    when = later(minutes=1)
+    right = code_at(secret, when)
+    arabic = right.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    for code in (arabic, "", " ", "\x00" * 6, right + "0", "x" * 5000, "ǅ" * 6):
+        with transaction(session_factory) as s:
+            s.execute(update_throttles_cleared())
+        refused = failing_second_step(session_factory, alice, code, when)
+        assert isinstance(refused, AuthenticationFailed), code
+    with transaction(session_factory) as s:
+        s.execute(update_throttles_cleared())
+    second_step(session_factory, alice, f" {right[:3]} {right[3:]} ", when=when)
+
+
+def update_throttles_cleared() -> t.Any:
+    from sqlalchemy import delete
+
+    from mailadmin.models import LoginThrottle
+
+    return delete(LoginThrottle)
 
 
 def test_a_code_is_good_once(world: dict[str, t.Any], session_factory: Factory) -> None:

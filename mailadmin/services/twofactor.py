@@ -98,7 +98,8 @@ MAILBOX_CHANNEL = "mailbox"
 CLI_CHANNEL = "cli"
 MAILBOX_ROLE = "mailbox"
 
-_DIGITS_ONLY = re.compile(r"^\d{6}$")
+# ASCII digits only: `\d` would take other scripts' digits, which no app shows.
+_DIGITS_ONLY = re.compile(r"^[0-9]{6}$")
 
 
 class SecondStep(enum.StrEnum):
@@ -242,47 +243,6 @@ def _audit(session: Session, account: _Account, action: str, actor: Actor | None
     )
 
 
-# --- status -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FactorStatus:
-    enabled: bool
-    #: An enrolment was started and waits for its confirmation code.
-    pending: bool
-    confirmed_at: dt.datetime | None
-    recovery_codes_left: int
-    #: The server makes this account's role use a second factor.
-    required: bool
-    remembered_browsers: int
-
-
-def get_status(session: Session, owner: Owner, now: dt.datetime) -> FactorStatus:
-    """The owner's own two-factor state (never the secret)."""
-    account = _account(session, owner)
-    row = _secret_row(session, owner)
-    left = 0
-    if row is not None and row.confirmed_at is not None:
-        left = session.scalar(select(func.count()).select_from(TwoFactorRecoveryCode).where(
-            TwoFactorRecoveryCode.secret_id == row.id, TwoFactorRecoveryCode.used_at.is_(None)
-        )) or 0
-    remembered = session.scalar(select(func.count()).select_from(TwoFactorBrowser).where(
-        _owner_filter(TwoFactorBrowser, owner),  # type: ignore[arg-type]
-        TwoFactorBrowser.expires_at > now,
-    )) or 0
-    return FactorStatus(
-        enabled=row is not None and row.confirmed_at is not None,
-        pending=row is not None and row.confirmed_at is None,
-        confirmed_at=row.confirmed_at if row is not None else None,
-        recovery_codes_left=left,
-        required=required_for_role(session, account.role),
-        remembered_browsers=remembered,
-    )
-
-
-# --- enrolment --------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Enrolment:
     """A started enrolment, for the page that shows it."""
@@ -302,6 +262,63 @@ def _enrolment(secret: str, label: str) -> Enrolment:
     qr = segno.make(uri, error="m", micro=False)
     return Enrolment(secret=secret, uri=uri,
                      qr_data_uri=qr.svg_data_uri(scale=5, border=2, title="QR code"))
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FactorStatus:
+    enabled: bool
+    #: An enrolment was started and waits for its confirmation code.
+    pending: bool
+    confirmed_at: dt.datetime | None
+    recovery_codes_left: int
+    #: The server makes this account's role use a second factor.
+    required: bool
+    remembered_browsers: int
+    #: The started enrolment (its secret, not in use yet), when `get_status` had the box.
+    enrolment: Enrolment | None = None
+
+
+def get_status(session: Session, owner: Owner, now: dt.datetime,
+               box: SecretBox | None = None) -> FactorStatus:
+    """The owner's own two-factor state; the secret only of an enrolment not confirmed yet
+    (and only with `box`), never of one in use."""
+    account = _account(session, owner)
+    row = _secret_row(session, owner)
+    left = 0
+    if row is not None and row.confirmed_at is not None:
+        left = session.scalar(select(func.count()).select_from(TwoFactorRecoveryCode).where(
+            TwoFactorRecoveryCode.secret_id == row.id, TwoFactorRecoveryCode.used_at.is_(None)
+        )) or 0
+    remembered = session.scalar(select(func.count()).select_from(TwoFactorBrowser).where(
+        _owner_filter(TwoFactorBrowser, owner),  # type: ignore[arg-type]
+        TwoFactorBrowser.expires_at > now,
+    )) or 0
+    return FactorStatus(
+        enabled=row is not None and row.confirmed_at is not None,
+        pending=row is not None and row.confirmed_at is None,
+        confirmed_at=row.confirmed_at if row is not None else None,
+        recovery_codes_left=left,
+        required=required_for_role(session, account.role),
+        remembered_browsers=remembered,
+        enrolment=_started_enrolment(box, row, owner, account.label),
+    )
+
+
+def _started_enrolment(box: SecretBox | None, row: TwoFactorSecret | None, owner: Owner,
+                       label: str) -> Enrolment | None:
+    if box is None or row is None or row.confirmed_at is not None:
+        return None
+    try:
+        return _enrolment(box.open_text(row.secret_encrypted, owner.context), label)
+    except SecretUnreadable:
+        # Sealed under an earlier secret key: the page offers to start again.
+        return None
+
+
+# --- enrolment --------------------------------------------------------------------------------
 
 
 def start_enrolment(session: Session, owner: Owner, box: SecretBox, now: dt.datetime) -> Enrolment:
@@ -329,15 +346,6 @@ def start_enrolment(session: Session, owner: Owner, box: SecretBox, now: dt.date
     return _enrolment(secret, account.label)
 
 
-def pending_enrolment(session: Session, owner: Owner, box: SecretBox) -> Enrolment | None:
-    """The started, unconfirmed enrolment (its secret is not in use yet), or None."""
-    account = _account(session, owner)
-    row = _secret_row(session, owner)
-    if row is None or row.confirmed_at is not None:
-        return None
-    return _enrolment(_open(box, row, owner), account.label)
-
-
 def _open(box: SecretBox, row: TwoFactorSecret, owner: Owner) -> str:
     try:
         return box.open_text(row.secret_encrypted, owner.context)
@@ -357,7 +365,7 @@ def _matching_step(secret: str, code: str, now: dt.datetime, last_used: int | No
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
         if last_used is not None and step <= last_used:
             continue
-        if hmac.compare_digest(totp.generate_otp(step), code):
+        if hmac.compare_digest(totp.generate_otp(step).encode(), code.encode()):
             return step
     return None
 
@@ -545,7 +553,8 @@ def complete_sign_in(
     """
     account = _account(session, owner, now)
     if (not dt.timedelta(0) <= now - password_step_at <= PENDING_FOR
-            or not hmac.compare_digest(fingerprint, password_fingerprint(account.password_hash))
+            or not hmac.compare_digest(fingerprint.encode(),
+                                       password_fingerprint(account.password_hash).encode())
             or not account.can_sign_in):
         raise AuthenticationFailed("The sign-in took too long or is no longer valid. "
                                    "Sign in again with your password.")
