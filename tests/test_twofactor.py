@@ -494,11 +494,20 @@ def test_cli_reset_is_the_admins_escape_hatch(
     assert run(session_factory, twofactor.is_enabled, alice)
     missing = cli("user", "2fa", "reset", "nobody")
     assert missing.exit_code != 0 and "no panel user" in missing.output
+    for who in ("rita", "alice"):
+        refused = cli("--as", who, "user", "2fa", "status", "alice")
+        assert refused.exit_code != 0 and "Only the server admin" in refused.output
+    shown = cli("user", "2fa", "status", "alice", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert '"enabled": true' in shown.output and '"recovery_codes_left": 10' in shown.output
+    assert "secret" not in shown.output
     done = cli("--as", "root", "user", "2fa", "reset", "alice")
     assert done.exit_code == 0 and "is reset" in done.output, done.output
     assert not run(session_factory, twofactor.is_enabled, alice)
     again = cli("user", "2fa", "reset", "alice")
     assert again.exit_code == 0 and "nothing to reset" in again.output
+    assert cli("user", "2fa", "status", "info@alice.example").output.strip() == (
+        "info@alice.example: off.")
     with session_factory() as s:
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "two_factor.reset")).one()
         assert (event.actor, event.channel, event.object_label) == ("root", "cli", "alice")

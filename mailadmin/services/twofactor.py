@@ -726,20 +726,7 @@ def reset_two_factor(session: Session, actor: Actor, who: str) -> bool:
     Raises PermissionDenied for anyone but the server admin, NotFound for an unknown account.
     """
     require_admin(actor, "can reset another account's two-factor sign-in")
-    name = who.strip()
-    owner: Owner
-    if "@" in name:
-        mailbox = _mailbox_at(session, name)
-        if mailbox is None:
-            raise NotFound(f"There is no mailbox {name!r}.", field="user")
-        owner = Owner.mailbox(mailbox.id)
-    else:
-        user = session.scalars(
-            select(PanelUser).where(PanelUser.username == name.lower())
-        ).one_or_none()
-        if user is None:
-            raise NotFound(f"There is no panel user {name!r}.", field="user")
-        owner = Owner.panel(user.id)
+    owner = _owner_named(session, who)
     account = _account(session, owner)
     row = _secret_row(session, owner)
     forget_browsers(session, owner)
@@ -748,6 +735,29 @@ def reset_two_factor(session: Session, actor: Actor, who: str) -> bool:
     _drop(session, owner, row)
     _audit(session, account, "two_factor.reset", actor=actor)
     return True
+
+
+def status_of(session: Session, actor: Actor, who: str) -> FactorStatus:
+    """The two-factor state of the panel user or the mailbox `who`, for the server admin only
+    (never a secret). Raises PermissionDenied for anyone else, NotFound for an unknown one."""
+    require_admin(actor, "can see another account's two-factor sign-in")
+    return get_status(session, _owner_named(session, who), actor.now())
+
+
+def _owner_named(session: Session, who: str) -> Owner:
+    """The panel user (a user name) or the mailbox (a mail address) `who`."""
+    name = who.strip()
+    if "@" in name:
+        mailbox = _mailbox_at(session, name)
+        if mailbox is None:
+            raise NotFound(f"There is no mailbox {name!r}.", field="user")
+        return Owner.mailbox(mailbox.id)
+    user = session.scalars(
+        select(PanelUser).where(PanelUser.username == name.lower())
+    ).one_or_none()
+    if user is None:
+        raise NotFound(f"There is no panel user {name!r}.", field="user")
+    return Owner.panel(user.id)
 
 
 def _mailbox_at(session: Session, address: str) -> Mailbox | None:
