@@ -322,7 +322,11 @@ def _verify(kind: str) -> ResponseReturnValue:
             return redirect(next_url or _settings_url(kind))
     elif request.method == "POST":
         status = 422
-    return render_template("twofactor/verify.html", form=form, kind=kind), status
+    enabled = True
+    if request.method == "GET":
+        enabled = twofactor.get_status(db.session(), owner, utcnow()).enabled
+    return render_template("twofactor/verify.html", form=form, kind=kind,
+                           enabled=enabled), status
 
 
 for _kind, _prefix in KINDS.items():

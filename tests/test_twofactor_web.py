@@ -90,7 +90,8 @@ def test_panel_user_enrols_and_signs_in_with_password_and_code(
 ) -> None:
     assert sign_in(client, "alice", PANEL_PASSWORD).status_code == 302
     assert "Set up two-factor sign-in" in client.get("/account/two-factor").get_data(as_text=True)
-    secret, _ = enrol(client)
+    assert "is off" in page_text(client.get("/account/two-factor/verify"), "two-factor-off")
+    secret, codes = enrol(client)
     assert "is on since" in page_text(client.get("/account/two-factor"), "two-factor-state")
     sign_out(client)
 
@@ -104,6 +105,13 @@ def test_panel_user_enrols_and_signs_in_with_password_and_code(
     done = code_step(client, code_for(secret))
     assert done.status_code == 302 and done.headers["Location"] == "/dashboard"
     assert client.get("/domains/").status_code == 200
+    # The page asked for before signing in is where the code step leads (same site only).
+    sign_out(client)
+    page = client.get("/login?next=/domains/")
+    client.post("/login?next=/domains/", data={
+        "username": "alice", "password": PANEL_PASSWORD,
+        "csrf_token": csrf_token(page.get_data(as_text=True))})
+    assert code_step(client, codes[0]).headers["Location"] == "/domains/"
 
 
 def test_forms_need_their_csrf_token(app: t.Any, client: t.Any, world: dict[str, t.Any]) -> None:
