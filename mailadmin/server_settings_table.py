@@ -56,6 +56,8 @@ class Check(enum.StrEnum):
     RESOLVERS = "resolvers"
     #: The domain deny list (None: the shipped list).
     DENY_LIST = "deny_list"
+    #: Roles (admin, reseller, customer, mailbox), space or comma separated; empty for none.
+    ROLES = "roles"
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,10 @@ TABLE: tuple[Setting, ...] = (
             "Domains only the server admin may add, with their subdomains (gmx.* = any "
             "top-level domain; empty = the shipped list)", _C.DENY_LIST, optional=True,
             group=_BEHAVIOUR),
+    Setting("two_factor_required_roles", str, "",
+            "Roles that must use two-factor sign-in, enrolling at their next sign-in "
+            "(any of admin, reseller, customer, mailbox; empty = nobody is made to)", _C.ROLES,
+            max_len=64, group=_BEHAVIOUR),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in TABLE}

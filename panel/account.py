@@ -10,7 +10,7 @@ from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from mailadmin.errors import MailadminError
-from mailadmin.services import accounts, sessions
+from mailadmin.services import accounts, twofactor
 
 from . import db
 from .auth import PanelPrincipal, current_actor, end_this_session
@@ -69,7 +69,7 @@ def sign_out_everywhere() -> ResponseReturnValue:
     if not isinstance(principal, PanelPrincipal):
         abort(403)
     # The signed-in user's own sessions, also while acting as a customer.
-    ended = sessions.end_all_sessions(db.session(), panel_user_id=principal.user_id)
+    ended = twofactor.sign_out_everywhere(db.session(), twofactor.Owner.panel(principal.user_id))
     end_this_session()
     flash(f"Signed out everywhere ({ended} session{'s' if ended != 1 else ''} ended).", "info")
     return redirect(url_for("auth.login"))

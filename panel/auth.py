@@ -41,8 +41,9 @@ from mailadmin.models import Mailbox, PanelUser, utcnow
 from mailadmin.names import address_to_unicode
 from mailadmin.services import accounts, selfservice, sessions, throttle
 from mailadmin.services.context import Actor
+from mailadmin.services.twofactor import SecondStep
 
-from . import acting, db
+from . import acting, db, second_step
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -211,7 +212,7 @@ def current_actor() -> Actor:
 #: Where a mailbox user may go: its own pages, client setup, static files, signing out; and the
 #: JSON API, which ignores the session and answers only to its bearer tokens.
 _MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api", "diagnostics", "live",
-                                 "preferences", "help"})
+                                 "preferences", "help", "twofactor"})
 _MAILBOX_ENDPOINTS = frozenset({"static", "auth.logout", "home.webmail"})
 #: Panel pages a mailbox user is sent to its own counterpart of (the shared navigation bar
 #: links to these).
@@ -277,6 +278,7 @@ def login() -> ResponseReturnValue:
                 actor=actor,
                 device_token=known_device_token(),
                 session_idle_limit=session_idle_limit(),
+                remembered_browsers=second_step.remembered_browser_tokens(),
             )
         except RateLimited as exc:
             form.form_errors.append(exc.message)
@@ -289,11 +291,18 @@ def login() -> ResponseReturnValue:
             status = 401
         else:
             user = signed_in.user
-            assert signed_in.session_token is not None
+            if signed_in.second_step is SecondStep.CODE:
+                return second_step.begin_second_step(
+                    second_step.PANEL, user.id, user.password_hash,
+                    safe_next(request.args.get("next")),
+                )
+            assert signed_in.session_token is not None and signed_in.outcome is not None
             # A fresh session on sign-in: nothing an attacker planted before survives it.
             session.clear()
             login_user(PanelPrincipal(user, signed_in.session_token))
             session.permanent = True
+            if signed_in.second_step is SecondStep.ENROL:
+                second_step.require_enrolment()
             flash(f"Welcome, {user.username}.", "success")
             if signed_in.outcome.notice is not None:
                 flash(signed_in.outcome.notice.message, "warning")

@@ -37,10 +37,10 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 from mailadmin import clientsetup
 from mailadmin.errors import AuthenticationFailed, MailadminError, RateLimited
 from mailadmin.models import utcnow
-from mailadmin.services import selfservice, sessions
+from mailadmin.services import selfservice, twofactor
 from mailadmin.sizes import format_size
 
-from . import db
+from . import db, second_step
 from .auth import (
     MailboxPrincipal,
     end_this_session,
@@ -149,6 +149,7 @@ def login() -> ResponseReturnValue:
                 source=request.remote_addr,
                 device_token=known_device_token(),
                 session_idle_limit=session_idle_limit(),
+                remembered_browsers=second_step.remembered_browser_tokens(),
             )
         except RateLimited as exc:
             form.form_errors.append(exc.message)
@@ -161,11 +162,19 @@ def login() -> ResponseReturnValue:
             status = 401
         else:
             mailbox = selfservice.load_mailbox_user(db.session(), signed_in.user.mailbox_id)
-            assert mailbox is not None and signed_in.session_token is not None
+            assert mailbox is not None
+            if signed_in.second_step is twofactor.SecondStep.CODE:
+                return second_step.begin_second_step(
+                    second_step.MAILBOX, mailbox.id, mailbox.password_hash,
+                    safe_next(request.args.get("next")),
+                )
+            assert signed_in.session_token is not None and signed_in.outcome is not None
             # A fresh session on sign-in: nothing planted before (or a panel sign-in) survives.
             session.clear()
             login_user(MailboxPrincipal(mailbox, signed_in.session_token))
             session.permanent = True
+            if signed_in.second_step is twofactor.SecondStep.ENROL:
+                second_step.require_enrolment()
             if signed_in.outcome.notice is not None:
                 flash(signed_in.outcome.notice.message, "warning")
             return remember_device(
@@ -196,8 +205,8 @@ def overview() -> ResponseReturnValue:
 def sign_out_everywhere() -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    ended = sessions.end_all_sessions(
-        db.session(), mailbox_id=current_user._get_current_object().mailbox_id
+    ended = twofactor.sign_out_everywhere(
+        db.session(), twofactor.Owner.mailbox(current_user._get_current_object().mailbox_id)
     )
     end_this_session()
     flash(f"Signed out everywhere ({ended} session{'s' if ended != 1 else ''} ended).", "info")

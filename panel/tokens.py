@@ -6,7 +6,7 @@ import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 
 from mailadmin.errors import MailadminError, NotFound
 from mailadmin.services import tokens
+from mailadmin.services.twofactor import SecondFactorRequired
 
 from . import db
 from .auth import current_actor
@@ -47,11 +48,12 @@ class RevokeTokenForm(FlaskForm):  # type: ignore[misc]
 
 
 def _render(form: CreateTokenForm, *, new_token: str | None = None,
-            status: int = 200) -> ResponseReturnValue:
+            status: int = 200, needs_second_factor: bool = False) -> ResponseReturnValue:
     items = tokens.list_api_tokens(db.session(), current_actor())
     response = render_template(
         "tokens/index.html", form=form, tokens=items,
         new_token=new_token, scopes_of=tokens.token_scopes, now=current_actor().now(),
+        needs_second_factor=needs_second_factor,
     )
     headers = {"Cache-Control": "no-store"} if new_token else {}
     return response, status, headers
@@ -67,6 +69,7 @@ def index() -> ResponseReturnValue:
 @login_required  # type: ignore[misc]
 def create() -> ResponseReturnValue:
     form = CreateTokenForm()
+    needs_second_factor = False
     if form.validate_on_submit():
         actor = current_actor()
         days = int(form.expires.data)
@@ -74,7 +77,11 @@ def create() -> ResponseReturnValue:
             _, secret = tokens.create_api_token(
                 db.session(), actor, form.name.data, form.access.data.split(),
                 expires_at=actor.now() + dt.timedelta(days=days) if days else None,
+                sign_in_session=getattr(current_user, "session_token", None),
             )
+        except SecondFactorRequired as exc:
+            form.form_errors.append(exc.message)
+            needs_second_factor = True
         except MailadminError as exc:
             attach_error(form, exc)
         else:
@@ -82,7 +89,8 @@ def create() -> ResponseReturnValue:
             # and it is never shown again.
             return _render(CreateTokenForm(formdata=None), new_token=secret)
     db.discard_changes()
-    return _render(form, status=422)
+    return _render(form, status=403 if needs_second_factor else 422,
+                   needs_second_factor=needs_second_factor)
 
 
 @bp.route("/<int:token_id>/revoke", methods=["GET", "POST"])

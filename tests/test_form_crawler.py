@@ -201,6 +201,8 @@ def _text_value(form: Tag, element: Tag, kind: str) -> str:
         return "2031-02-03" if "until" in name or "end" in name else "2031-02-01"
     if name in ("customer", "reseller", "owner"):
         return WORLD_NAMES[name]
+    if name.endswith("_roles"):
+        return "admin reseller"
     if kind == "number":
         low = element.get("min")
         return str(max(int(low), 1) if low else 1)

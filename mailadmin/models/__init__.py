@@ -20,6 +20,7 @@ from .system import (
     LoginThrottle,
     ServerSettings,
 )
+from .twofactor import TwoFactorBrowser, TwoFactorRecoveryCode, TwoFactorSecret
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
@@ -46,6 +47,9 @@ __all__ = [
     "ResellerAllocation",
     "Role",
     "ServerSettings",
+    "TwoFactorBrowser",
+    "TwoFactorRecoveryCode",
+    "TwoFactorSecret",
     "UTCDateTime",
     "utcnow",
 ]

@@ -185,6 +185,10 @@ class ServerSettings(Base):
     #: Names only the admin may add, one entry per line; None = the shipped list
     #: (mailadmin.domain_policy.DEFAULT_DENY_LIST), so updates to it reach unedited servers.
     domain_deny_list: Mapped[str | None] = mapped_column(Text)
+    #: Roles that must sign in with a second factor, space separated ("admin reseller").
+    two_factor_required_roles: Mapped[str] = mapped_column(
+        String(64), default=DEFAULTS["two_factor_required_roles"]
+    )
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.
     config_changed_at: Mapped[dt.datetime | None]
@@ -258,6 +262,9 @@ class LoginSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     client_address: Mapped[str | None] = mapped_column(String(64))
+    #: When this session last proved a second factor (a TOTP or recovery code); None when it
+    #: never did. Creating an API token asks for a recent one (`services.twofactor`).
+    second_factor_at: Mapped[dt.datetime | None]
 
 
 class Job(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from ..errors import (
 from ..models import PanelUser, Role
 from ..security import generate_password, hash_panel_password, verify_panel_password
 from ..timezones import check_time_zone
-from . import sessions, throttle
+from . import sessions, throttle, twofactor
 from .audit import record_event
 from .context import Actor
 
@@ -190,9 +191,13 @@ def ensure_first_admin(session: Session, actor: Actor) -> FirstAdmin | None:
 @dataclass(frozen=True)
 class PanelSignIn:
     user: PanelUser
-    outcome: throttle.SignInOutcome
+    #: None while the second step (`second_step` CODE) is still to come.
+    outcome: throttle.SignInOutcome | None
     #: The new server-side session's token (see `sessions`), when one was asked for.
     session_token: str | None = None
+    #: CODE: the password was right, but no session exists until `twofactor.complete_sign_in`
+    #: accepts a code; ENROL: signed in, but the account must set up a second factor first.
+    second_step: twofactor.SecondStep = twofactor.SecondStep.NONE
 
 
 def sign_in_panel_user(
@@ -205,11 +210,15 @@ def sign_in_panel_user(
     actor: Actor,
     device_token: str | None = None,
     session_idle_limit: dt.timedelta | None = None,
+    remembered_browsers: Sequence[str] = (),
 ) -> PanelSignIn:
     """Check a sign-in (the rules are `throttle`'s: pair, address and account locks, known places).
 
     `device_token` is the browser's "known device" token, if it sent one; with
-    `session_idle_limit` a server-side session is started (`PanelSignIn.session_token`).
+    `session_idle_limit` a server-side session is started (`PanelSignIn.session_token`) unless
+    the account uses a second factor and this browser is not one of its remembered ones
+    (`remembered_browsers`: the tokens of its "remember this browser" cookie); then the
+    result says `SecondStep.CODE` and no session exists yet.
     Raises RateLimited while this attempt's way in is locked (and on the failure that locks
     it), AuthenticationFailed otherwise. Failures are flushed, so the caller must commit even when
     this raises.
@@ -239,6 +248,13 @@ def sign_in_panel_user(
         raise AuthenticationFailed("The user name or the password is wrong.")
     if new_hash:
         user.password_hash = new_hash
+    second_step = twofactor.step_after_password(
+        session, twofactor.Owner.panel(user.id), remembered_browsers, now
+    )
+    if second_step is twofactor.SecondStep.CODE:
+        # Nothing counts as a successful sign-in (nor clears the failures) before the code.
+        session.flush()
+        return PanelSignIn(user=user, outcome=None, second_step=second_step)
     user.last_login_at = now
     outcome = throttle.record_sign_in_success(
         session, account_key, client_address, device_token, now
@@ -250,7 +266,7 @@ def sign_in_panel_user(
             idle_limit=session_idle_limit,
         )
     session.flush()
-    return PanelSignIn(user=user, outcome=outcome, session_token=token)
+    return PanelSignIn(user=user, outcome=outcome, session_token=token, second_step=second_step)
 
 
 def authenticate_panel_user(
@@ -263,11 +279,15 @@ def authenticate_panel_user(
     actor: Actor,
     device_token: str | None = None,
 ) -> PanelUser:
-    """`sign_in_panel_user` for callers that only need the user."""
-    return sign_in_panel_user(
+    """`sign_in_panel_user` for callers that only need the user; an account that still owes
+    its second factor is refused (AuthenticationFailed)."""
+    signed_in = sign_in_panel_user(
         session, username, password, client_address=client_address, policy=policy,
         actor=actor, device_token=device_token,
-    ).user
+    )
+    if signed_in.second_step is twofactor.SecondStep.CODE:
+        raise AuthenticationFailed("This account signs in with a second factor.")
+    return signed_in.user
 
 
 def change_own_password(

@@ -48,7 +48,7 @@ from ..models import Autoresponder, Domain, Forwarder, Mailbox, Role, utcnow
 from ..names import address_to_unicode, domain_of, normalize_domain, split_address
 from ..protocols import Protocol
 from ..timezones import check_time_zone
-from . import autoresponders, forwarders, mailboxes, sessions, throttle
+from . import autoresponders, forwarders, mailboxes, sessions, throttle, twofactor
 from .context import Actor
 from .server import get_server_settings
 
@@ -174,9 +174,12 @@ def _scheme(session: Session) -> StorageScheme:
 @dataclass(frozen=True)
 class MailboxSignIn:
     user: MailboxUser
-    outcome: throttle.SignInOutcome
+    #: None while the second step (`second_step` CODE) is still to come.
+    outcome: throttle.SignInOutcome | None
     #: The new server-side session's token (see `sessions`), when one was asked for.
     session_token: str | None = None
+    #: As `accounts.PanelSignIn.second_step`.
+    second_step: twofactor.SecondStep = twofactor.SecondStep.NONE
 
 
 def sign_in_mailbox_user(
@@ -190,6 +193,7 @@ def sign_in_mailbox_user(
     device_token: str | None = None,
     session_idle_limit: dt.timedelta | None = None,
     clock: Callable[[], dt.datetime] = utcnow,
+    remembered_browsers: Sequence[str] = (),
 ) -> MailboxSignIn:
     """Check a mailbox user's sign-in with the full address and the mailbox password.
 
@@ -197,7 +201,9 @@ def sign_in_mailbox_user(
     another scheme than the server's (or with weaker parameters) is replaced. Locks follow
     `throttle` (pair, address and account counters; known addresses and browsers may still
     sign in during an account-wide lock); `device_token` is the browser's "known device" token;
-    with `session_idle_limit` a server-side session is started (`MailboxSignIn.session_token`).
+    with `session_idle_limit` a server-side session is started (`MailboxSignIn.session_token`),
+    unless a second factor is owed (`MailboxSignIn.second_step`, as for panel users:
+    `accounts.sign_in_panel_user`).
 
     Raises RateLimited while this attempt's way in is locked (and on the failure that locks
     it); AuthenticationFailed for a wrong address or password, and, once the password is right,
@@ -230,19 +236,25 @@ def sign_in_mailbox_user(
         # contain NUL, but be safe); the old hash then stays.
         with contextlib.suppress(WeakPassword):
             mailbox.password_hash = hash_mailbox_password(password, scheme)
+    user = MailboxUser(mailbox_id=mailbox.id, address=mailbox.address, source=source, clock=clock)
+    second_step = twofactor.step_after_password(
+        session, twofactor.Owner.mailbox(mailbox.id), remembered_browsers, now
+    )
+    if second_step is twofactor.SecondStep.CODE:
+        session.flush()
+        return MailboxSignIn(user=user, outcome=None, second_step=second_step)
     mailbox.last_login_at = now
     outcome = throttle.record_sign_in_success(
         session, account_key, client_address, device_token, now
     )
     session.flush()
-    user = MailboxUser(mailbox_id=mailbox.id, address=mailbox.address, source=source, clock=clock)
     token = None
     if session_idle_limit is not None:
         token = sessions.start_session(
             session, mailbox_id=mailbox.id, client_address=client_address, now=now,
             idle_limit=session_idle_limit,
         )
-    return MailboxSignIn(user=user, outcome=outcome, session_token=token)
+    return MailboxSignIn(user=user, outcome=outcome, session_token=token, second_step=second_step)
 
 
 def authenticate_mailbox_user(
@@ -256,11 +268,15 @@ def authenticate_mailbox_user(
     device_token: str | None = None,
     clock: Callable[[], dt.datetime] = utcnow,
 ) -> MailboxUser:
-    """`sign_in_mailbox_user` for callers that only need the user."""
-    return sign_in_mailbox_user(
+    """`sign_in_mailbox_user` for callers that only need the user; a mailbox that still owes
+    its second factor is refused (AuthenticationFailed)."""
+    signed_in = sign_in_mailbox_user(
         session, address, password, client_address=client_address, policy=policy,
         source=source, device_token=device_token, clock=clock,
-    ).user
+    )
+    if signed_in.second_step is twofactor.SecondStep.CODE:
+        raise AuthenticationFailed("This mailbox signs in with a second factor.")
+    return signed_in.user
 
 
 def load_mailbox_user(session: Session, mailbox_id: int) -> Mailbox | None:

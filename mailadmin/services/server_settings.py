@@ -202,6 +202,21 @@ def deny_list_text(stored: str | None) -> str:
     return format_deny_list(DEFAULT_ENTRIES) if stored is None else stored
 
 
+#: The roles a server can require two-factor sign-in of, in the order they are stored.
+TWO_FACTOR_ROLES = ("admin", "reseller", "customer", "mailbox")
+
+
+def _roles(value: str) -> str:
+    chosen = {word for word in re.split(r"[\s,]+", str(value).strip().lower()) if word}
+    unknown = sorted(chosen - set(TWO_FACTOR_ROLES))
+    if unknown:
+        raise ValidationError(
+            f"Unknown role {unknown[0]!r}: give any of {', '.join(TWO_FACTOR_ROLES)}, "
+            "separated by spaces or commas (or nothing).", field="value"
+        )
+    return " ".join(role for role in TWO_FACTOR_ROLES if role in chosen)
+
+
 def _validator(setting: Setting) -> Callable[[str], t.Any]:
     """The validator of one row of the table: text in, the value to store out."""
     parsers: dict[Check, Callable[[], Callable[[str], t.Any]]] = {
@@ -220,6 +235,7 @@ def _validator(setting: Setting) -> Callable[[str], t.Any]:
         Check.WEB_URL: lambda: _web_url,
         Check.RESOLVERS: lambda: _resolvers,
         Check.DENY_LIST: lambda: _deny_list,
+        Check.ROLES: lambda: _roles,
     }
     parse = parsers[setting.check]()
     return _optional(parse) if setting.optional else parse

@@ -43,9 +43,11 @@ def start_session(
     client_address: str | None,
     now: dt.datetime,
     idle_limit: dt.timedelta,
+    second_factor_at: dt.datetime | None = None,
 ) -> str:
     """Record a new session and return its token (for the cookie only; the database keeps the
-    hash). Sessions idle for longer than `idle_limit` are purged on the way."""
+    hash). Sessions idle for longer than `idle_limit` are purged on the way. `second_factor_at`:
+    when the sign-in proved a second factor (`twofactor`)."""
     _owner_filter(panel_user_id, mailbox_id)
     session.execute(delete(LoginSession).where(LoginSession.last_seen_at < now - idle_limit))
     token = secrets.token_urlsafe(32)
@@ -56,6 +58,7 @@ def start_session(
         created_at=now,
         last_seen_at=now,
         client_address=(client_address or "")[:64] or None,
+        second_factor_at=second_factor_at,
     ))
     session.flush()
     return token
@@ -87,6 +90,31 @@ def session_is_live(
         row.last_seen_at = now
         session.flush()
     return True
+
+
+def note_second_factor(session: Session, token: str, now: dt.datetime) -> None:
+    """Record that the session with `token` has just proved a second factor."""
+    if token and len(token) <= MAX_TOKEN_LENGTH:
+        row = session.scalars(
+            select(LoginSession).where(LoginSession.token_hash == _hash(token))
+        ).one_or_none()
+        if row is not None:
+            row.second_factor_at = now
+            session.flush()
+
+
+def second_factor_at(
+    session: Session, token: str, *, panel_user_id: int | None = None,
+    mailbox_id: int | None = None,
+) -> dt.datetime | None:
+    """When this principal's session with `token` last proved a second factor (None: never,
+    or no such session)."""
+    owner = _owner_filter(panel_user_id, mailbox_id)
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return session.scalars(
+        select(LoginSession.second_factor_at).where(LoginSession.token_hash == _hash(token), owner)
+    ).one_or_none()
 
 
 def end_session(session: Session, token: str) -> None:

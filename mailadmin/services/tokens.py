@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..errors import AuthenticationFailed, LimitReached, NotFound, PermissionDenied, ValidationError
 from ..models import ApiToken, PanelUser, Role
 from ..security import hash_token_secret, token_secret_matches
-from . import throttle
+from . import throttle, twofactor
 from .audit import record_event
 from .context import Actor
 
@@ -101,13 +101,20 @@ def create_api_token(
     scopes: Iterable[str] | None = None,
     *,
     expires_at: dt.datetime | None = None,
+    sign_in_session: str | None = None,
 ) -> tuple[ApiToken, str]:
     """Make a token for the acting panel user; return it and the token text, shown only now.
 
+    A token outlives the browser session and skips the second factor, so an owner with
+    two-factor sign-in must have proved it recently in this session (`sign_in_session`, the
+    server-side session's token; see `twofactor.require_fresh_factor`).
+
     Raises ValidationError (name, scopes, expiry in the past), LimitReached (too many active
-    tokens) or PermissionDenied (the operator has no panel account to own a token).
+    tokens), SecondFactorRequired (no fresh second factor) or PermissionDenied (the operator
+    has no panel account to own a token).
     """
     owner = _owner(session, actor)
+    twofactor.require_fresh_factor(session, actor, sign_in_session)
     label = name.strip()
     if not NAME_PATTERN.fullmatch(label):
         raise ValidationError(

@@ -6,7 +6,7 @@ indexes on MariaDB/MySQL. None of them can be described by the models, so autoge
 skips every name starting with "help_search" (`mailadmin.help.search_index.include_name`).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import mailadmin.models.base
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
