@@ -5,6 +5,8 @@
 * control and invisible characters (a password must be typeable on every device, and a NUL, a
   newline or a zero-width character pasted by accident would lock the user out);
 * more than `MAX_PASSWORD_LENGTH` characters, and fewer than the configured minimum;
+#: Panel accounts (admins, resellers, customers): at least this many characters.
+MIN_PANEL_PASSWORD_LENGTH = 10
 * the mail address, the name before ``@``, the domain or the panel user name, or a password
   containing them;
 * a password made of only one or two different characters;
@@ -27,12 +29,15 @@ from mailadmin.names import domain_to_unicode, split_loosely
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
+    "MIN_PANEL_PASSWORD_LENGTH",
     "check_password_policy",
     "is_common_password",
     "policy_for_browsers",
 ]
 
 MAX_PASSWORD_LENGTH: Final = 1024
+#: Panel accounts (admins, resellers, customers): at least this many characters.
+MIN_PANEL_PASSWORD_LENGTH: Final = 10
 
 # Shorter names would refuse too much: "an" is inside half of all passphrases.
 _MIN_CONTAINED_LENGTH: Final = 3

@@ -20,6 +20,7 @@ from ..errors import (
     WeakPassword,
 )
 from ..models import PanelUser, Role
+from ..passwords import MIN_PANEL_PASSWORD_LENGTH
 from ..security import generate_password, hash_panel_password, verify_panel_password
 from ..timezones import check_time_zone
 from . import sessions, throttle, twofactor
@@ -27,7 +28,6 @@ from .audit import record_event
 from .context import Actor
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
-MIN_PANEL_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 FIRST_ADMIN_NAME = "admin"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ..models import ServerSettings
-from ..passwords import MAX_PASSWORD_LENGTH, policy_for_browsers
-from .accounts import MIN_PANEL_PASSWORD_LENGTH
+from ..passwords import MAX_PASSWORD_LENGTH, MIN_PANEL_PASSWORD_LENGTH, policy_for_browsers
 
 
 def get_server_settings(session: Session) -> ServerSettings:
