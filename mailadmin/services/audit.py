@@ -35,8 +35,12 @@ def record_event(
     reseller_id: int | None = None,
     before: t.Mapping[str, t.Any] | None = None,
     after: t.Mapping[str, t.Any] | None = None,
+    flush: bool = True,
 ) -> AuditEvent:
-    """Add an audit event; never give it a password or a hash."""
+    """Add an audit event; never give it a password or a hash.
+
+    `flush=False` leaves the flush to the caller (an import writing thousands at once).
+    """
     event = AuditEvent(
         at=actor.now(),
         channel=actor.channel,
@@ -53,7 +57,8 @@ def record_event(
         source=actor.source,
     )
     session.add(event)
-    session.flush()
+    if flush:
+        session.flush()
     return event
 
 
