@@ -129,17 +129,18 @@ def import_cpanel(state: CliState, path: Path, customer: str | None, valiases: P
     report = _run(state, plans, customer=customer, create_domains=True, dry_run=dry_run,
                   as_json=as_json, processes=processes)
     if mail_dir is not None and not dry_run:
-        _copy_mail(state, report, mail_dir, as_json)
+        _copy_mail(state, plans, report, mail_dir, as_json)
     _print(report, as_json)
 
 
-def _copy_mail(state: CliState, report: ImportReport, mail_dir: Path, as_json: bool) -> None:
+def _copy_mail(state: CliState, plans: list[DomainImport], report: ImportReport,
+               mail_dir: Path, as_json: bool) -> None:
     from ..services.mailcopy import copy_cpanel_mail
 
-    for result in report.imported:
-        addresses = sorted({c.target for c in result.changes if c.kind == "mailbox"})
-        if not addresses:
+    for plan, result in zip(plans, report.results, strict=True):
+        if result.error is not None or not plan.mailboxes:
             continue
+        addresses = [f"{m.local_part}@{result.domain}" for m in plan.mailboxes]
         with work(state, as_json) as (session, actor):
             copied = copy_cpanel_mail(session, actor, mail_dir / result.domain, addresses)
         for line in copied:

@@ -2,14 +2,18 @@
 
 ``doveadm sync -1 -R -u ADDRESS maildir:SOURCE`` pulls the messages and folders of SOURCE into
 the mailbox one way: the source is not modified, and messages already copied (recognised by
-their GUIDs) are not copied again, so running it twice copies nothing the second time. The
-source's own index is kept in memory, so a read-only backup works. Dovecot reads the source as
-the mail user (vmail), which must be able to read it.
+their GUIDs, which for a Maildir are its file names) are not copied again, so running it twice
+copies nothing the second time. The source's index is kept in memory and its UID list in a
+scratch folder of the mail user's, so the backup itself is only read. Dovecot reads it as the
+mail user (vmail), which must be able to read it.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..errors import MailadminError
@@ -25,9 +29,10 @@ class MailCopyFailed(MailadminError):
     code = "mail_copy_failed"
 
 
-def sync_maildir(config_dir: str | Path, address: str, source: Path,
+def sync_maildir(config_dir: str | Path, address: str, source: Path, *, uid: int, gid: int,
                  doveadm: str = "doveadm") -> None:
-    """Pull `source` (a Maildir) into the mailbox `address`; raise MailCopyFailed otherwise."""
+    """Pull `source` (a Maildir) into the mailbox `address`, as the mail user `uid`:`gid`;
+    raise MailCopyFailed when doveadm fails."""
     address = safe_address(address)
     source = source.resolve()
     if _UNSAFE_PATH & set(str(source)):
@@ -35,14 +40,19 @@ def sync_maildir(config_dir: str | Path, address: str, source: Path,
     conf = dovecot_conf(config_dir)
     if not conf.exists():
         raise MailCopyFailed(f"No configuration is in force under {config_dir}; apply it first.")
-    cmd = [doveadm, "-c", str(conf), "sync", "-1", "-R", "-u", address,
-           f"maildir:{source}:INDEX=MEMORY"]
+    control = Path(tempfile.mkdtemp(prefix="mailadmin-copy-"))
     try:
+        if os.geteuid() == 0:
+            os.chown(control, uid, gid)
+        cmd = [doveadm, "-c", str(conf), "sync", "-1", "-R", "-u", address,
+               f"maildir:{source}:INDEX=MEMORY:CONTROL={control}"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT, check=False)
     except FileNotFoundError:
         raise MailCopyFailed(f"{doveadm} is not installed.") from None
     except subprocess.TimeoutExpired:
         raise MailCopyFailed(f"copying the mail of {address} timed out") from None
+    finally:
+        shutil.rmtree(control, ignore_errors=True)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise MailCopyFailed(

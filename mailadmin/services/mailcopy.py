@@ -26,7 +26,7 @@ def copy_cpanel_mail(
     require_admin(actor, "copies mail folders from the server's disk")
     from ..mailstack import settings_from_server_settings
 
-    config_dir = settings_from_server_settings(get_server_settings(session)).config_dir
+    settings = settings_from_server_settings(get_server_settings(session))
     lines = []
     for address in addresses:
         mailbox = get_mailbox(session, actor, address)
@@ -35,7 +35,8 @@ def copy_cpanel_mail(
             lines.append(f"{address}: no mail folder {source}")
             continue
         try:
-            sync_maildir(config_dir, mailbox.address, source)
+            sync_maildir(settings.config_dir, mailbox.address, source,
+                         uid=settings.vmail_uid, gid=settings.vmail_gid)
         except MailCopyFailed as exc:
             lines.append(f"{address}: mail NOT copied: {exc.message}")
             continue
