@@ -8,17 +8,25 @@ import typing as t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, MailadminError, NotFound, ValidationError
+from ..errors import Conflict, InvalidName, MailadminError, NotFound, ValidationError
 from ..hashing import hash_mailbox_password, validate_imported_hash
 from ..models import Domain, Forwarder, Mailbox, PanelUser
-from ..names import domain_to_unicode, normalize_domain, split_address, split_partial
+from ..names import (
+    MAX_ADDRESS_LENGTH,
+    domain_to_unicode,
+    normalize_domain,
+    normalize_local_part,
+    split_address,
+    split_partial,
+)
 from ..passwords import check_password_policy
 from ..protocols import Protocol
+from . import changes
 from . import limits as package_limits
-from .audit import record_event
+from .audit import record_event, record_events
 from .context import Actor
 from .pagination import Page, paginate_keys
 from .scope import customer_ids_query, get_domain
@@ -459,13 +467,14 @@ def create_mailboxes(
     new: Sequence[NewMailbox],
     *,
     hash_passwords: PasswordHasher = hash_serially,
-) -> list[Mailbox]:
+) -> list[str]:
     """Create many mailboxes of one domain under the rules of `create_mailbox`.
 
     Names, the password policy (for passwords) or a hash Dovecot verifies (for hashes, see
     `hashing.validate_imported_hash`), protocols and quota from the domain and the package
     apply to each; the package's mailbox count and total quota are counted once for all of
     them. All or nothing: the first refusal is raised with the address in its message.
+    Returns the new addresses.
     """
     domain = get_domain(session, actor, domain_name)
     owner = _owner(session, domain)
@@ -483,7 +492,12 @@ def create_mailboxes(
     planned: list[tuple[NewMailbox, str, dict[Protocol, bool], int, str | None]] = []
     for spec in new:
         try:
-            local, _ = split_address(f"{spec.local_part}@{domain.name}", hosted=True)
+            local = normalize_local_part(spec.local_part, field="address")
+            if len(local) + 1 + len(domain.name) > MAX_ADDRESS_LENGTH:
+                raise InvalidName(
+                    f"The address is longer than {MAX_ADDRESS_LENGTH} characters.",
+                    field="address",
+                )
             if local in taken:
                 raise Conflict("The mailbox exists already.", field="address")
             if local in forwarders:
@@ -517,42 +531,47 @@ def create_mailboxes(
         hash_passwords([p for p in to_hash if p is not None], settings.password_scheme)
     )
     now = actor.now()
-    created: list[Mailbox] = []
-    for spec, local, protocols, quota, stored_hash in planned:
-        created.append(
-            Mailbox(
-                domain_id=domain.id,
-                local_part=local,
-                password_hash=stored_hash if stored_hash is not None else next(hashed),
-                quota=quota,
-                imap=protocols[Protocol.IMAP],
-                pop3=protocols[Protocol.POP3],
-                smtp=protocols[Protocol.SMTP],
-                suspend_login=spec.suspend_login,
-                suspend_incoming=spec.suspend_incoming,
-                suspend_outgoing=spec.suspend_outgoing,
-                created_at=now,
-                updated_at=now,
-                password_changed_at=now,
-            )
-        )
-    session.add_all(created)
+    rows = [
+        {
+            "domain_id": domain.id,
+            "local_part": local,
+            "password_hash": stored_hash if stored_hash is not None else next(hashed),
+            "quota": quota,
+            "imap": protocols[Protocol.IMAP],
+            "pop3": protocols[Protocol.POP3],
+            "smtp": protocols[Protocol.SMTP],
+            "suspend_login": spec.suspend_login,
+            "suspend_incoming": spec.suspend_incoming,
+            "suspend_outgoing": spec.suspend_outgoing,
+            "created_at": now,
+            "updated_at": now,
+            "password_changed_at": now,
+        }
+        for spec, local, protocols, quota, stored_hash in planned
+    ]
+    if not rows:
+        return []
+    # One INSERT for all of them (an ORM object per row costs more than the row itself); the
+    # change tracker does not see bulk statements, so it is told.
     session.flush()
-    for mailbox in created:
-        record_event(
-            session,
-            actor,
-            "mailbox.create",
-            object_type="mailbox",
-            object_id=mailbox.id,
-            object_label=f"{mailbox.local_part}@{domain.name}",
-            customer_id=owner.id,
-            reseller_id=owner.parent_id,
-            after=_state(mailbox),
-            flush=False,
-        )
-    session.flush()
-    return created
+    ids = session.execute(
+        insert(Mailbox).returning(Mailbox.id, sort_by_parameter_order=True), rows
+    ).scalars().all()
+    changes.mark_changed(session)
+    record_events(
+        session, actor, "mailbox.create", object_type="mailbox",
+        objects=[
+            (mailbox_id, f"{row['local_part']}@{domain.name}", {
+                "quota": row["quota"], Protocol.IMAP: row["imap"], Protocol.POP3: row["pop3"],
+                Protocol.SMTP: row["smtp"], "suspend_login": row["suspend_login"],
+                "suspend_incoming": row["suspend_incoming"],
+                "suspend_outgoing": row["suspend_outgoing"],
+            })
+            for mailbox_id, row in zip(ids, rows, strict=True)
+        ],
+        customer_id=owner.id, reseller_id=owner.parent_id,
+    )
+    return [f"{row['local_part']}@{domain.name}" for row in rows]
 
 
 def set_mailbox_password_hash(
