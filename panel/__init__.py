@@ -147,6 +147,7 @@ def _register_blueprints(app: Flask) -> None:
     from .resolver import bp as resolver_bp
     from .selfservice import bp as self_bp
     from .tokens import bp as tokens_bp
+    from .transfer import bp as transfer_bp
 
     for blueprint in (
         auth_bp,
@@ -165,6 +166,7 @@ def _register_blueprints(app: Flask) -> None:
         self_bp,
         clientsetup_bp,
         resolver_bp,
+        transfer_bp,
     ):
         app.register_blueprint(blueprint)
 

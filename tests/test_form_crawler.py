@@ -125,6 +125,8 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
         "package_id": [str(plan_id), str(spare_id)],
         "token_id": token_ids,
         "revision_id": [str(revision_id)],
+        # an import job that does not exist (or is someone else's) is not found
+        "job_id": ["no-such-import"],
     }
 
 
