@@ -279,3 +279,63 @@ def test_crypt_formats_become_dovecot_schemes() -> None:
     assert dovecot_hash("$2y$10$" + "a" * 53) == "{BLF-CRYPT}$2y$10$" + "a" * 53
     assert dovecot_hash("abcdefghijklm") == "{DES-CRYPT}abcdefghijklm"
     assert dovecot_hash("$9$what") is None
+
+
+def test_hostile_input_never_reaches_the_stored_data(
+    run: Run, tmp_path: Path, make_user: t.Any, session_factory: sessionmaker[Session]
+) -> None:
+    make_user("shopcust")
+    backup = build_backup(tmp_path)
+    # a refusal text Postfix could not carry safely: imported with the default text, and said
+    backup.write("va/blog.test", 'info@blog.test: carl@blog.test\n*: :fail: <b>"go away"</b>\n')
+    # a local part with a character that means something in a passwd file or a shell
+    backup.write("homedir/etc/shop.test/passwd",
+                 backup.files["homedir/etc/shop.test/passwd"].replace("ben:", "b$en:"))
+    backup.write("homedir/etc/shop.test/shadow",
+                 backup.files["homedir/etc/shop.test/shadow"].replace("ben:", "b$en:"))
+    result = run("import", "cpanel", str(backup.path), "--customer", "shopcust")
+    assert result.exit_code == 1
+    assert "b$en@shop.test:" in result.output and "shop.test: nothing of this domain" \
+        in result.output
+    assert "unknown addresses are refused with 'No such user here' instead (va/blog.test:2)" \
+        in result.output
+    with session_factory() as s:
+        blog = s.scalars(select(Domain).where(Domain.name == "blog.test")).one()
+        assert (blog.catchall_action, blog.catchall_reject_reason) == (
+            "reject", "No such user here")
+        assert not s.scalars(select(Domain).where(Domain.name == "shop.test")).all()
+    # a hash smuggling a second passwd line through a quoted CSV cell
+    with transaction(session_factory) as s:
+        domains.add_domain(s, Actor.operator(), "csv.test", customer="shopcust")
+    evil = tmp_path / "evil.csv"
+    evil.write_text('address,password_hash\nx@csv.test,"{SHA512-CRYPT}$6$a$b\nroot::0:0::/:"\n')
+    smuggled = run("import", "csv", str(evil))
+    assert smuggled.exit_code == 1
+    assert "x@csv.test: The password hash contains characters" in smuggled.output
+    with session_factory() as s:
+        assert s.scalars(select(Mailbox).join(Domain).where(Domain.name == "csv.test")).all() \
+            == []
+
+
+def test_a_home_folder_with_the_servers_valiases_imports_only_its_own_domains(
+    tmp_path: Path,
+) -> None:
+    from mailadmin.imports.cpanel import read_cpanel_account
+
+    backup = build_backup(tmp_path)
+    home = backup.path / "homedir"
+    valiases = tmp_path / "etc-valiases"
+    valiases.mkdir()
+    for name in ("shop.test", "blog.test"):
+        (valiases / name).write_text(backup.files[f"va/{name}"])
+    (valiases / "someone-else.test").write_text("*: :blackhole:\n")
+    # a login suspended in cPanel ("!" before the hash) stays suspended
+    backup.write("homedir/etc/blog.test/shadow",
+                 "carl:!" + backup.files["homedir/etc/blog.test/shadow"].split(":", 1)[1])
+    plans = {p.name: p for p in read_cpanel_account(home, valiases=valiases)}
+    assert set(plans) == {"shop.test", "blog.test"}
+    assert plans["shop.test"].default_address is not None
+    assert plans["shop.test"].default_address.reject_reason == FAIL_MESSAGE
+    carl = plans["blog.test"].mailboxes[0]
+    assert carl.suspend_login is True and carl.password_hash is not None
+    assert carl.password_hash.startswith("{SHA512-CRYPT}$6$")

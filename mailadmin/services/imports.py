@@ -129,6 +129,14 @@ def import_domain(
                        domain.catchall_target)
             if wanted.action == "reject" and reason is None:
                 reason = domains.DEFAULT_REJECT_REASON
+            elif reason is not None and not domains.REJECT_REASON_PATTERN.fullmatch(reason):
+                result.skipped.append(Skipped(
+                    f"the refusal text {reason[:80]!r} of {domain.name}",
+                    "it has characters a refusal here may not carry (letters, digits, spaces "
+                    f"and . , ; : ! ? ( ) ' / - only); unknown addresses are refused with "
+                    f"'{domains.DEFAULT_REJECT_REASON}' instead",
+                    wanted.origin))
+                reason = domains.DEFAULT_REJECT_REASON
             if current != (wanted.action, reason, target):
                 domains.set_catchall(session, actor, domain.name, wanted.action,
                                      reject_reason=reason, target=target)
