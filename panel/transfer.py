@@ -72,7 +72,8 @@ class ImportJob:
         return 100 if not self.total else min(100, round(100 * self.done / self.total))
 
 
-_jobs: dict[str, ImportJob] = {}
+#: The running and recent imports by job id (kept in this process: the panel is one process).
+JOBS: dict[str, ImportJob] = {}
 _jobs_lock = threading.Lock()
 
 
@@ -82,8 +83,8 @@ def _owner(actor: Actor) -> tuple[int | None, int | None]:
 
 def _forget_old_jobs() -> None:
     now = time.monotonic()
-    for key in [k for k, job in _jobs.items() if job.finished and now - job.started > JOB_SECONDS]:
-        del _jobs[key]
+    for key in [k for k, job in JOBS.items() if job.finished and now - job.started > JOB_SECONDS]:
+        del JOBS[key]
 
 
 @bp.route("/mailboxes/export.csv")
@@ -117,14 +118,14 @@ def import_csv() -> ResponseReturnValue:
             plans = read_csv(text, form.csv_file.data.filename or "upload.csv")
             with _jobs_lock:
                 _forget_old_jobs()
-                running = [j for j in _jobs.values() if j.owner == _owner(actor)
+                running = [j for j in JOBS.values() if j.owner == _owner(actor)
                            and not j.finished]
                 if running:
                     flash("An import of yours is still running; wait for it to finish.",
                           "error")
                     return redirect(url_for("transfer.import_csv"))
                 job_id = secrets.token_urlsafe(16)
-                job = _jobs[job_id] = ImportJob(_owner(actor), total_records(plans),
+                job = JOBS[job_id] = ImportJob(_owner(actor), total_records(plans),
                                                 bool(form.dry_run.data))
             factory = current_app.extensions["mailadmin"].session_factory
 
@@ -156,7 +157,7 @@ def import_csv() -> ResponseReturnValue:
 @login_required  # type: ignore[misc]
 def import_status(job_id: str) -> ResponseReturnValue:
     with _jobs_lock:
-        job = _jobs.get(job_id)
+        job = JOBS.get(job_id)
     # another user's job is not found, never forbidden
     if job is None or job.owner != _owner(current_actor()):
         abort(404)
