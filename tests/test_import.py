@@ -339,3 +339,17 @@ def test_a_home_folder_with_the_servers_valiases_imports_only_its_own_domains(
     carl = plans["blog.test"].mailboxes[0]
     assert carl.suspend_login is True and carl.password_hash is not None
     assert carl.password_hash.startswith("{SHA512-CRYPT}$6$")
+
+
+def test_plaintext_passwords_are_hashed_in_a_process_pool() -> None:
+    from mailadmin.imports.pool import POOL_THRESHOLD, PasswordPool
+
+    told: list[int] = []
+    pool = PasswordPool(2, progress=told.append)
+    passwords = [f"pool-Passw0rd-{i}" for i in range(POOL_THRESHOLD + 2)]
+    hashed = pool.hash_many(passwords, "BLF-CRYPT")
+    assert sum(told) == len(passwords)
+    assert all(h.startswith("{BLF-CRYPT}$2y$10$") for h in hashed)
+    assert pool.verify_many(list(zip(passwords, hashed, strict=True))) == [True] * len(hashed)
+    assert pool.verify_many([(p + "x", h) for p, h in zip(passwords, hashed, strict=True)]) \
+        == [False] * len(hashed)

@@ -2,6 +2,10 @@
 
 An import of plaintext passwords spends its time in the hash function (60-110 ms a password,
 see `mailadmin.hashing`), which holds Python's GIL; processes spread it over the cores.
+
+The processes come from a fork server, as with every non-fork start method: the program's main
+module must be safe to import (its work under ``if __name__ == "__main__":``), which the
+``mailadmin`` command, ``mailadmin serve`` and the benchmarks are.
 """
 
 from __future__ import annotations
