@@ -353,3 +353,58 @@ def test_plaintext_passwords_are_hashed_in_a_process_pool() -> None:
     assert pool.verify_many(list(zip(passwords, hashed, strict=True))) == [True] * len(hashed)
     assert pool.verify_many([(p + "x", h) for p, h in zip(passwords, hashed, strict=True)]) \
         == [False] * len(hashed)
+
+
+def test_a_bulk_import_marks_the_configuration_changed(
+    run: Run, tmp_path: Path, make_user: t.Any, session_factory: sessionmaker[Session]
+) -> None:
+    from mailadmin.services.server import get_server_settings
+
+    make_user("shopcust")
+    with transaction(session_factory) as s:
+        domains.add_domain(s, Actor.operator(), "csv.test", customer="shopcust")
+    with session_factory() as s:
+        before = get_server_settings(s).config_changed_at
+    hashed = "{SHA512-CRYPT}" + sha512_crypt.using(rounds=5000).hash(BOX_PASSWORD)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"address,password_hash\na@csv.test,{hashed}\nb@csv.test,{hashed}\n")
+    assert run("import", "csv", str(rows)).exit_code == 0
+    with session_factory() as s:
+        after = get_server_settings(s).config_changed_at
+    assert after is not None and (before is None or after > before)
+
+
+def test_an_import_and_its_rerun_on_every_database(
+    backend_session_factory: sessionmaker[Session],
+) -> None:
+    """The bulk insert (INSERT ... RETURNING for many rows) and the comparison of a re-run, on
+    SQLite, PostgreSQL and MariaDB."""
+    from mailadmin.imports.csvfile import read_csv
+    from mailadmin.models import PanelUser, Role
+    from mailadmin.services import accounts
+    from mailadmin.workers.importer import run_import
+
+    factory = backend_session_factory
+    op = Actor.operator()
+    with transaction(factory) as s:
+        accounts.create_panel_user(s, op, "dbcust", "correct horse 9", Role.CUSTOMER)
+        domains.add_domain(s, op, "db-import.test", customer="dbcust")
+    hashed = "{SHA512-CRYPT}" + sha512_crypt.using(rounds=5000).hash(BOX_PASSWORD)
+    text = "address,password_hash,quota,forwarders\n" + "".join(
+        f"u{i}@db-import.test,{hashed},{i + 1}M,\n" for i in range(50)
+    ) + "team@db-import.test,,,u1@db-import.test u2@db-import.test\n"
+    first = run_import(factory, lambda _s: op, read_csv(text))
+    assert not first.failed, first.failed
+    assert len(first.results[0].changes) == 51
+    second = run_import(factory, lambda _s: op, read_csv(text))
+    assert not second.failed and second.results[0].changes == []
+    with factory() as s:
+        boxes = {m.local_part: m for m in s.scalars(select(Mailbox))
+                 if m.domain.name == "db-import.test"}
+        assert len(boxes) == 50 and boxes["u9"].quota == 10 * 1024**2
+        events = s.scalars(select(AuditEvent).where(
+            AuditEvent.action == "mailbox.create",
+            AuditEvent.object_label.like("%@db-import.test"))).all()
+        assert {e.object_id for e in events} == {m.id for m in boxes.values()}
+        owner = s.scalars(select(PanelUser).where(PanelUser.username == "dbcust")).one()
+        assert {e.customer_id for e in events} == {owner.id}
