@@ -3,15 +3,16 @@
 An import of plaintext passwords spends its time in the hash function (60-110 ms a password,
 see `mailadmin.hashing`), which holds Python's GIL; processes spread it over the cores.
 
-The processes come from a fork server, as with every non-fork start method: the program's main
-module must be safe to import (its work under ``if __name__ == "__main__":``), which the
-``mailadmin`` command, ``mailadmin serve`` and the benchmarks are.
+A single-threaded program (the ``mailadmin`` command) forks its workers; one with threads (the
+panel) takes them from a fork server, which imports the program's main module again: it must
+be safe to import (its work under ``if __name__ == "__main__":``), as ``mailadmin serve`` is.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import typing as t
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,9 +28,11 @@ T = t.TypeVar("T")
 
 
 def _executor(processes: int) -> ProcessPoolExecutor:
-    # forkserver, not fork: the panel imports from a thread of a threaded server, and a forked
-    # child of a threaded process can inherit a lock held by another thread.
-    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("forkserver"))
+    # A forked child starts at once with everything imported. But a child forked from a
+    # process with other threads (the panel's server) can inherit a lock another thread held,
+    # so there the children come from a fork server instead.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method))
 
 
 def _hash_chunk(passwords: Sequence[str], scheme: str) -> list[str]:
