@@ -90,6 +90,9 @@ def _print(report: ImportReport, as_json: bool) -> None:
         done = len(report.imported)
         click.echo(f"\n{done} domain(s) {'checked' if report.dry_run else 'imported'}, "
                    f"{len(report.failed)} refused.")
+
+
+def _exit_status(report: ImportReport) -> None:
     if report.failed:
         raise click.exceptions.Exit(1)
 
@@ -128,9 +131,10 @@ def import_cpanel(state: CliState, path: Path, customer: str | None, valiases: P
         fail(as_json, str(exc), code="invalid", usage=False)
     report = _run(state, plans, customer=customer, create_domains=True, dry_run=dry_run,
                   as_json=as_json, processes=processes)
+    _print(report, as_json)
     if mail_dir is not None and not dry_run:
         _copy_mail(state, plans, report, mail_dir, as_json)
-    _print(report, as_json)
+    _exit_status(report)
 
 
 def _copy_mail(state: CliState, plans: list[DomainImport], report: ImportReport,
@@ -175,6 +179,7 @@ def import_csv(state: CliState, file: Path, dry_run: bool, processes: int | None
     report = _run(state, plans, customer=None, create_domains=False, dry_run=dry_run,
                   as_json=as_json, processes=processes)
     _print(report, as_json)
+    _exit_status(report)
 
 
 @export_group.command("csv")
