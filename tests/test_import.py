@@ -64,14 +64,11 @@ def test_cpanel_backup_is_imported_as_cpanel_would_serve_it(
     result = run("import", "cpanel", str(backup.path), "--customer", "shopcust")
     assert result.exit_code == 0, result.output
     assert "did create  domain" in result.output
-    # what has no counterpart is listed with its reason and origin
-    assert "domain forwarder old-shop.test → shop.test: this panel has no domain forwarders" \
-        in result.output
-    assert "(vad/old-shop.test:1)" in result.output
+    assert "Not imported" not in result.output  # everything has a counterpart here
 
     with session_factory() as s:
         names = set(s.scalars(select(Domain.name)))
-        assert names == {"shop.test", "blog.test"}  # the domain forwarder's domain is not claimed
+        assert names == {"shop.test", "blog.test", "old-shop.test"}
         for address, password in OLD_PASSWORDS.items():
             local, _, dom = address.partition("@")
             box = s.scalars(select(Mailbox).join(Domain).where(
@@ -105,6 +102,15 @@ def test_cpanel_backup_is_imported_as_cpanel_would_serve_it(
             ("carl@blog.test", "mailbox")]
         info = resolve_address(s, op, "info@blog.test")
         assert [d.address for d in info.deliveries] == ["carl@blog.test"]
+        # the domain forwarder: the same name at shop.test, where its rules apply
+        moved = resolve_address(s, op, "anna@old-shop.test")
+        assert moved.accepted and moved.default_applies
+        assert [(d.address, d.how) for d in moved.deliveries] == [("anna@shop.test", "mailbox")]
+        assert [(d.address, d.how) for d in resolve_address(
+            s, op, "sales@old-shop.test").deliveries] == [
+            ("anna@shop.test", "mailbox"), ("partner@elsewhere.test", "remote")]
+        assert [d.how for d in resolve_address(s, op, "nobody@old-shop.test").deliveries] \
+            == ["bounce"]
 
     before = snapshot(session_factory)
     again = run("import", "cpanel", str(backup.path), "--customer", "shopcust")
@@ -142,8 +148,8 @@ def test_a_malformed_line_is_reported_and_nothing_of_its_domain_imported(
     assert "shop.test: nothing of this domain was imported" in result.output
     assert "va/shop.test:2: expected 'address: destination, ...'" in result.output
     with session_factory() as s:
-        # the other domain went in whole; nothing at all of shop.test
-        assert set(s.scalars(select(Domain.name))) == {"blog.test"}
+        # the other domains went in whole; nothing at all of shop.test
+        assert set(s.scalars(select(Domain.name))) == {"blog.test", "old-shop.test"}
         assert {m.address for m in s.scalars(select(Mailbox))} == {"carl@blog.test"}
 
 
@@ -168,6 +174,7 @@ def test_package_limits_refuse_the_whole_domain(
     small_package_world(session_factory, make_user)
     backup = build_backup(tmp_path)
     backup.write("homedir/etc/shop.test/quota", f"anna:{3 * 1024**3}\nben:1000\n")
+    (backup.path / "vad" / "old-shop.test").unlink()  # the package allows two domains
     result = run("--as", "alice", "import", "cpanel", str(backup.path))
     assert result.exit_code == 1, result.output
     assert "anna@shop.test: Package allows at most 2 GiB per mailbox" in result.output
@@ -185,6 +192,7 @@ def test_a_customer_cannot_import_into_another_customers_domain(
         mailboxes.create_mailbox(s, op, "anna@shop.test", BOX_PASSWORD)
     before = snapshot(session_factory)
     backup = build_backup(tmp_path)
+    (backup.path / "vad" / "old-shop.test").unlink()
 
     as_alice = run("--as", "alice", "import", "cpanel", str(backup.path))
     assert as_alice.exit_code == 1
@@ -408,3 +416,25 @@ def test_an_import_and_its_rerun_on_every_database(
         assert {e.object_id for e in events} == {m.id for m in boxes.values()}
         owner = s.scalars(select(PanelUser).where(PanelUser.username == "dbcust")).one()
         assert {e.customer_id for e in events} == {owner.id}
+
+
+def test_a_domain_forward_cannot_point_at_itself_or_back(
+    session_factory: sessionmaker[Session], make_user: t.Any
+) -> None:
+    from mailadmin.errors import Conflict, ValidationError
+
+    make_user("shopcust")
+    op = Actor.operator()
+    with transaction(session_factory) as s:
+        domains.add_domain(s, op, "a.test", customer="shopcust")
+        domains.add_domain(s, op, "b.test", customer="shopcust")
+        domains.set_catchall(s, op, "a.test", "deliver", target="@B.test")
+    with session_factory() as s:
+        assert s.scalars(select(Domain.catchall_target).where(Domain.name == "a.test")).one() \
+            == "@b.test"
+        with pytest.raises(ValidationError, match="cannot forward to itself"):
+            domains.set_catchall(s, op, "b.test", "deliver", target="@b.test")
+        with pytest.raises(Conflict, match="that would be a loop"):
+            domains.set_catchall(s, op, "b.test", "deliver", target="@a.test")
+        with pytest.raises(ValidationError):
+            domains.set_catchall(s, op, "b.test", "deliver", target="@bad domain")

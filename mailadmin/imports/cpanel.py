@@ -13,8 +13,9 @@ Where cPanel keeps an account's mail settings, and what each becomes here:
   ``*: …`` is the default address: ``:fail: message`` refuses with that message,
   ``:blackhole:`` discards, an address delivers there. A pipe to cPanel's ``autorespond``
   marks an autoresponder, which is read from ``homedir/.autorespond/``.
-* ``vad/<domain>`` (``/etc/vdomainaliases/<domain>``): domain forwarders. This panel has none,
-  so they are listed as not imported.
+* ``vad/<domain>`` (``/etc/vdomainaliases/<domain>``): a domain forwarder, mail for every
+  name of the domain without a mailbox or forwarder to the same name at another domain,
+  becomes the default address ``@other.example``.
 * ``homedir/.autorespond/<address>`` (headers, a blank line, the body) and
   ``<address>.json`` (``interval`` in hours, ``start``/``stop`` as Unix times).
 
@@ -345,14 +346,18 @@ def _read_domain_forwarders(reader: _Reader, path: Path, plan: DomainImport) -> 
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         source, colon, target = text.partition(":")
-        if not colon or not source.strip() or not target.strip():
-            plan.malformed.append(Malformed(origin, "expected 'domain: target domain'"))
+        source, target = source.strip().lower(), target.strip().lower()
+        if not colon or not source or not target or source != plan.name:
+            plan.malformed.append(Malformed(origin, f"expected '{plan.name}: target domain'"))
             continue
-        plan.skipped.append(Skipped(
-            f"domain forwarder {source.strip()} → {target.strip()}",
-            "this panel has no domain forwarders; add the addresses as forwarders instead",
-            origin,
-        ))
+        what = f"domain forwarder {source} → {target}"
+        if plan.default_address is not None:
+            plan.skipped.append(Skipped(
+                what, "the domain's default address (*) is set too, and here a domain has "
+                "one default address; the * line is imported", origin))
+            continue
+        # Addresses with a mailbox or forwarder keep them; every other name is forwarded.
+        plan.default_address = DefaultAddressRecord("deliver", origin, target=f"@{target}")
 
 
 def _read_autoresponder(

@@ -124,7 +124,11 @@ def import_domain(
         wanted = plan.default_address
         reason = wanted.reject_reason
         try:
-            target = normalize_address(wanted.target, field="target") if wanted.target else None
+            target = wanted.target
+            if target is not None and target.startswith("@"):
+                target = "@" + normalize_domain(target[1:], field="target")
+            elif target is not None:
+                target = normalize_address(target, field="target")
             current = (domain.catchall_action, domain.catchall_reject_reason,
                        domain.catchall_target)
             if wanted.action == "reject" and reason is None:
@@ -153,6 +157,8 @@ def _default_text(action: str, reason: str | None, target: str | None) -> str:
         return f"refuse: {reason}"
     if action == "discard":
         return "accept and discard"
+    if target and target.startswith("@"):
+        return f"forward to the same name at {target[1:]}"
     return f"deliver to {target}"
 
 

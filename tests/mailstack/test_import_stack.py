@@ -1,6 +1,7 @@
 """Issue 17: a cPanel account backup imported with `mailadmin import cpanel`; once applied, the
 real Dovecot accepts every mailbox's old password (IMAP, POP3 and SMTP AUTH through Dovecot),
-the real Postfix refuses unknown addresses with the backup's ``:fail:`` message, and the
+the real Postfix refuses unknown addresses with the backup's ``:fail:`` message and follows
+its forwarders and domain forwarder, and the
 messages of the backup's Maildirs are copied in once, however often the import runs."""
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def test_imported_mailboxes_keep_their_passwords_on_the_real_servers(
     subject = svc.send("someone@elsewhere.test", [f"info@{BLOG}"], subject="to info")
     assert eventually(
         lambda: subject in svc.inbox_subjects(f"carl@{BLOG}", OLD_PASSWORDS["carl@blog.test"]))
+
+    # the domain forwarder old-shop.test -> shop: the same name there
+    moved = svc.send("someone@elsewhere.test", ["anna@old-shop.test"], subject="to old shop")
+    assert eventually(
+        lambda: moved in svc.inbox_subjects(f"anna@{SHOP}", OLD_PASSWORDS["anna@shop.test"]))
 
     # the Maildir is copied in, and a second run copies nothing again
     for _ in range(2):
