@@ -150,6 +150,7 @@ def _register_blueprints(app: Flask) -> None:
     from .resolver import bp as resolver_bp
     from .selfservice import bp as self_bp
     from .tokens import bp as tokens_bp
+    from .transfer import bp as transfer_bp
     from .twofactor import bp as twofactor_bp
 
     for blueprint in (
@@ -173,6 +174,7 @@ def _register_blueprints(app: Flask) -> None:
         preferences_bp,
         help_bp,
         twofactor_bp,
+        transfer_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -137,6 +137,8 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
         "revision_id": [str(revision_id)],
         "slug": ["pop-vs-imap", "house-rules", "rita-support"],
         "article_id": [str(shipped_id), str(admin_article.id), str(rita_article.id)],
+        # an import job that does not exist (or is someone else's) is not found
+        "job_id": ["no-such-import"],
     }
 
 

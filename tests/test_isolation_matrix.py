@@ -56,6 +56,8 @@ from mailadmin.services import (
     forwarders,
     tokens,
 )
+from mailadmin.workers.importer import ImportReport
+from panel.transfer import JOBS, ImportJob
 
 from .factories import actor, make_customer, make_package, make_reseller
 from .web import csrf_token, sign_in
@@ -156,6 +158,9 @@ PAGES: dict[str, Route] = {
     "domains.approve": Route(OBJECT),
     "domains.self_service": Route(OBJECT, {"allow_forwarding": "y",
                                            "allow_autoresponder": "y"}),
+    "transfer.export_csv": Route(OWN),
+    "transfer.import_csv": Route(OWN, {"dry_run": "y"}),
+    "transfer.import_status": Route(OBJECT),
     "mail.forwarder_delete": Route(OBJECT, {"confirm": "y"}),
     "mail.mailbox_detail": Route(OBJECT),
     "mail.mailbox_autoresponder": Route(OBJECT, {"subject": "Away", "body": "Gone",
@@ -250,6 +255,12 @@ def build_world(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t
                 token, secrets[holder] = tokens.create_api_token(s, actor(factory, holder), "t")
                 if holder == name:
                     tenant_ids["token"] = str(token.id)
+        # a finished CSV import of the customer's, whose status page is the customer's only
+        owner = actor(factory, name)
+        tenant_ids["import_job"] = f"import-of-{name}"
+        JOBS[tenant_ids["import_job"]] = ImportJob(
+            (owner.user_id, owner.customer_id), total=0, dry_run=True,
+            report=ImportReport(dry_run=True))
         ids[name] = tenant_ids
         ids["secrets"] = {**ids.get("secrets", {}), **secrets}
     return ids
@@ -305,6 +316,8 @@ def url_values(endpoint: str, arguments: t.Iterable[str],
             values[argument] = objects["token"]
         elif argument == "revision_id":
             values[argument] = objects.get("revision", "1")
+        elif argument == "job_id":
+            values[argument] = objects.get("import_job", "no-such-import")
         else:  # pragma: no cover - a new kind of variable must be taught here
             raise AssertionError(f"{endpoint}: no victim value for <{argument}>")
     return values

@@ -128,6 +128,8 @@ def _echo_verification(status: domain_ownership.Verification) -> None:
 def _catchall_text(action: str, reason: str | None, target: str | None) -> str:
     if action == "reject":
         return f"reject ({reason})" if reason else "reject"
+    if action == "deliver" and target and target.startswith("@"):
+        return f"forward to the same name at {domain_to_unicode(target[1:])}"
     if action == "deliver" and target:
         return f"deliver to {address_to_unicode(target)}"
     return action

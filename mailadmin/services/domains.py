@@ -223,7 +223,8 @@ def set_catchall(
     """What happens to mail for addresses of the domain that do not exist.
 
     reject: refused at RCPT with `reject_reason`; discard: accepted and dropped;
-    deliver: handed to `target` (an address).
+    deliver: handed to `target`, an address, or ``@other.example`` for the same name at
+    another domain (cPanel's "domain forwarder"; Postfix rewrites ``@domain`` results so).
     """
     domain = get_domain(session, actor, name, field="name")
     try:
@@ -245,14 +246,32 @@ def set_catchall(
     elif chosen is CatchAllAction.DELIVER:
         if not target:
             raise ValidationError("Give the address that receives the mail.", field="target")
-        address = normalize_address(target, field="target")
-        if split_loosely(address) == ("", domain.name):
-            raise ValidationError("Give a whole address.", field="target")
-        domain.catchall_target = address
+        if target.strip().startswith("@"):
+            domain.catchall_target = _domain_forward(session, domain, target.strip()[1:])
+        else:
+            address = normalize_address(target, field="target")
+            if split_loosely(address) == ("", domain.name):
+                raise ValidationError("Give a whole address.", field="target")
+            domain.catchall_target = address
     domain.catchall_action = chosen.value
     session.flush()
     _audit(session, actor, "domain.catchall", domain, before, _state(domain))
     return domain
+
+
+def _domain_forward(session: Session, domain: Domain, other: str) -> str:
+    """The target ``@other`` of a domain forward, refusing itself and a forward back."""
+    other = normalize_domain(other, field="target")
+    if other == domain.name:
+        raise ValidationError("A domain cannot forward to itself.", field="target")
+    back = session.scalars(select(Domain.id).where(
+        Domain.name == other, Domain.catchall_action == CatchAllAction.DELIVER.value,
+        Domain.catchall_target == f"@{domain.name}")).first()
+    if back is not None:
+        raise Conflict(f"{domain_to_unicode(other)} forwards to "
+                       f"{domain_to_unicode(domain.name)} already: that would be a loop.",
+                       field="target")
+    return f"@{other}"
 
 
 def list_domains(

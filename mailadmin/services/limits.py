@@ -143,13 +143,17 @@ def check_new_domain(session: Session, customer: PanelUser, limits: Limits) -> N
             )
 
 
-def check_new_mailbox(session: Session, customer: PanelUser, limits: Limits) -> None:
+def check_new_mailbox(
+    session: Session, customer: PanelUser, limits: Limits, *, adding: int = 1
+) -> None:
+    """Room for `adding` more mailboxes (an import adds many at once)."""
     if limits.max_mailboxes is not None:
         used = count_mailboxes(session, customer.id)
-        if used >= limits.max_mailboxes:
+        if used + adding > limits.max_mailboxes:
+            more = "" if adding == 1 else f" and would add {adding}"
             raise LimitReached(
                 f"Package allows {_plural(limits.max_mailboxes, 'mailbox', 'mailboxes')}; "
-                f"you have {used}."
+                f"you have {used}{more}."
             )
 
 
@@ -169,8 +173,13 @@ def check_quota(
     quota: int,
     *,
     mailbox_id: int | None = None,
+    others_total: int | None = None,
 ) -> None:
-    """A mailbox quota (0 = unlimited) must fit the per-mailbox and the total limit."""
+    """A mailbox quota (0 = unlimited) must fit the per-mailbox and the total limit.
+
+    `others_total`, when given, is what the customer's other mailboxes take (an import that
+    adds many mailboxes sums them once instead of asking the database per mailbox).
+    """
     if quota == 0:
         if not limits.allow_unlimited_quota or limits.max_total_quota is not None:
             raise LimitReached(
@@ -184,7 +193,11 @@ def check_quota(
             field="quota",
         )
     if limits.max_total_quota is not None:
-        others = total_quota(session, customer.id, excluding_mailbox=mailbox_id)
+        others = (
+            total_quota(session, customer.id, excluding_mailbox=mailbox_id)
+            if others_total is None
+            else others_total
+        )
         if others + quota > limits.max_total_quota:
             free = max(0, limits.max_total_quota - others)
             raise LimitReached(

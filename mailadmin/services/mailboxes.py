@@ -5,20 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import typing as t
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, union_all
+from sqlalchemy import func, insert, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from ..clientsetup import ClientSetup, build_setup
-from ..errors import Conflict, NotFound, ValidationError
-from ..hashing import hash_mailbox_password
+from ..errors import Conflict, InvalidName, MailadminError, NotFound, ValidationError
+from ..hashing import hash_mailbox_password, validate_imported_hash
 from ..models import Domain, Forwarder, Mailbox, PanelUser
-from ..names import domain_to_unicode, split_address
+from ..names import (
+    MAX_ADDRESS_LENGTH,
+    domain_to_unicode,
+    normalize_local_part,
+    split_address,
+    split_partial,
+)
 from ..passwords import check_password_policy
 from ..protocols import Protocol
+from . import changes
 from . import limits as package_limits
-from .audit import record_event
+from .audit import record_event, record_events
 from .context import Actor
 from .pagination import Page, clamp, paginate_keys
 from .scope import customer_ids_query, get_domain
@@ -125,6 +133,37 @@ def get_mailbox(session: Session, actor: Actor, address: str, *, field: str = "a
     return mailbox
 
 
+def _new_mailbox_settings(
+    domain: Domain,
+    limits: package_limits.Limits,
+    quota: int | None,
+    imap: bool | None,
+    pop3: bool | None,
+    smtp: bool | None,
+) -> tuple[dict[Protocol, bool], int]:
+    """The protocols and quota of a new mailbox: unset ones from the domain, then the package.
+
+    Raises LimitReached for an explicitly requested protocol the package does not include.
+    """
+    protocols = {
+        Protocol.IMAP: domain.default_imap if imap is None else imap,
+        Protocol.POP3: domain.default_pop3 if pop3 is None else pop3,
+        Protocol.SMTP: domain.default_smtp if smtp is None else smtp,
+    }
+    # Defaults never grant what the package does not include; explicit requests are refused.
+    for name, explicit in ((Protocol.IMAP, imap), (Protocol.POP3, pop3), (Protocol.SMTP, smtp)):
+        if explicit is None and name not in limits.protocols:
+            protocols[name] = False
+    package_limits.check_protocols(limits, protocols)
+    if quota is None:
+        quota = domain.default_quota if domain.default_quota is not None else limits.default_quota
+        if limits.max_quota_per_mailbox is not None:
+            quota = (
+                min(quota, limits.max_quota_per_mailbox) if quota else limits.max_quota_per_mailbox
+            )
+    return protocols, quota
+
+
 def create_mailbox(
     session: Session,
     actor: Actor,
@@ -168,22 +207,7 @@ def create_mailbox(
     full_address = f"{local}@{domain.name}"
     check_password_policy(password, min_length=settings.min_password_length, address=full_address)
     package_limits.check_new_mailbox(session, owner, limits)
-    protocols = {
-        Protocol.IMAP: domain.default_imap if imap is None else imap,
-        Protocol.POP3: domain.default_pop3 if pop3 is None else pop3,
-        Protocol.SMTP: domain.default_smtp if smtp is None else smtp,
-    }
-    # Defaults never grant what the package does not include; explicit requests are refused.
-    for name, explicit in ((Protocol.IMAP, imap), (Protocol.POP3, pop3), (Protocol.SMTP, smtp)):
-        if explicit is None and name not in limits.protocols:
-            protocols[name] = False
-    package_limits.check_protocols(limits, protocols)
-    if quota is None:
-        quota = domain.default_quota if domain.default_quota is not None else limits.default_quota
-        if limits.max_quota_per_mailbox is not None:
-            quota = (
-                min(quota, limits.max_quota_per_mailbox) if quota else limits.max_quota_per_mailbox
-            )
+    protocols, quota = _new_mailbox_settings(domain, limits, quota, imap, pop3, smtp)
     package_limits.check_quota(session, owner, limits, quota)
     now = actor.now()
     mailbox = Mailbox(
@@ -479,8 +503,8 @@ def _merged_page(
 
 def _address_contains(session: Session, domain_ids: t.Any, text: str) -> t.Any:
     """The condition "the address contains `text`" for mailboxes in `domain_ids`."""
-    local_text, at, domain_text = text.partition("@")
-    if not at:
+    local_text, domain_text = split_partial(text)
+    if "@" not in text:
         named = list(session.scalars(
             select(Domain.id).where(Domain.id.in_(domain_ids),
                                     Domain.name.contains(text, autoescape=True))
@@ -578,3 +602,159 @@ def bulk_change(
             set_suspensions(session, actor, address, login=flag, incoming=flag, outgoing=flag)
         (changed if _state(mailbox) != before else unchanged).append(address)
     return BulkResult(action, tuple(changed), tuple(unchanged))
+# --- many at once: imports ------------------------------------------------------------------
+
+#: Hashes passwords (already past the policy) in a scheme; an importer spreads the work over
+#: processes, since hashing is what an import of plaintext passwords spends its time on.
+PasswordHasher = t.Callable[[Sequence[str], str], list[str]]
+
+
+def hash_serially(passwords: Sequence[str], scheme: str) -> list[str]:
+    return [hash_mailbox_password(p, scheme) for p in passwords]  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class NewMailbox:
+    """A mailbox to create with `create_mailboxes`: a password to hash, or a hash brought along
+    from another server. Unset quota and protocols come from the domain, then the package."""
+
+    local_part: str
+    password: str | None = None
+    password_hash: str | None = None
+    quota: int | None = None
+    imap: bool | None = None
+    pop3: bool | None = None
+    smtp: bool | None = None
+    suspend_login: bool = False
+    suspend_incoming: bool = False
+    suspend_outgoing: bool = False
+
+
+def create_mailboxes(
+    session: Session,
+    actor: Actor,
+    domain_name: str,
+    new: Sequence[NewMailbox],
+    *,
+    hash_passwords: PasswordHasher = hash_serially,
+) -> list[str]:
+    """Create many mailboxes of one domain under the rules of `create_mailbox`.
+
+    Names, the password policy (for passwords) or a hash Dovecot verifies (for hashes, see
+    `hashing.validate_imported_hash`), protocols and quota from the domain and the package
+    apply to each; the package's mailbox count and total quota are counted once for all of
+    them. All or nothing: the first refusal is raised with the address in its message.
+    Returns the new addresses.
+    """
+    domain = get_domain(session, actor, domain_name)
+    owner = _owner(session, domain)
+    limits = package_limits.limits_for(session, owner)
+    settings = get_server_settings(session)
+    taken = set(session.scalars(select(Mailbox.local_part).where(Mailbox.domain_id == domain.id)))
+    forwarders = set(
+        session.scalars(select(Forwarder.local_part).where(Forwarder.domain_id == domain.id))
+    )
+    package_limits.check_new_mailbox(session, owner, limits, adding=len(new))
+    others_total = (
+        package_limits.total_quota(session, owner.id) if limits.max_total_quota is not None else 0
+    )
+    shown_domain = domain_to_unicode(domain.name)
+    planned: list[tuple[NewMailbox, str, dict[Protocol, bool], int, str | None]] = []
+    for spec in new:
+        try:
+            local = normalize_local_part(spec.local_part, field="address")
+            if len(local) + 1 + len(domain.name) > MAX_ADDRESS_LENGTH:
+                raise InvalidName(
+                    f"The address is longer than {MAX_ADDRESS_LENGTH} characters.",
+                    field="address",
+                )
+            if local in taken:
+                raise Conflict("The mailbox exists already.", field="address")
+            if local in forwarders:
+                raise Conflict(
+                    "The address is a forwarder; remove the forwarder first.", field="address"
+                )
+            stored_hash: str | None = None
+            if spec.password_hash is not None:
+                stored_hash = validate_imported_hash(spec.password_hash)
+            elif spec.password is not None:
+                check_password_policy(
+                    spec.password,
+                    min_length=settings.min_password_length,
+                    address=f"{local}@{domain.name}",
+                )
+            else:
+                raise ValidationError("Give a password or a password hash.", field="password")
+            protocols, quota = _new_mailbox_settings(
+                domain, limits, spec.quota, spec.imap, spec.pop3, spec.smtp
+            )
+            package_limits.check_quota(session, owner, limits, quota, others_total=others_total)
+        except MailadminError as exc:
+            raise type(exc)(
+                f"{spec.local_part}@{shown_domain}: {exc.message}", field=exc.field
+            ) from None
+        others_total += quota
+        taken.add(local)
+        planned.append((spec, local, protocols, quota, stored_hash))
+    to_hash = [spec.password for spec, *_, stored in planned if stored is None]
+    hashed = iter(
+        hash_passwords([p for p in to_hash if p is not None], settings.password_scheme)
+    )
+    now = actor.now()
+    rows = [
+        {
+            "domain_id": domain.id,
+            "local_part": local,
+            "password_hash": stored_hash if stored_hash is not None else next(hashed),
+            "quota": quota,
+            "imap": protocols[Protocol.IMAP],
+            "pop3": protocols[Protocol.POP3],
+            "smtp": protocols[Protocol.SMTP],
+            "suspend_login": spec.suspend_login,
+            "suspend_incoming": spec.suspend_incoming,
+            "suspend_outgoing": spec.suspend_outgoing,
+            "created_at": now,
+            "updated_at": now,
+            "password_changed_at": now,
+        }
+        for spec, local, protocols, quota, stored_hash in planned
+    ]
+    if not rows:
+        return []
+    # One INSERT for all of them (an ORM object per row costs more than the row itself); the
+    # change tracker does not see bulk statements, so it is told.
+    session.flush()
+    ids = session.execute(
+        insert(Mailbox).returning(Mailbox.id, sort_by_parameter_order=True), rows
+    ).scalars().all()
+    changes.mark_changed(session)
+    record_events(
+        session, actor, "mailbox.create", object_type="mailbox",
+        objects=[
+            (mailbox_id, f"{row['local_part']}@{domain.name}", {
+                "quota": row["quota"], Protocol.IMAP: row["imap"], Protocol.POP3: row["pop3"],
+                Protocol.SMTP: row["smtp"], "suspend_login": row["suspend_login"],
+                "suspend_incoming": row["suspend_incoming"],
+                "suspend_outgoing": row["suspend_outgoing"],
+            })
+            for mailbox_id, row in zip(ids, rows, strict=True)
+        ],
+        customer_id=owner.id, reseller_id=owner.parent_id,
+    )
+    return [f"{row['local_part']}@{domain.name}" for row in rows]
+
+
+def set_mailbox_password_hash(
+    session: Session, actor: Actor, address: str, password_hash: str
+) -> Mailbox:
+    """Store a hash brought from another server as the mailbox's password (an import).
+
+    Raises ValidationError for a hash Dovecot would not verify (`validate_imported_hash`).
+    """
+    mailbox = get_mailbox(session, actor, address)
+    mailbox.password_hash = validate_imported_hash(password_hash)
+    mailbox.password_changed_at = actor.now()
+    mailbox.updated_at = actor.now()
+    session.flush()
+    _audit(session, actor, "mailbox.password", mailbox, mailbox.domain, None, None)
+    return mailbox

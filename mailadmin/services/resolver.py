@@ -48,7 +48,7 @@ from ..mailstack.render import (
 )
 from ..mailstack.snapshot import StackSnapshot
 from ..models import Domain, Mailbox, PanelUser, Role
-from ..names import domain_of, split_address
+from ..names import domain_of, split_address, split_loosely
 from ..protocols import PROTOCOLS, Protocol
 from .context import Actor
 from .refusals import MailboxFacts, Refusal, login_refusals
@@ -214,7 +214,11 @@ def _expand(valias: dict[str, str], address: str, depth: int = 0) -> list[str]:
     if found is None or depth > _ALIAS_DEPTH:
         return [address]
     result: list[str] = []
-    for target in found.split(","):
+    for index, target in enumerate(found.split(",")):
+        if index == 0 and target.startswith("@"):
+            # Postfix: an "@domain" result means the same local part in that domain (only as
+            # the first address of a result)
+            target = split_loosely(address)[0] + target
         if target == address:
             result.append(target)
         else:
@@ -303,6 +307,10 @@ def resolve_address(session: Session, actor: Actor, address: str) -> Resolution:
         elif action == "discard":
             steps.append(f"No mailbox or forward {address}: the domain's default address "
                          "accepts and discards the mail.")
+        elif accepted and (domain_snap.catchall_target or "").startswith("@"):
+            steps.append(f"No mailbox or forward {address}: the domain's default address "
+                         "forwards it to the same name at "
+                         f"{(domain_snap.catchall_target or '@')[1:]}.")
         elif accepted:
             steps.append(f"No mailbox or forward {address}: the domain's default address "
                          f"delivers to {domain_snap.catchall_target}.")

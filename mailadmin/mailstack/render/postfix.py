@@ -109,9 +109,14 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
         if action == "deliver":
             if not d.catchall_target:
                 raise RenderError(f"default address of {d.name} delivers nowhere")
-            target = safe_address(d.catchall_target)
-            if not deliverable(target):
-                continue  # delivering to a suspended mailbox: behave like "reject"
+            if d.catchall_target.startswith("@"):
+                # "@other.example": Postfix hands the mail to the same local part there
+                # (virtual(5), result address rewriting)
+                target = "@" + safe_domain(d.catchall_target[1:])
+            else:
+                target = safe_address(d.catchall_target)
+                if not deliverable(target):
+                    continue  # delivering to a suspended mailbox: behave like "reject"
         elif action == "discard":
             target = DISCARD_ADDRESS
         else:
