@@ -33,6 +33,7 @@ import os
 import re
 from pathlib import Path
 
+from ..names import split_loosely
 from .records import (
     AutoresponderRecord,
     DefaultAddressRecord,
@@ -280,8 +281,8 @@ def _read_valiases(reader: _Reader, path: Path, plan: DomainImport, home: Path) 
         if key == "*":
             _default_address(origin, value, plan)
             continue
-        local, at, domain = key.rpartition("@")
-        if not at or not local or domain != plan.name:
+        local, domain = split_loosely(key)
+        if not local or domain != plan.name:
             plan.malformed.append(Malformed(origin, f"{key} is not an address of {plan.name}"))
             continue
         if value.startswith((":fail:", ":blackhole:")):
@@ -411,7 +412,7 @@ def _read_autoresponder(
                                     "it has no subject or no text", origin))
         return
     plan.autoresponders.append(AutoresponderRecord(
-        local_part=address.partition("@")[0], subject=subject,
+        local_part=split_loosely(address)[0], subject=subject,
         body=body, origin=origin, interval_days=interval_days, starts_at=starts_at,
         ends_at=ends_at,
     ))

@@ -32,6 +32,7 @@ import typing as t
 from collections.abc import Iterable
 
 from ..errors import ValidationError
+from ..names import domain_of, split_loosely
 from ..sizes import parse_size
 from .records import DomainImport, ExportRow, ForwarderRecord, MailboxRecord, Malformed, Origin
 
@@ -118,14 +119,14 @@ def _read_row(
 ) -> None:
     if len(row) != len(header):
         address = row[0] if row else ""
-        domain = address.rpartition("@")[2].strip().lower() or NO_DOMAIN
+        domain = domain_of(address).strip().lower() or NO_DOMAIN
         plan_for(domain).malformed.append(
             Malformed(origin, f"{len(row)} cells, but the header has {len(header)}"))
         return
     cells = dict(zip(header, row, strict=True))
     address = cells["address"].strip().lower()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
+    local, domain = split_loosely(address)
+    if not local or not domain:
         plan_for(NO_DOMAIN).malformed.append(
             Malformed(origin, f"{cells['address'].strip()[:80]!r} is not an address"))
         return

@@ -45,7 +45,7 @@ from ..help.render import (
     snippet,
 )
 from ..models import AUDIENCES, Domain, HelpArticle, HelpVote, Mailbox, PanelUser, Role, utcnow
-from ..names import address_to_unicode, normalize_address
+from ..names import address_to_unicode, normalize_address, split_loosely
 from ..sizes import format_size
 from . import throttle
 from .audit import record_event
@@ -278,7 +278,7 @@ def _mailbox_for(session: Session, reader: Reader, address: str | None) -> Mailb
         ascii_address = normalize_address(address)
     except ValidationError:
         return None
-    local, _, domain_name = ascii_address.rpartition("@")
+    local, domain_name = split_loosely(ascii_address)
     query = (select(Mailbox).join(Domain, Mailbox.domain_id == Domain.id)
              .where(Mailbox.local_part == local, Domain.name == domain_name))
     if reader.kind == "customer":

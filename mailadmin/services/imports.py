@@ -30,7 +30,7 @@ from ..imports.records import (
     Skipped,
 )
 from ..models import Autoresponder, Domain, Forwarder, Mailbox
-from ..names import normalize_address, normalize_domain
+from ..names import domain_of, normalize_address, normalize_domain
 from . import autoresponders, domains, forwarders, mailboxes
 from .context import Actor
 from .scope import customer_ids_query, get_domain, resolve_customer
@@ -346,5 +346,5 @@ def export_rows(session: Session, actor: Actor, *, domain: str | None = None
             suspend_outgoing=None, forwarders=tuple(d.address for d in f.destinations),
             keep_copy=None,
         ))
-    rows.sort(key=lambda r: (r.address.rpartition("@")[2], r.address))
+    rows.sort(key=lambda r: (domain_of(r.address), r.address))
     yield from rows
