@@ -331,3 +331,19 @@ def test_stamps_follow_the_commit_order(backend_url: str) -> None:
             assert row is not None and row.config_changed_at == stamps[0]
     finally:
         engine.dispose()
+
+
+def test_only_the_admin_gets_the_apply_overview(
+    session_factory: sessionmaker[Session], make_user: t.Any,
+) -> None:
+    from mailadmin.errors import PermissionDenied
+
+    from .factories import actor
+
+    make_user("rita", "reseller")
+    make_user("carol", "customer")
+    for name in ("rita", "carol"):
+        with session_factory() as s, pytest.raises(PermissionDenied):
+            stack_service.apply_overview(s, actor(session_factory, name))
+    with session_factory() as s:
+        assert stack_service.apply_overview(s, OP).last is None
