@@ -46,10 +46,12 @@ def settings() -> ResponseReturnValue:
     values = settings_service.settings_for_editing(db.session(), current_actor())
     status = 200
     if form.validate_on_submit():
+        # a field the form did not send stays as it is; an unticked box is sent as nothing
         submitted = {
             setting.name: ("true" if request.form.get(setting.name) else "false")
-            if setting.check is Check.BOOL else request.form.get(setting.name, "")
+            if setting.check is Check.BOOL else request.form[setting.name]
             for setting in TABLE
+            if setting.check is Check.BOOL or setting.name in request.form
         }
         try:
             settings_service.update_settings(db.session(), current_actor(), submitted)

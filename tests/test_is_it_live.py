@@ -289,3 +289,61 @@ def test_a_sign_in_that_upgrades_the_hash_announces_nothing(
         row = s.get(ServerSettings, 1)
         assert row is not None and row.config_changed_at != changed_before  # it was a change
     assert 'id="live-status"' not in web.get("/me/").get_data(as_text=True)
+
+
+def test_stamps_follow_the_commit_order(backend_url: str) -> None:
+    """A commit that waited for another one's lock on the settings row stamps after it, so an
+    apply's watermark can never cover a change that was not committed when it read the data
+    (on PostgreSQL and MariaDB; SQLite lets one writer at a time and only needs the tick)."""
+    import threading
+
+    from sqlalchemy import update
+
+    from mailadmin import migrate
+    from mailadmin.db import make_engine, make_session_factory
+
+    engine = make_engine(backend_url)
+    try:
+        migrate.upgrade(engine)
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            get_server_settings(s)
+        first = change_something(factory)
+        assert change_something(factory) > first  # even if the clock repeats itself
+        if engine.dialect.name == "sqlite":
+            return
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+        blocker = factory()
+        blocker.begin()
+        blocker.execute(update(ServerSettings).where(ServerSettings.id == 1)
+                        .values(config_changed_at=later))  # holds the row lock
+        stamps: list[dt.datetime] = []
+        waiting = threading.Thread(target=lambda: stamps.append(change_something(factory)))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive(), "the second commit should wait for the row lock"
+        blocker.commit()
+        blocker.close()
+        waiting.join(30)
+        assert stamps and stamps[0] > later
+        with factory() as s:
+            row = s.get(ServerSettings, 1)
+            assert row is not None and row.config_changed_at == stamps[0]
+    finally:
+        engine.dispose()
+
+
+def test_only_the_admin_gets_the_apply_overview(
+    session_factory: sessionmaker[Session], make_user: t.Any,
+) -> None:
+    from mailadmin.errors import PermissionDenied
+
+    from .factories import actor
+
+    make_user("rita", "reseller")
+    make_user("carol", "customer")
+    for name in ("rita", "carol"):
+        with session_factory() as s, pytest.raises(PermissionDenied):
+            stack_service.apply_overview(s, actor(session_factory, name))
+    with session_factory() as s:
+        assert stack_service.apply_overview(s, OP).last is None

@@ -45,6 +45,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC)
 
 
+class PreciseUTCDateTime(UTCDateTime):
+    """`UTCDateTime` that keeps microseconds on MariaDB too, whose DATETIME keeps whole
+    seconds: the change stamps (``ServerSettings.config_changed_at``) are compared with the
+    apply's watermark, and two changes within one second must not look like one."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> t.Any:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+
 #: The largest row id: Integer primary keys are 32-bit on every backend. A larger number
 #: given as an id can name no row, and would overflow the database's integer type.
 MAX_ROW_ID = 2**31 - 1

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..server_settings_table import DEFAULTS
-from .base import Base, utcnow
+from .base import Base, PreciseUTCDateTime, utcnow
 
 LONG_TEXT = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
 
@@ -191,8 +191,8 @@ class ServerSettings(Base):
     )
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.
-    config_changed_at: Mapped[dt.datetime | None]
-    config_applied_at: Mapped[dt.datetime | None]
+    config_changed_at: Mapped[dt.datetime | None] = mapped_column(PreciseUTCDateTime())
+    config_applied_at: Mapped[dt.datetime | None] = mapped_column(PreciseUTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import (
@@ -97,13 +97,28 @@ def flush_changes_config(session: Session) -> bool:
                if session.is_modified(o, include_collections=False))
 
 
+#: The smallest step between two stamps: equal stamps would hide a change from the
+#: watermark comparison (``changed_at > applied_at``), and clocks can repeat a value.
+_TICK = dt.timedelta(microseconds=1)
+
+
 def _touch(session: Session) -> None:
     with session.no_autoflush:
+        # Lock the row before taking the time (FOR UPDATE; SQLite's write lock serialises
+        # anyway): a commit waiting here stamps after the one it waited for, so the stamps
+        # follow the commit order and an apply's watermark never covers a change that was not
+        # yet committed when the apply read the data.
+        previous = session.scalar(
+            select(ServerSettings.config_changed_at).where(ServerSettings.id == 1)
+            .with_for_update())
         settings = session.get(ServerSettings, 1)
         if settings is None:
             settings = ServerSettings(id=1)
             session.add(settings)
-        settings.config_changed_at = stamp = utcnow()
+        stamp = utcnow()
+        if previous is not None and stamp <= previous:
+            stamp = previous + _TICK
+        settings.config_changed_at = stamp
     session.info[_STAMPED] = stamp
 
 
