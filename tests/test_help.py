@@ -661,3 +661,30 @@ def test_customer_opens_the_help_from_a_mailbox_page(client: t.Any, app: t.Any,
     sign_in(bert, "bert", PASSWORD)
     other = bert.get("/help/pop-vs-imap?mailbox=anna%40alice.example").get_data(as_text=True)
     assert "anna@alice.example" not in other
+
+
+def test_reseller_writes_for_its_customers_in_the_editor(
+    client: t.Any, app: t.Any, world: dict[str, t.Any]
+) -> None:
+    sign_in(client, "rita", PASSWORD)
+    form = client.get("/help/manage/new").get_data(as_text=True)
+    soup = BeautifulSoup(form, "html.parser")
+    choices = [o["value"] for o in soup.select("select[name=audience] option")]
+    assert choices == ["mailbox", "customer"]  # never the public or other resellers
+    saved = submit(client, "/help/manage/new", {
+        "slug": "rita-hours", "title": "Rita's opening hours", "audience": "customer",
+        "topic": "Support", "body": "Call us on weekdays.", "save": "1"})
+    assert saved.status_code == 302
+    assert "opening hours" in client.get("/help/manage").get_data(as_text=True)
+    refused = submit(client, "/help/manage/new", {
+        "slug": "rita-everyone", "title": "For all", "audience": "public", "body": "x",
+        "save": "1"})
+    assert refused.status_code == 422
+    customer = app.test_client()
+    sign_in(customer, "alice", PASSWORD)
+    index = customer.get("/help/").get_data(as_text=True)
+    assert "Rita&#39;s opening hours" in index and "Support" in index
+    other = app.test_client()
+    sign_in(other, "bert", PASSWORD)
+    assert "opening hours" not in other.get("/help/").get_data(as_text=True)
+    assert other.get("/help/rita-hours").status_code == 404

@@ -74,3 +74,27 @@ def test_search_ignores_case(backend_url: str, query: str) -> None:
         assert hits and hits[0].slug == "outlook-setup"
     finally:
         engine.dispose()
+
+
+#: Text that means something to one of the query languages (FTS5, tsquery, MATCH AGAINST)
+#: or to SQL, stop words only, scripts other than Latin.
+ODD_QUERIES = ["'", '"', "\\", "%", "_", "a", "the of and", "NEAR(outlook pop)", "outlook*",
+               "-outlook +pop", "pop | imap & !x", "a:b", "ü", "über", "письмо", "メール",
+               "x" * 500, "1 OR 1=1; DROP TABLE help_articles --"]
+
+
+def test_odd_queries_are_answered_not_errors(backend_url: str) -> None:
+    engine = make_engine(backend_url)
+    try:
+        migrate.upgrade(engine)
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            help.sync_shipped_articles(s)
+        for query in ODD_QUERIES:
+            with transaction(factory) as s:
+                result = help.search_articles(s, help.Reader.anonymous(), query)
+                assert all("<script" not in h.snippet_html for h in result.hits)
+        with transaction(factory) as s:
+            assert help.search_articles(s, help.Reader.anonymous(), "webmail").hits
+    finally:
+        engine.dispose()

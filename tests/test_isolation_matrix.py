@@ -54,6 +54,7 @@ from mailadmin.models import ApiToken, Package
 from mailadmin.services import (
     autoresponders,
     forwarders,
+    help,
     tokens,
 )
 from mailadmin.workers.importer import ImportReport
@@ -142,6 +143,17 @@ PAGES: dict[str, Route] = {
     **{f"twofactor.{kind}_{page}": Route(OWN, {"code": ""})
        for kind in ("panel", "mailbox")
        for page in ("settings", "start", "confirm", "disable", "recovery_codes", "verify")},
+    # the help centre: everyone reads the server's articles; a reseller's own are its tenants'
+    "help.index": Route(OWN),
+    "help.manage": Route(OWN),
+    # Taking the victim reseller's slug: refused as taken, nothing created.
+    "help.new_article": Route(OWN, {"slug": "{slug}", "title": "Stolen", "body": "Mine now",
+                                    "audience": "customer", "save": "1"}),
+    "help.article": Route(OBJECT),
+    "help.vote": Route(OBJECT, {"helpful": "yes"}),
+    "help.edit_article": Route(OBJECT, {"slug": "{slug}", "title": "Stolen", "body": "Mine",
+                                        "audience": "customer", "save": "1"}),
+    "help.article_action": Route(OBJECT),
     "clientsetup.mobileconfig": Route(OWN),
     # objects named in the URL
     "customers.detail": Route(OBJECT),
@@ -212,6 +224,8 @@ OPERATIONS: dict[str, Route] = {
         "destinations": ["thief@elsewhere.example"]}),
     "POST /mailboxes/{address}/usage/recalculate": Route(OBJECT),
     "GET /resolve/{address}": Route(OBJECT),
+    "GET /help": Route(OWN),
+    "GET /help/{slug}": Route(OBJECT),
 }
 
 # --- the world --------------------------------------------------------------------------------
@@ -222,7 +236,8 @@ TENANT_B = {"customer": "carl", "reseller": "rob", "domain": "carl.example",
             "address": "info@carl.example", "forwarder": "sales@carl.example"}
 GUESSED = {"customer": "nobody", "reseller": "noseller", "domain": "guessed.example",
            "address": "guess@guessed.example", "forwarder": "guess@guessed.example",
-           "package": "99999", "token": "99999", "revision": "99999"}
+           "package": "99999", "token": "99999", "revision": "99999",
+           "slug": "guessed-article", "article_id": "99999"}
 #: Who attacks which tenant; the mailbox user is info@carl.example (B's customer).
 ATTACKERS = {"alice": TENANT_B, "rita": TENANT_B, "carl": TENANT_A, "rob": TENANT_A,
              "mailbox": TENANT_A, "anonymous": TENANT_A}
@@ -237,6 +252,8 @@ VOLATILE = {"last_login_at", "last_used_at"}
 def build_world(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t.Any]:
     make_user("root", "admin")
     root = actor(factory, "root")
+    with transaction(factory) as s:
+        help.sync_shipped_articles(s)  # as the first help page would, before the dump
     ids: dict[str, t.Any] = {}
     for tenant in (TENANT_A, TENANT_B):
         seller_name, name = tenant["reseller"], tenant["customer"]
@@ -261,6 +278,12 @@ def build_world(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t
         JOBS[tenant_ids["import_job"]] = ImportJob(
             (owner.user_id, owner.customer_id), total=0, dry_run=True,
             report=ImportReport(dry_run=True))
+        with transaction(factory) as s:
+            # The reseller's own help article, for its customers only.
+            article = help.create_article(s, seller, help.ArticleInput(
+                slug=f"{seller_name}-guide", title=f"Guide by {seller_name}",
+                audience="customer", body=f"Ask {seller_name} for help."))
+            tenant_ids.update(slug=article.slug, article_id=str(article.id))
         ids[name] = tenant_ids
         ids["secrets"] = {**ids.get("secrets", {}), **secrets}
     return ids
@@ -318,6 +341,10 @@ def url_values(endpoint: str, arguments: t.Iterable[str],
             values[argument] = objects.get("revision", "1")
         elif argument == "job_id":
             values[argument] = objects.get("import_job", "no-such-import")
+        elif argument in ("slug", "article_id"):
+            values[argument] = objects[argument]
+        elif argument == "action":
+            values[argument] = "hide"
         else:  # pragma: no cover - a new kind of variable must be taught here
             raise AssertionError(f"{endpoint}: no victim value for <{argument}>")
     return values
@@ -404,7 +431,8 @@ def page_answer_ok(who: str, endpoint: str, method: str, r: t.Any) -> tuple[bool
     route = PAGES[endpoint]
     status = r.status_code
     if who == "anonymous":
-        return status in (401, 403, 404) or bool(sent_to_sign_in(r)), True
+        open_to_all = endpoint in OPEN_PAGES and status == 200
+        return status in (401, 403, 404) or bool(sent_to_sign_in(r)) or open_to_all, True
     if endpoint in KNOWN_DEVIATIONS:
         # Refused with nothing changed, but as a redirect: see KNOWN_DEVIATIONS.
         return status in (403, 404) or (
@@ -545,6 +573,9 @@ def test_every_role_is_refused_on_every_route_of_another_tenant(
     assert dump(session_factory) == before
 
 
+#: Own-kind pages that anonymous visitors may read too (the help centre's list and search):
+#: answered 200 to them, and still leak-checked for every attacker, anonymous included.
+OPEN_PAGES = {"help.index"}
 #: Operations that only analyse the text they are sent and change nothing (the diagnosis of a
 #: bounce): answered 200, and not leak-checked because they echo the addresses in the text.
 ANALYSIS = {"POST /diagnose", "diagnostics.index"}
