@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "forwarder": "mail:forwarder_group",
     "log": "live:log_command",
     "mailbox": "mail:mailbox_group",
+    "node": "nodes:node_group",
     "package": "packages:package_group",
     "render": "stack:render_command",
     "reseller": "resellers:reseller_group",

@@ -9,6 +9,7 @@ from .mail import (
     ForwarderDestination,
     Mailbox,
 )
+from .nodes import MailNode
 from .system import (
     ApiToken,
     AuditEvent,
@@ -36,6 +37,7 @@ __all__ = [
     "KnownSignIn",
     "LoginSession",
     "LoginThrottle",
+    "MailNode",
     "Mailbox",
     "Package",
     "PanelUser",

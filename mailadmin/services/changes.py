@@ -50,6 +50,8 @@ TRACKED: dict[type, frozenset[str] | None] = {
 #: Server settings that reach the generated files (the settings table's rendered rows).
 RENDERED_SETTINGS = RENDERED
 _PENDING = "mailadmin.config_changed"
+#: The PostgreSQL channel a change is announced on (LISTEN/NOTIFY).
+NOTIFY_CHANNEL = "mailadmin_config"
 _COMMITTING = "mailadmin.committing"
 
 
@@ -89,6 +91,10 @@ def _touch(session: Session) -> None:
             settings = ServerSettings(id=1)
             session.add(settings)
         settings.config_changed_at = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # delivered at commit (never for a rollback) to every `mailadmin node run` listening,
+        # so a node applies at once instead of at its next poll
+        session.connection().exec_driver_sql(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
 
 
 def mark_changed(session: Session) -> None:
