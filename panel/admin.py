@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from mailadmin.errors import MailadminError, NotFound, PermissionDenied
+from mailadmin.services import nodes as nodes_service
 from mailadmin.services import server_settings as settings_service
 from mailadmin.services import stack as stack_service
 
@@ -179,3 +180,14 @@ def rollback(revision_id: int) -> ResponseReturnValue:
 def config_status() -> ResponseReturnValue:
     """JSON for a page to poll: have the mail servers caught up with the panel's changes?"""
     return jsonify(_status_payload())
+
+
+@bp.route("/nodes")
+@login_required  # type: ignore[misc]
+@admin_required
+def mail_nodes() -> ResponseReturnValue:
+    try:
+        found = nodes_service.list_nodes(db.session(), current_actor())
+    except PermissionDenied as exc:
+        abort(403, description=exc.message)
+    return render_template("admin/nodes.html", nodes=found)

@@ -29,13 +29,15 @@ from mailadmin.lab.sandbox import (
     stop_sandbox,
 )
 from mailadmin.mailstack import settings_from_server_settings
-from mailadmin.models import MailNode
-from mailadmin.services import mailboxes, nodes
+from mailadmin.models import MailNode, PanelUser, Role
+from mailadmin.services import accounts, mailboxes, nodes
 from mailadmin.services import server_settings as settings_service
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
 from mailadmin.workers import apply_watcher, node_runner
+from panel import create_app
 from tests.databases import throwaway_database
+from tests.web import csrf_token
 
 from .conftest import (
     SERVICE_PASSWORD,
@@ -213,3 +215,24 @@ def test_two_applies_on_one_node_never_interleave(node_stack: ServiceStack) -> N
         thread.join(60)
     (a_start, a_end), (b_start, b_end) = ((v[0], v[-1]) for v in spans.values())
     assert a_end <= b_start or b_end <= a_start, spans
+
+
+def test_the_admin_sees_every_node_and_others_do_not(node_stack: ServiceStack) -> None:
+    stack = node_stack
+    with stack.unit() as s:
+        nodes.node_checkin(s, OP, "node-a", "127.0.0.1")
+        if s.query(PanelUser).filter_by(username="nodeadmin").first() is None:
+            accounts.create_panel_user(s, OP, "nodeadmin", "correct horse 9", Role.ADMIN)
+    app = create_app({"INSTANCE_PATH": str(stack.instance), "DATABASE_URL": stack.url,
+                      "TESTING": True})
+    for username, expected in (("nodeadmin", 200), ("svc-cust", 403)):
+        client = app.test_client()
+        token = csrf_token(client.get("/login").get_data(as_text=True))
+        client.post("/login", data={"username": username, "password": "correct horse 9",
+                                    "csrf_token": token})
+        page = client.get("/admin/nodes")
+        assert page.status_code == expected
+        if expected == 200:
+            text = page.get_data(as_text=True)
+            assert "node-a" in text and "online" in text
+
