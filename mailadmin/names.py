@@ -24,6 +24,7 @@ Every function is idempotent on its own output: ``f(f(x)) == f(x)``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import string
 import unicodedata
@@ -408,8 +409,16 @@ def safe_domain(value: str) -> str:
     characters of ``a-z 0-9 -`` not starting or ending with ``-``, a top-level label that is
     not all digits (which also keeps IP addresses out).
     """
+    if not _is_safe_domain(value):
+        raise UnsafeName(f"unsafe domain {_printable_repr(value)}")
+    return value
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_safe_domain(value: str) -> bool:
+    # cached: a render checks each domain once per mailbox, map entry and destination
     labels = value.split(".")
-    if (
+    return not (
         len(value) > MAX_DOMAIN_LENGTH
         or len(labels) < 2
         or not all(
@@ -420,9 +429,7 @@ def safe_domain(value: str) -> str:
             for label in labels
         )
         or labels[-1].isdigit()
-    ):
-        raise UnsafeName(f"unsafe domain {_printable_repr(value)}")
-    return value
+    )
 
 
 def safe_address(value: str) -> str:

@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 from mailadmin.display import format_time
 from mailadmin.errors import InvalidFields, MailadminError, NotFound, PermissionDenied
 from mailadmin.server_settings_table import GROUPS, TABLE, Check
+from mailadmin.services import nodes as nodes_service
 from mailadmin.services import server_settings as settings_service
 from mailadmin.services import stack as stack_service
 
@@ -192,3 +193,14 @@ def rollback(revision_id: int) -> ResponseReturnValue:
 def config_status() -> ResponseReturnValue:
     """JSON for a page to poll: have the mail servers caught up with the panel's changes?"""
     return jsonify(_status_payload())
+
+
+@bp.route("/nodes")
+@login_required  # type: ignore[misc]
+@admin_required
+def mail_nodes() -> ResponseReturnValue:
+    try:
+        found = nodes_service.list_nodes(db.session(), current_actor())
+    except PermissionDenied as exc:
+        abort(403, description=exc.message)
+    return render_template("admin/nodes.html", nodes=found)

@@ -3,6 +3,7 @@
 #   - Debian packages: Dovecot (+ LMTP, Sieve, SQL drivers), Postfix (+ SQL maps), Chromium,
 #     dnsmasq (the binary only, dnsmasq-base: the tests start it on a loopback port from files
 #     they write; the "dnsmasq" package would also start a system DNS service on port 53)
+#   - systemd's systemd-analyze, which checks the shipped units in deploy/systemd
 #   - a virtual environment in .venv with mailadmin and its test dependencies
 # Extra arguments go to pytest. PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306) are
 # expected to be running; with CI=true a test that needs a missing service fails, never skips.
@@ -15,6 +16,7 @@ debian_packages=(
   postfix postfix-sqlite postfix-pgsql postfix-mysql sqlite3
   mmdebstrap
   dnsmasq-base
+  systemd
   chromium fonts-liberation fonts-dejavu-core
 )
 missing=()

@@ -124,6 +124,7 @@ PAGES: dict[str, Route] = {
     "admin.settings": Route(ADMIN, {"imap_host": "evil.example"}),
     "admin.apply_now": Route(ADMIN),
     "admin.config_status": Route(ADMIN),
+    "admin.mail_nodes": Route(ADMIN),
     "admin.revisions": Route(ADMIN),
     "admin.revision_diff": Route(ADMIN),
     "admin.rollback": Route(ADMIN),

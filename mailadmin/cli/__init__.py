@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "import": "imports:import_group",
     "log": "live:log_command",
     "mailbox": "mail:mailbox_group",
+    "node": "nodes:node_group",
     "package": "packages:package_group",
     "render": "stack:render_command",
     "reseller": "resellers:reseller_group",

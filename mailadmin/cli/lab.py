@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import MailadminError
+from ..lab.chroot24 import Chroot, ChrootError, ensure_chroot
 from ..lab.sandbox import (
     SandboxError,
     check_sandbox_dir,
@@ -25,7 +26,10 @@ from ..lab.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
-from ..mailstack.snapshot import StackPorts
+from ..lab.sandbox24 import sandbox24_apply, start_sandbox24, stop_sandbox24
+from ..mailstack.apply import ApplyResult
+from ..mailstack.snapshot import StackPorts, StackSettings, StackSnapshot
+from ..services import sql_access
 from ..services import stack as stack_service
 from .common import CliState, pass_state
 
@@ -72,15 +76,30 @@ def sandbox_start(state: CliState, directory: Path, port_base: int | None,
         port_base = DEFAULT_PORT_BASE if _ports_free(DEFAULT_PORT_BASE) else free_port_base()
     with state.unit_of_work() as (session, actor):
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
+    settings = snapshot.settings
     try:
-        stop_sandbox(directory)
+        chroot = _chroot_for(settings)
+        _stop(directory)
         # run only what this invocation writes: nothing an earlier run (or anyone) left
         clear_generated(directory)
-        ensure_vmail_user(snapshot.settings.vmail_uid, snapshot.settings.vmail_gid)
-        prepare_dirs(snapshot.settings)
-        result = sandbox_apply(snapshot)
-        info = start_sandbox(directory, port_base, release=result.release_dir)
-    except (SandboxError, OSError) as exc:
+        ensure_vmail_user(settings.vmail_uid, settings.vmail_gid)
+        prepare_dirs(settings)
+        if settings.mode == "sql":
+            # the servers read the panel's own database as the read-only views' user
+            sql_access.grant(state.engine, settings.config_dir)
+        if chroot is None:
+            result = sandbox_apply(snapshot)
+            info = start_sandbox(directory, port_base, release=result.release_dir)
+        else:
+            chroot.share(directory)
+            database = _sqlite_folder(state) if settings.mode == "sql" else None
+            if database is not None:
+                chroot.share(database)
+            sandbox24_apply(snapshot, chroot)
+            info = start_sandbox24(directory, port_base, chroot)
+            if database is not None:  # for stop, which unshares it
+                _remember_share(directory, database)
+    except (SandboxError, ChrootError, OSError) as exc:
         raise click.ClickException(f"sandbox did not start: {exc}") from None
     except MailadminError as exc:
         raise click.ClickException(exc.message) from None
@@ -88,7 +107,7 @@ def sandbox_start(state: CliState, directory: Path, port_base: int | None,
         click.echo(info.as_json())
         return
     ports = info.ports
-    click.echo(f"Sandbox running from {directory}/config/current "
+    click.echo(f"Sandbox running {describe(settings)} from {directory}/config/current "
                f"(up in {info.startup_seconds:.2f}s), on 127.0.0.1:")
     for name in ("imap", "pop3", "submission", "smtp", "lmtp"):
         click.echo(f"  {name:<10} {getattr(ports, name)}")
@@ -118,11 +137,12 @@ def sandbox_apply_command(state: CliState, directory: Path, restart: bool) -> No
     with state.unit_of_work() as (session, actor):
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
     try:
-        result = sandbox_apply(snapshot, restart=restart)
-    except (SandboxError, OSError) as exc:
+        result = _apply(snapshot, restart=restart)
+    except (SandboxError, ChrootError, OSError) as exc:
         raise click.ClickException(f"sandbox apply failed: {exc}") from None
     except MailadminError as exc:
         raise click.ClickException(exc.message) from None
+    click.echo(f"Sandbox runs {describe(snapshot.settings)}.")
     if result.changed:
         click.echo(f"Applied {result.checksum[:12]} to the sandbox"
                    f" ({'restarted' if restart else 'reloaded'}).")
@@ -139,5 +159,58 @@ def sandbox_stop_command(directory: Path) -> None:
     if not os.path.lexists(directory):
         click.echo(f"No sandbox in {directory}.")
         return
-    stop_sandbox(_sandbox_dir(directory, create=False))
+    _stop(_sandbox_dir(directory, create=False))
     click.echo(f"Sandbox in {directory} stopped.")
+
+
+def describe(settings: StackSettings) -> str:
+    """What the sandbox runs, in the words of the server settings."""
+    dovecot = f"Dovecot {settings.dovecot_version}"
+    if settings.dovecot_version == "2.4":
+        dovecot += " (Debian 13 chroot)"
+    if settings.mode == "sql":
+        mode = "SQL mode: the servers read the panel's database through the sql-access user"
+    else:
+        mode = "files mode"
+    return f"{dovecot} + Postfix, {mode}"
+
+
+def _chroot_for(settings: StackSettings) -> Chroot | None:
+    """The Dovecot 2.4 chroot when the settings ask for 2.4 (built or restored on first use)."""
+    if settings.dovecot_version != "2.4":
+        return None
+    return ensure_chroot(vmail_uid=settings.vmail_uid, vmail_gid=settings.vmail_gid)
+
+
+def _sqlite_folder(state: CliState) -> Path | None:
+    url = state.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database).absolute().parent
+
+
+def _apply(snapshot: StackSnapshot, *, restart: bool) -> ApplyResult:
+    chroot = _chroot_for(snapshot.settings)
+    if chroot is None:
+        return sandbox_apply(snapshot, restart=restart)
+    return sandbox24_apply(snapshot, chroot, restart=restart)
+
+
+def _stop(directory: Path) -> None:
+    """Stop whatever an earlier start left running: a 2.4 sandbox also holds a bind mount."""
+    state_file = directory / "sandbox.json"
+    recorded = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if recorded.get("chroot") is None:
+        stop_sandbox(directory)
+        return
+    chroot = ensure_chroot()
+    stop_sandbox24(directory, chroot)
+    for folder in recorded.get("shared", []):
+        chroot.unshare(folder)
+
+
+def _remember_share(directory: Path, folder: Path) -> None:
+    state_file = directory / "sandbox.json"
+    recorded = json.loads(state_file.read_text())
+    recorded["shared"] = [*recorded.get("shared", []), str(folder)]
+    state_file.write_text(json.dumps(recorded))

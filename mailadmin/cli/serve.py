@@ -1,12 +1,20 @@
 """`mailadmin serve`: migrate, create the first admin if needed, and serve the panel.
 
-The only command that needs the web layer: `panel` (Flask) and waitress are imported inside the
-command, so the rest of the command line never loads Flask.
+The only command that needs the web layer: `panel` (Flask), waitress and gunicorn are imported
+inside the command, so the rest of the command line never loads Flask.
+
+One process (waitress, threads) is the default. `--workers N` (N > 1) or a TLS certificate
+switch to gunicorn's pre-fork server: each worker process builds its own app and database
+engine after the fork, so no connection is ever shared between processes, and one slow request
+no longer queues every other behind the same interpreter lock.
 """
 
 from __future__ import annotations
 
 import importlib
+import typing as t
+from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -18,20 +26,32 @@ from ..workers import apply_watcher
 from .common import CliState, pass_state
 
 DEFAULT_PORT = 2082
+DEFAULT_TLS_PORT = 2083
+
+WsgiApp = t.Callable[..., t.Any]
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help=f"Port to listen on [default: {DEFAULT_PORT}, or {DEFAULT_TLS_PORT} with TLS].")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads per process.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (more than 1 runs gunicorn's pre-fork server).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate (chain) to serve HTTPS with; needs --tls-key.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM private key of --tls-cert.")
 @pass_state
-def serve_command(state: CliState, host: str, port: int, threads: int) -> None:
+def serve_command(state: CliState, host: str, port: int | None, threads: int, workers: int,
+                  tls_cert: Path | None, tls_key: Path | None) -> None:
     """Migrate the database, create the first admin if needed, and serve the panel."""
-    import waitress
-
-    # The web layer sits above the core: imported by name so neither Python at import time nor
-    # mypy (which checks the core) follows the core into Flask.
-    create_app = importlib.import_module("panel").create_app
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together.")
+    tls = tls_cert is not None
+    if port is None:
+        port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
 
     before = migrate.current_revision(state.engine)
     migrate.upgrade(state.engine)
@@ -46,11 +66,65 @@ def serve_command(state: CliState, host: str, port: int, threads: int) -> None:
         click.echo(f"    user name: {first_admin.username}")
         click.echo(f"    password:  {first_admin.password}")
         click.echo("")
-    app = create_app({"INSTANCE_PATH": state.config["INSTANCE_PATH"], **_overrides(state)})
-    # coalescing auto-apply: acts only while the apply_automatically setting is on
+
+    overrides = {"INSTANCE_PATH": state.config["INSTANCE_PATH"], **_overrides(state)}
+
+    def build_app() -> WsgiApp:
+        # The web layer sits above the core: imported by name so neither Python at import time
+        # nor mypy (which checks the core) follows the core into Flask.
+        create_app = importlib.import_module("panel").create_app
+        app: WsgiApp = create_app(overrides)
+        return app
+
+    scheme = "https" if tls else "http"
+    # coalescing auto-apply: acts only while the apply_automatically setting is on; one watcher
+    # per serve command (gunicorn's master), and applies are serialised by a lock anyway
     apply_watcher.start_auto_apply(state.session_factory)
-    click.echo(f"mailadmin panel on http://{host}:{port}/ (Ctrl+C stops it)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="mailadmin")
+    how = f"{workers} worker processes" if workers > 1 else "one process"
+    click.echo(f"mailadmin panel on {scheme}://{host}:{port}/ ({how}; Ctrl+C stops it)",
+               nl=True)
+    if workers == 1 and not tls:
+        import waitress
+
+        waitress.serve(build_app(), host=host, port=port, threads=threads, ident="mailadmin")
+        return
+    # Connections the master opened (migration, first admin, the watcher) must never be used
+    # or closed by a forked worker: they share the socket with the master.
+    _serve_prefork(build_app, host=host, port=port, workers=workers, threads=threads,
+                   tls_cert=tls_cert, tls_key=tls_key,
+                   after_fork=lambda: state.engine.dispose(close=False))
+
+
+def _serve_prefork(build_app: Callable[[], WsgiApp], *, host: str, port: int, workers: int,
+                   threads: int, tls_cert: Path | None, tls_key: Path | None,
+                   after_fork: Callable[[], None]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    options: dict[str, t.Any] = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "proc_name": "mailadmin",
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "loglevel": "warning",
+        "accesslog": None,
+        "preload_app": False,
+        "post_fork": lambda _arbiter, _worker: after_fork(),
+    }
+    if tls_cert is not None and tls_key is not None:
+        options.update(certfile=str(tls_cert), keyfile=str(tls_key))
+
+    class PanelServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> WsgiApp:
+            return build_app()
+
+    PanelServer().run()
 
 
 def _overrides(state: CliState) -> dict[str, str]:

@@ -180,19 +180,11 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
         )
     )
     mailboxes = tuple(
-        MailboxSnap(
-            local_part=row.local_part,
-            domain=row.name,
-            password_hash=row.password_hash,
-            quota=row.quota,
-            imap=row.imap,
-            pop3=row.pop3,
-            smtp=row.smtp,
-            suspend_login=row.suspend_login or bool(row.owner_suspended),
-            suspend_incoming=row.suspend_incoming or bool(row.owner_suspended),
-            suspend_outgoing=row.suspend_outgoing or bool(row.owner_suspended),
-        )
-        for row in session.execute(
+        MailboxSnap(local, dom, password_hash, quota, imap, pop3, smtp,
+                    login or bool(suspended), incoming or bool(suspended),
+                    outgoing or bool(suspended))
+        for local, dom, password_hash, quota, imap, pop3, smtp, login, incoming, outgoing,
+        suspended in session.execute(
             select(
                 Mailbox.local_part,
                 Domain.name,

@@ -10,6 +10,7 @@ from .mail import (
     ForwarderDestination,
     Mailbox,
 )
+from .nodes import MailNode
 from .system import (
     ApiToken,
     AuditEvent,
@@ -41,6 +42,7 @@ __all__ = [
     "KnownSignIn",
     "LoginSession",
     "LoginThrottle",
+    "MailNode",
     "Mailbox",
     "Package",
     "PanelUser",

@@ -51,6 +51,8 @@ TRACKED: dict[type, frozenset[str] | None] = {
 #: Server settings that reach the generated files (the settings table's rendered rows).
 RENDERED_SETTINGS = RENDERED
 _PENDING = "mailadmin.config_changed"
+#: The PostgreSQL channel a change is announced on (LISTEN/NOTIFY).
+NOTIFY_CHANNEL = "mailadmin_config"
 _COMMITTING = "mailadmin.committing"
 #: The config_changed_at this session's commits wrote, and whether a rendered server setting
 #: was among the changes (read by the entry point after its commit, `committed_change`).
@@ -120,6 +122,10 @@ def _touch(session: Session) -> None:
             stamp = previous + _TICK
         settings.config_changed_at = stamp
     session.info[_STAMPED] = stamp
+    if session.get_bind().dialect.name == "postgresql":
+        # delivered at commit (never for a rollback) to every `mailadmin node run` listening,
+        # so a node applies at once instead of at its next poll
+        session.connection().exec_driver_sql(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
 
 
 def committed_change(session: Session) -> CommittedChange | None:

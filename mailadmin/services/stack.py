@@ -45,6 +45,7 @@ from ..mailstack import (
 )
 from ..mailstack.apply import Tools, diff_files, ensure_log_dir
 from ..mailstack.snapshot import StackSnapshot
+from ..mailstack.version import detect_dovecot_version
 from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, ServerSettings
 from ..server_settings_table import RENDERED
 from .audit import record_event
@@ -578,13 +579,18 @@ def sandbox_snapshot(
     """The database as it is now, rendered for a private sandbox under `directory`.
 
     Loopback, high ports (`port_base` + the standard port) and a scratch folder; the message
-    size limit and the mail owner come from the server settings.
+    size limit, the mail owner, the stack mode (files or SQL) and the Dovecot version come from
+    the server settings, so the sandbox runs what production would.
     """
     require_admin(actor, "can apply the mail server configuration")
     row = get_server_settings(session)
+    version = row.dovecot_version
+    if version == "auto":
+        version = detect_dovecot_version()
     settings = sandbox_settings(
         directory, port_base,
         vmail_uid=row.vmail_uid or 5000, vmail_gid=row.vmail_gid or 5000,
         message_size_limit=row.message_size_limit or 50 * 1024 * 1024,
+        mode=row.stack_mode, dovecot_version=version,
     )
     return build_snapshot(session, settings)

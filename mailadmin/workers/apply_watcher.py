@@ -23,6 +23,7 @@ from ..db import transaction
 from ..mailstack.apply import Tools
 from ..models import ConfigRevision, Role, ServerSettings, utcnow
 from ..services.context import Actor
+from ..services.nodes import runner_active
 from ..services.stack import (
     AUTO_APPLY_INTERVAL_SECONDS,
     AUTO_APPLY_QUIET_SECONDS,
@@ -90,6 +91,8 @@ def watch(
                 changed = row.config_changed_at if row is not None else None
                 applied = row.config_applied_at if row is not None else None
                 automatic = bool(row is not None and row.apply_automatically)
+                if only_when_automatic and automatic and runner_active(session):
+                    automatic = False  # `mailadmin node run` applies; the panel never does
             pending = changes_pending(changed, applied) and changed != failed_at
             if once and not pending:
                 return outcome

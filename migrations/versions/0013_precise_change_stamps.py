@@ -6,7 +6,7 @@ second as an apply's watermark looked applied. PostgreSQL and SQLite keep micros
 already; nothing changes there.
 
 Revision ID: 0013
-Revises: 0006 (the lead re-chains it)
+Revises: 0012
 Create Date: 2026-12-06
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ...names import DISCARD_DOMAIN as DISCARD_DOMAIN  # re-exported for the renderers
-from ...names import UnsafeName, safe_address, safe_domain, safe_local_part
+from ...names import UnsafeName, safe_address
 from .. import names
 from ..snapshot import MailboxSnap, StackSettings
 
@@ -106,7 +106,8 @@ def _postfix_listen(listen: str, port: int) -> str:
 
 def mailbox_address(m: MailboxSnap) -> str:
     """A hosted address, checked part by part before it is written anywhere."""
-    return safe_address(f"{safe_local_part(m.local_part)}@{safe_domain(m.domain)}")
+    # safe_address checks each side (safe_local_part, safe_domain) and the whole length
+    return safe_address(f"{m.local_part}@{m.domain}")
 
 
 def map_text(entries: Iterable[tuple[str, str]]) -> str:

@@ -1,0 +1,97 @@
+"""`mailadmin node run|list`: the mail nodes the panel's configuration is applied on."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+
+import click
+
+from ..errors import MailadminError
+from ..services import nodes
+from ..services.stack import ApplyReport
+from ..workers import node_runner
+from .common import CliState, echo_json, format_table, pass_state
+
+
+@click.group("node")
+def node_group() -> None:
+    """Mail nodes: the machines that run Dovecot + Postfix from the panel's configuration."""
+
+
+def _default_name() -> str:
+    return socket.gethostname().split(".")[0].lower()
+
+
+@node_group.command("run")
+@click.option("--name", default=None, help="This node's name [default: the short host name].")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Where the other nodes reach this one.")
+@click.option("--quiet-seconds", default=1.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Apply once no change came for this long (bursts become one apply).")
+@click.option("--interval", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between checks when the database cannot announce changes "
+                   "(all but PostgreSQL).")
+@click.option("--once", is_flag=True,
+              help="Apply what is pending once, then exit (at once when nothing is).")
+@pass_state
+def node_run(state: CliState, name: str | None, address: str, quiet_seconds: float,
+             interval: float, once: bool) -> None:
+    """Keep this machine's Dovecot + Postfix current: the only process that writes their
+    files and reloads them (run it as root, or as a user that may)."""
+    name = name or _default_name()
+    try:
+        nodes.check_node_name(name)
+        nodes.check_node_address(address)
+    except MailadminError as exc:
+        raise click.UsageError(exc.message) from None
+    stop = threading.Event()
+    if not once:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        how = ("LISTEN/NOTIFY" if state.engine.dialect.name == "postgresql"
+               else f"a check every {interval:g}s")
+        click.echo(f"Node {name}: applying changes as they come ({how}); Ctrl+C stops.")
+
+    def report(r: ApplyReport) -> None:
+        rev = r.revision
+        if rev.state == "failed":
+            click.echo(f"revision {rev.id} failed:\n{rev.validation_output}", err=True)
+        elif r.already_applied:
+            click.echo(f"already in force: revision {rev.id}")
+        else:
+            click.echo(f"applied revision {rev.id} ({rev.checksum[:12]})")
+
+    try:
+        result = node_runner.run_node(
+            state.session_factory, state.engine, name, address, quiet_seconds=quiet_seconds,
+            interval=interval, once=once, stop=stop, on_apply=report)
+    except KeyboardInterrupt:
+        return
+    except MailadminError as exc:
+        raise click.ClickException(exc.message) from None
+    if once and result.applies == 0:
+        click.echo(f"Node {name}: nothing to apply, the servers have every change.")
+    if once and result.failures:
+        raise click.ClickException("The apply failed; the configuration in force is unchanged.")
+
+
+@node_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def node_list(state: CliState, as_json: bool) -> None:
+    """Every node: online, applied revision, lag, last error."""
+    with state.unit_of_work() as (session, actor):
+        found = nodes.list_nodes(session, actor)
+    if as_json:
+        echo_json([vars(node) for node in found])
+        return
+    if not found:
+        click.echo("No node has checked in yet: run 'mailadmin node run' on each mail server.")
+        return
+    rows = [[n.name, n.address, "online" if n.online else "offline",
+             str(n.applied_revision_id or "-"),
+             "current" if n.current else f"behind ({n.lag_seconds:.0f}s)",
+             (n.last_error or "").splitlines()[0] if n.last_error else ""] for n in found]
+    click.echo(format_table(["node", "address", "runner", "revision", "state", "last error"],
+                            rows))
