@@ -22,7 +22,7 @@ from wtforms import ValidationError as FormValidationError
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 from mailadmin import clientsetup
-from mailadmin.errors import MailadminError, NotFound, ValidationError
+from mailadmin.errors import MailadminError, NotFound, PermissionDenied, ValidationError
 from mailadmin.mailstack.usage import UsageUnavailable
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode, split_partial
@@ -255,6 +255,9 @@ def mailboxes_bulk() -> ResponseReturnValue:
         result = mailboxes.bulk_change(
             db.session(), current_actor(), addresses, form.action.data, quota=quota
         )
+    except (NotFound, PermissionDenied):
+        # an address that is not one of the caller's mailboxes: refused, and not echoed back
+        abort(404)
     except MailadminError as exc:
         flash(f"Nothing was changed. {exc.message}", "error")
         return redirect(_back_to_list())

@@ -124,6 +124,17 @@ PAGES: dict[str, Route] = {
     "admin.settings": Route(ADMIN, {"imap_host": "evil.example"}),
     "admin.apply_now": Route(ADMIN),
     "admin.config_status": Route(ADMIN),
+    # is-it-live notice: about the caller's own last change only
+    "live.status": Route(OWN),
+    # the caller's own lists and settings; a bulk change naming the victim's mailbox is refused
+    "mail.autoresponders_index": Route(OWN),
+    "mail.usage_refresh": Route(OWN),
+    "mail.mailboxes_bulk": Route(OWN, {"addresses": "{address}", "action": "suspend",
+                                       "confirm": "y"}),
+    "preferences.time_zone": Route(OWN, {"time_zone": "Europe/Paris"}),
+    # the password rules are the server's, the same for everyone (new-password forms use them)
+    "preferences.password_rules": Route(PUBLIC),
+    "mail.mailbox_devices": Route(OBJECT),
     "admin.mail_nodes": Route(ADMIN),
     "admin.revisions": Route(ADMIN),
     "admin.revision_diff": Route(ADMIN),
@@ -535,6 +546,8 @@ def test_every_role_is_refused_on_every_route_of_another_tenant(
                 continue
             if who.name == "mailbox" and method == "POST" and endpoint in MAILBOX_OWN_POSTS:
                 continue  # see MAILBOX_OWN_POSTS
+            if method == "POST" and endpoint in OWN_PREFERENCES:
+                continue  # see OWN_PREFERENCES
             if method == "POST" and OWN_SET_UP_STARTS.get(endpoint, "") == (
                     "mailbox" if who.name == "mailbox" else "panel"):
                 continue  # see OWN_SET_UP_STARTS
@@ -574,9 +587,10 @@ def test_every_role_is_refused_on_every_route_of_another_tenant(
     assert dump(session_factory) == before
 
 
-#: Own-kind pages that anonymous visitors may read too (the help centre's list and search):
+#: Own-kind pages that anonymous visitors may read too (the help centre's list and search; the
+#: is-it-live notice, which has nothing to say to them):
 #: answered 200 to them, and still leak-checked for every attacker, anonymous included.
-OPEN_PAGES = {"help.index"}
+OPEN_PAGES = {"help.index", "live.status"}
 #: Operations that only analyse the text they are sent and change nothing (the diagnosis of a
 #: bounce): answered 200, and not leak-checked because they echo the addresses in the text.
 ANALYSIS = {"POST /diagnose", "diagnostics.index"}
@@ -597,7 +611,11 @@ OWN_SET_UP_STARTS = {"twofactor.panel_start": "panel", "twofactor.mailbox_start"
 #: Posts that act on the caller's own session and may answer with a redirect (nothing of
 #: another tenant is involved): signing out, leaving "act as".
 SIGN_OUTS = {"auth.logout", "account.sign_out_everywhere", "self.sign_out_everywhere"}
-SELF_POSTS = SIGN_OUTS | {"customers.stop_acting"}
+SELF_POSTS = SIGN_OUTS | {"customers.stop_acting", "mail.usage_refresh"}
+#: Preferences of the caller's own account (its time zone): no object in the URL or a field;
+#: posting one would change the attacker's own row, which is not an attack on another tenant
+#: (tests/test_time_zones_and_autoresponders.py covers them).
+OWN_PREFERENCES = {"preferences.time_zone"}
 
 
 def test_the_tokens_and_packages_of_the_world_exist(matrix: t.Any,
