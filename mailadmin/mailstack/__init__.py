@@ -32,6 +32,7 @@ from .apply import (
 from .names import UnsafeName
 from .render import RENDERERS, render, render_release
 from .snapshot import (
+    AppPasswordSnap,
     AutoresponderSnap,
     DomainSnap,
     ForwarderSnap,
@@ -47,6 +48,7 @@ __all__ = [
     "RENDERERS",
     "ApplyError",
     "ApplyResult",
+    "AppPasswordSnap",
     "AutoresponderSnap",
     "DomainSnap",
     "ForwarderSnap",

@@ -2,6 +2,8 @@
 
 from .base import MAX_ROW_ID, Base, UTCDateTime, utcnow
 from .mail import (
+    APP_PASSWORD_SLOTS,
+    AppPassword,
     Autoresponder,
     CatchAllAction,
     Domain,
@@ -22,8 +24,10 @@ from .system import (
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
+    "APP_PASSWORD_SLOTS",
     "MAX_ROW_ID",
     "ApiToken",
+    "AppPassword",
     "AuditEvent",
     "Autoresponder",
     "Base",

@@ -1,4 +1,13 @@
-"""Dovecot's data files in files mode: the passwd-file and the per-protocol deny lists.
+"""Dovecot's data files in files mode: the passwd-file, the per-protocol deny lists and the
+app passwords.
+
+App passwords: Dovecot's passdbs check one hash per user and lookup, so each app password of
+a mailbox has a slot (1..APP_PASSWORD_SLOTS) and every slot a passdb of its own, reading
+``app-passwords/<protocol>.<slot>``. An app password is listed only in the files of the
+protocols it may use (its own and its mailbox's), so Dovecot accepts it for those alone. They
+come after the deny lists (a protocol off or a suspended login refuses everything) and before
+``app-passwords-only``, a deny list that stops a mailbox set to "app passwords only" before its
+main password is checked.
 
 Dovecot's main configuration is the ``dovecot.conf.j2`` template; in SQL mode these files do
 not exist (Dovecot queries the panel's database).
@@ -10,13 +19,51 @@ from collections.abc import Callable
 
 from ...protocols import PROTOCOLS, Protocol
 from .. import names
-from ..snapshot import MailboxSnap, StackSnapshot
+from ..snapshot import APP_PASSWORD_SLOTS, AppPasswordSnap, MailboxSnap, StackSnapshot
 from .common import HEADER, RenderError, mailbox_address
 from .dialect import Version
 from .sieve import sieve_path
 
 #: The protocols with a deny list (``smtp`` is Postfix SASL logging in through Dovecot).
 DENY_PROTOCOLS = PROTOCOLS
+
+
+def app_password_slots() -> range:
+    """The slot numbers, one passdb each (the same in every mode and version)."""
+    return range(1, APP_PASSWORD_SLOTS + 1)
+
+
+def _app_protocol(a: AppPasswordSnap, protocol: Protocol) -> bool:
+    return {Protocol.IMAP: a.imap, Protocol.POP3: a.pop3, Protocol.SMTP: a.smtp}[protocol]
+
+
+def dovecot_app_passwords(snapshot: StackSnapshot) -> dict[str, str]:
+    """``dovecot/app-passwords/<protocol>.<slot>`` for every protocol and slot, empty ones
+    included (Dovecot refuses every login when a passdb's file is missing)."""
+    known = {mailbox_address(m) for m in snapshot.mailboxes}
+    entries: dict[tuple[Protocol, int], list[str]] = {
+        (p, slot): [] for p in DENY_PROTOCOLS for slot in app_password_slots()}
+    for a in snapshot.app_passwords:
+        addr = mailbox_address(a)
+        if addr not in known:
+            raise RenderError(f"app password of {addr}, which is no mailbox here")
+        if a.slot not in app_password_slots():
+            raise RenderError(f"app password slot {a.slot!r} of {addr} out of range")
+        line = f"{addr}:{names.password_hash(a.password_hash)}\n"
+        for protocol in DENY_PROTOCOLS:
+            if _app_protocol(a, protocol):
+                entries[(protocol, a.slot)].append(line)
+    return {f"dovecot/app-passwords/{p}.{slot}": f"# {HEADER}\n" + "".join(lines)
+            for (p, slot), lines in entries.items()}
+
+
+def dovecot_app_passwords_only(snapshot: StackSnapshot) -> str:
+    """The deny list of mailboxes whose main password the mail servers refuse."""
+    reveal = snapshot.settings.reveal_deny_reason
+    extra = " reason=Use_an_app_password_for_this_account" if reveal else ""
+    return f"# {HEADER}\n" + "".join(
+        f"{mailbox_address(m)}:::::::{extra.strip()}\n"
+        for m in snapshot.mailboxes if m.app_passwords_only)
 
 
 def _quota_bytes(quota: object) -> int:

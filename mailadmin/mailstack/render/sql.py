@@ -37,6 +37,7 @@ from .. import names
 from ..snapshot import StackSettings
 from .common import HEADER, SUSPENDED_OUTGOING_REPLY, RenderError, vmail_id
 from .dialect import Dialect, Version
+from .dovecot import app_password_slots
 
 ACCESS_DIR = "sql-access"
 ACCESS_FILE = "access.json"
@@ -169,6 +170,33 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
     return {key: _one_line(q) for key, q in queries.items()}
 
 
+def app_password_queries(settings: StackSettings, version: Version = "2.3") -> dict[int, str]:
+    """slot -> the password query of that slot's passdb on ``mailsrv_app_passwords``: a row
+    only when the app password may use the protocol logging in (its own switch and the
+    mailbox's; any other service gets none)."""
+    v = _VARIABLES[version]
+    where = f"local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
+    protocol_ok = (f"(CASE '{v['protocol']}' WHEN 'imap' THEN imap_ok WHEN 'pop3' THEN pop3_ok "
+                   "WHEN 'smtp' THEN smtp_ok ELSE 0 END) = 1")
+    return {
+        slot: _one_line(f"SELECT password FROM mailsrv_app_passwords WHERE {where} "
+                        f"AND slot = {slot} AND {protocol_ok}")
+        for slot in app_password_slots()
+    }
+
+
+def app_passwords_only_query(settings: StackSettings, version: Version = "2.3") -> str:
+    """The deny passdb after the app passwords: a mailbox set to "app passwords only" stops
+    here, before its main password is checked."""
+    v = _VARIABLES[version]
+    reason = (", 'Use an app password for this account' AS reason"
+              if settings.reveal_deny_reason else "")
+    return _one_line(
+        f"SELECT NULL AS password, 'Y' AS nopassword{reason} FROM mailsrv_app_passwords_only "
+        f"WHERE local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
+    )
+
+
 # --------------------------------------------------------------------------- Postfix tables
 
 #: Postfix expands %s (whole key), %u (local part) and %d (domain), SQL-quoted; a query
@@ -266,6 +294,9 @@ class SqlContext:
     #: the secret file with the connection, outside the release (not SQLite)
     connect_file: str
     queries: dict[str, str]
+    #: slot -> the query of that app-password passdb (`app_password_queries`)
+    app_queries: dict[int, str]
+    app_only_query: str
     #: main.cf setting -> ``type:/path/name.cf`` (`postfix.HASH_TABLES` in files mode)
     tables: dict[str, str]
     #: the Postfix tables written into the release (MariaDB's live outside it)
@@ -302,6 +333,8 @@ def sql_context(settings: StackSettings, dialect: Dialect, root: str) -> SqlCont
         path=names.path(access.path) if access.backend == "sqlite" else "",
         connect_file=f"{secrets_dir}/{connect}",
         queries=dovecot_queries(settings, dialect.version, access.backend),
+        app_queries=app_password_queries(settings, dialect.version),
+        app_only_query=app_passwords_only_query(settings, dialect.version),
         tables=main_cf_tables,
         postfix_files=postfix_files,
     )
