@@ -210,7 +210,7 @@ def hash_mailbox_password(password: str, scheme: StorageScheme = DEFAULT_SCHEME)
 APP_PASSWORD_ROUNDS: Final = 5000
 _app_sha512_crypt: Any = sha512_crypt.using(rounds=APP_PASSWORD_ROUNDS)
 #: Lower-case letters without look-alikes (no l, o), typed on a phone in four groups of six.
-_APP_PASSWORD_ALPHABET: Final = "abcdefghijkmnpqrstuvwxyz23456789"
+_APP_PASSWORD_ALPHABET: Final = "abcdefghijkmnpqrstuvwxyz23456789"  # noqa: S105 - an alphabet
 APP_PASSWORD_GROUPS: Final = 4
 APP_PASSWORD_GROUP_LENGTH: Final = 6
 

@@ -46,9 +46,9 @@ from .snapshot import (
 
 __all__ = [
     "RENDERERS",
+    "AppPasswordSnap",
     "ApplyError",
     "ApplyResult",
-    "AppPasswordSnap",
     "AutoresponderSnap",
     "DomainSnap",
     "ForwarderSnap",

@@ -17,7 +17,7 @@ When one was last used: the servers do not say which of a user's passwords a log
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -108,7 +108,7 @@ def clean_label(label: str) -> str:
 
 
 def _audit(session: Session, actor: Actor, action: str, mailbox: Mailbox,
-           before: dict[str, object] | None, after: dict[str, object] | None) -> None:
+           before: Mapping[str, object] | None, after: Mapping[str, object] | None) -> None:
     owner = session.get(PanelUser, mailbox.domain.owner_id)
     assert owner is not None
     record_event(

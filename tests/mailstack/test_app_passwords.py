@@ -66,7 +66,7 @@ def test_an_imap_app_password_logs_in_over_imap_only(stack: Stack) -> None:
     sync(stack)
     assert eventually(lambda: stack.imap_login(user, phone)[0])
     assert logins(stack, user, phone) == {"imap": True, "pop3": False, "smtp": False}
-    ok, reply = stack.submission_login(user, phone)
+    _, reply = stack.submission_login(user, phone)
     assert reply.startswith("535"), reply
     # the main password is untouched
     assert logins(stack, user, PASSWORD) == {"imap": True, "pop3": True, "smtp": True}
