@@ -133,6 +133,8 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
     from .admin import bp as admin_bp
+    from .app_passwords import bp as app_passwords_bp
+    from .app_passwords import self_bp as self_app_passwords_bp
     from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
@@ -163,6 +165,8 @@ def _register_blueprints(app: Flask) -> None:
         customers_bp,
         packages_bp,
         self_bp,
+        self_app_passwords_bp,
+        app_passwords_bp,
         clientsetup_bp,
         resolver_bp,
     ):

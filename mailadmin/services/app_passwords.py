@@ -130,6 +130,37 @@ def _apps(session: Session, mailbox: Mailbox) -> list[AppPassword]:
     ))
 
 
+@dataclass(frozen=True)
+class AppPasswordsOverview:
+    """What the app-password pages show for one mailbox."""
+
+    address: str
+    rows: tuple[AppPasswordRow, ...]
+    app_passwords_only: bool
+    #: The protocols the mailbox may use, which its app passwords may be given.
+    mailbox_protocols: tuple[Protocol, ...]
+    slots: int = APP_PASSWORD_SLOTS
+
+    @property
+    def full(self) -> bool:
+        return len(self.rows) >= self.slots
+
+
+def app_passwords_overview(session: Session, actor: Actor, address: str) -> AppPasswordsOverview:
+    """The app passwords of a mailbox the actor manages, with the mailbox's settings for them.
+
+    Raises InvalidName, NotFound.
+    """
+    mailbox = get_mailbox(session, actor, address)
+    allowed = _mailbox_protocols(mailbox)
+    return AppPasswordsOverview(
+        address=mailbox.address,
+        rows=tuple(_row(app, mailbox) for app in _apps(session, mailbox)),
+        app_passwords_only=mailbox.app_passwords_only,
+        mailbox_protocols=tuple(p for p in PROTOCOLS if allowed[p]),
+    )
+
+
 def list_app_passwords(session: Session, actor: Actor, address: str) -> list[AppPasswordRow]:
     """The app passwords of a mailbox the actor manages, oldest first.
 
