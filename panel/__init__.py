@@ -133,9 +133,9 @@ def create_app(overrides: Mapping[str, t.Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
     from .admin import bp as admin_bp
+    from .api import bp as api_bp
     from .app_passwords import bp as app_passwords_bp
     from .app_passwords import self_bp as self_app_passwords_bp
-    from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .clientsetup import bp as clientsetup_bp

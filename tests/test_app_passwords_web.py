@@ -15,7 +15,7 @@ from mailadmin.models import AppPassword, AuditEvent
 from mailadmin.services import app_passwords
 from mailadmin.services.context import Actor
 
-from .test_selfservice import PASSWORD, mailbox, mailbox_sign_in, mail_app, web
+from .test_selfservice import PASSWORD, mail_app, mailbox, mailbox_sign_in, web
 from .web import csrf_token, sign_in, submit
 
 __all__ = ["mail_app", "web"]  # fixtures
