@@ -105,10 +105,9 @@ def own_revoke(app_password_id: int) -> ResponseReturnValue:
         label = selfservice.revoke_own_app_password(
             db.session(), current_mailbox_user(), app_password_id)
     except MailadminError as exc:
-        flash(exc.message, "error")
-    else:
-        flash(f"App password \"{label}\" revoked: the device using it can no longer log in.",
-              "success")
+        abort(404, description=exc.message)
+    flash(f"App password \"{label}\" revoked: the device using it can no longer log in.",
+          "success")
     return redirect(url_for("self_app_passwords.own"))
 
 

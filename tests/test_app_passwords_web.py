@@ -68,9 +68,8 @@ def test_a_mailbox_user_cannot_touch_another_mailboxs_app_passwords(
         s.commit()
     mailbox_sign_in(web, "anna@example.org")
     token = csrf_token(web.get("/me/app-passwords").get_data(as_text=True))
-    answer = web.post(f"/me/app-passwords/{carl.row.id}/revoke", data={"csrf_token": token},
-                      follow_redirects=True)
-    assert f"no app password {carl.row.id}" in answer.get_data(as_text=True)
+    answer = web.post(f"/me/app-passwords/{carl.row.id}/revoke", data={"csrf_token": token})
+    assert answer.status_code == 404
     assert [a.id for a in _apps(session_factory)] == [carl.row.id]
     assert "carl&#39;s phone" not in web.get("/me/app-passwords").get_data(as_text=True)
     # and no panel page of the customer

@@ -3,6 +3,8 @@ revoke, and "app passwords only" per mailbox."""
 
 from __future__ import annotations
 
+from mailadmin.errors import NotFound
+from mailadmin.models import MAX_ROW_ID
 from mailadmin.services import app_passwords
 
 from .. import db
@@ -43,12 +45,19 @@ def create_app_password(address: str, body: s.AppPasswordCreate) -> s.AppPasswor
     return s.AppPasswordCreated(**_out(new.row).model_dump(), password=new.password)
 
 
-@operation(bp, "/mailboxes/<address>/app-passwords/<int:app_password_id>", "DELETE",
+def _row_id(text: str) -> int:
+    """A row id from the path; anything else names no app password (404)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ROW_ID:
+        raise NotFound(f"There is no app password {text[:20]!r}.", field="app_password_id")
+    return int(text)
+
+
+@operation(bp, "/mailboxes/<address>/app-passwords/<app_password_id>", "DELETE",
            summary="Revoke an app password", tag="app passwords", status=204)
-def revoke_app_password(address: str, app_password_id: int) -> None:
+def revoke_app_password(address: str, app_password_id: str) -> None:
     """The device using it can no longer log in."""
     app_passwords.revoke_app_password(db.session(), current_api_actor(), address,
-                                      int(app_password_id))
+                                      _row_id(app_password_id))
 
 
 @operation(bp, "/mailboxes/<address>/app-passwords-only", "PUT",
