@@ -6,7 +6,7 @@ flash message, which would keep it in the session cookie); the page says so.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
@@ -58,7 +58,7 @@ def _page(template: str, overview: app_passwords.AppPasswordsOverview, *,
     if form is None:
         form = AppPasswordForm(formdata=None, **{p.value: True for p in overview.mailbox_protocols
                                                  if p.value == "imap"})
-    return render_template(
+    response = make_response(render_template(
         template,
         overview=overview,
         unicode_address=address_to_unicode(overview.address),
@@ -68,7 +68,11 @@ def _page(template: str, overview: app_passwords.AppPasswordsOverview, *,
         revoke_form=RevokeForm(formdata=None),
         new=new,
         **urls,
-    ), status
+    ), status)
+    if new is not None:
+        # the page holds a password: no browser or proxy may keep a copy
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- the mailbox user -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ def test_mailbox_user_creates_sees_once_and_revokes(web: t.Any,
     answer = submit(web, "/me/app-passwords", {"label": "Anna's phone", "imap": "y"})
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store"
     password = SHOWN.search(html).group(1)  # type: ignore[union-attr]
     (app,) = _apps(session_factory)
     assert (app.label, app.imap, app.pop3, app.smtp) == ("Anna's phone", True, False, False)

@@ -134,3 +134,13 @@ def test_slots_run_out(run: Run, world: None, session_factory: t.Any) -> None:
     ok(run("mailbox", "app-password", "add", "anna@alice.example", "again", "--protocols",
            "imap"))
     assert sorted(a.slot for a in _apps(session_factory)) == list(range(1, APP_PASSWORD_SLOTS + 1))
+
+
+def test_removing_the_mailbox_removes_its_app_passwords(run: Run, world: None,
+                                                        session_factory: t.Any) -> None:
+    ok(run("domain", "add", "alice.example", "--customer", "alice"))
+    ok(run("mailbox", "add", "anna@alice.example", "--password-stdin", stdin=PASSWORD + "\n"))
+    ok(run("mailbox", "app-password", "add", "anna@alice.example", "phone", "--protocols",
+           "imap"))
+    ok(run("mailbox", "remove", "anna@alice.example", "--yes"))
+    assert _apps(session_factory) == []
