@@ -11,6 +11,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from mailadmin.mailstack import AppPasswordSnap, UnsafeName, build_snapshot, render
+from mailadmin.hashing import verify_mailbox_password
+from mailadmin.mailstack.render.dovecot import LOCKED_HASH
 from mailadmin.models import APP_PASSWORD_SLOTS, AppPassword, Base, Domain, Mailbox
 
 from .conftest import populate
@@ -28,7 +30,15 @@ def test_each_app_password_is_listed_for_its_protocols_only() -> None:
         "pop3.2": ["alice@example.com"],
         "imap.8": ["bob@example.com"], "smtp.8": ["bob@example.com"],
     }
-    assert files["dovecot/app-passwords-only"].splitlines()[1:] == ["alice@example.com:::::::"]
+    # alice takes app passwords only: her passwd-file line keeps no usable hash
+    (alice,) = [line for line in files["dovecot/users"].splitlines()
+                if line.startswith("alice@")]
+    assert alice.split(":")[1] == LOCKED_HASH
+
+
+def test_the_locked_hash_matches_no_password() -> None:
+    assert not verify_mailbox_password("", LOCKED_HASH)
+    assert not verify_mailbox_password("apppasswordsonly", LOCKED_HASH)
 
 
 @pytest.mark.parametrize("bad", [

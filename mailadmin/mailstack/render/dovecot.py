@@ -5,9 +5,10 @@ App passwords: Dovecot's passdbs check one hash per user and lookup, so each app
 a mailbox has a slot (1..APP_PASSWORD_SLOTS) and every slot a passdb of its own, reading
 ``app-passwords/<protocol>.<slot>``. An app password is listed only in the files of the
 protocols it may use (its own and its mailbox's), so Dovecot accepts it for those alone. They
-come after the deny lists (a protocol off or a suspended login refuses everything) and before
-``app-passwords-only``, a deny list that stops a mailbox set to "app passwords only" before its
-main password is checked.
+come after the deny lists (a protocol off or a suspended login refuses everything) and after the
+main password, so that the usual login, with the main password, never walks the slots (each
+empty slot would log "unknown user"). A mailbox set to "app passwords only" gets a hash in the
+passwd-file that no password matches (`LOCKED_HASH`); the file stays its userdb.
 
 Dovecot's main configuration is the ``dovecot.conf.j2`` template; in SQL mode these files do
 not exist (Dovecot queries the panel's database).
@@ -57,15 +58,6 @@ def dovecot_app_passwords(snapshot: StackSnapshot) -> dict[str, str]:
             for (p, slot), lines in entries.items()}
 
 
-def dovecot_app_passwords_only(snapshot: StackSnapshot) -> str:
-    """The deny list of mailboxes whose main password the mail servers refuse."""
-    reveal = snapshot.settings.reveal_deny_reason
-    extra = " reason=Use_an_app_password_for_this_account" if reveal else ""
-    return f"# {HEADER}\n" + "".join(
-        f"{mailbox_address(m)}:::::::{extra.strip()}\n"
-        for m in snapshot.mailboxes if m.app_passwords_only)
-
-
 def _quota_bytes(quota: object) -> int:
     if not isinstance(quota, int) or isinstance(quota, bool) or quota < 0:
         raise RenderError(f"invalid quota {quota!r}")
@@ -82,6 +74,12 @@ def quota_field(quota: int, version: Version) -> str:
     return f"userdb_quota_rule={'*:storage=0' if quota == 0 else f'*:storage={quota}B'}"
 
 
+#: What the passwd-file holds instead of the hash of a mailbox set to "app passwords only": a
+#: SHA512-CRYPT salt without a checksum, which crypt() can never return, so every password is a
+#: mismatch and Dovecot goes on to the app-password passdbs.
+LOCKED_HASH = "{SHA512-CRYPT}$6$apppasswordsonly$"
+
+
 def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") -> str:
     """The passwd-file: user:{SCHEME}hash:uid:gid::home::userdb extra fields.
 
@@ -96,8 +94,9 @@ def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") 
         extra = quota_field(m.quota, version)
         if addr in with_sieve:
             extra += f" userdb_sieve_before={sieve_path(root, addr)}"
+        password = LOCKED_HASH if m.app_passwords_only else names.password_hash(m.password_hash)
         lines.append(
-            f"{addr}:{names.password_hash(m.password_hash)}:{s.vmail_uid}:{s.vmail_gid}::"
+            f"{addr}:{password}:{s.vmail_uid}:{s.vmail_gid}::"
             f"{s.mail_root}/{m.domain}/{m.local_part}::{extra}\n"
         )
     return "".join(lines)

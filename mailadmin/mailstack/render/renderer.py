@@ -14,7 +14,6 @@ from .dovecot import (
     DENY_PROTOCOLS,
     app_password_slots,
     dovecot_app_passwords,
-    dovecot_app_passwords_only,
     dovecot_deny,
     dovecot_users,
 )
@@ -60,7 +59,6 @@ class DialectRenderer:
             for protocol in DENY_PROTOCOLS:
                 files[f"dovecot/deny.{protocol}"] = dovecot_deny(snapshot, protocol)
             files.update(dovecot_app_passwords(snapshot))
-            files["dovecot/app-passwords-only"] = dovecot_app_passwords_only(snapshot)
             files.update(postfix_maps(snapshot))
         else:
             if not d.v24:  # 2.4 has the queries in dovecot.conf itself
@@ -70,11 +68,8 @@ class DialectRenderer:
                                ("dovecot-sql-deny.conf.ext", deny)):
                     files[f"dovecot/{rel}"] = render_template(
                         "dovecot-sql.conf.ext", {**ctx, "queries": q})
-                app_passdbs = {f"dovecot-sql-app-password-{slot}.conf.ext": query
-                               for slot, query in sql.app_queries.items()}
-                app_passdbs["dovecot-sql-app-passwords-only.conf.ext"] = sql.app_only_query
-                for rel, query in app_passdbs.items():
-                    files[f"dovecot/{rel}"] = render_template(
+                for slot, query in sql.app_queries.items():
+                    files[f"dovecot/dovecot-sql-app-password-{slot}.conf.ext"] = render_template(
                         "dovecot-sql.conf.ext", {**ctx, "queries": {"password_query": query}})
             files.update(sql.postfix_files)
             files.update(sql_mode_maps())

@@ -139,6 +139,7 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
     uid, gid = vmail_id(settings.vmail_uid), vmail_id(settings.vmail_gid)
     mail_root = names.path(settings.mail_root)
     where = f"local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
+    where_o = where.replace(" AND domain", " AND o.domain")
     if version == "2.4":
         home = _concat(backend, f"'{mail_root}/'", "domain", "'/'", "local_part")
         # The view's quota_rule is 2.3's "*:storage=<bytes>B" ("*:storage=0" = unlimited);
@@ -154,7 +155,9 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
     else:
         reason = ""
     queries = {
-        "password_query": f"SELECT password FROM mailsrv_users WHERE {where}",
+        # no row for a mailbox set to "app passwords only": its app passwords come next
+        "password_query": (f"SELECT password FROM mailsrv_users WHERE {where} AND NOT EXISTS "
+                           f"(SELECT 1 FROM mailsrv_app_passwords_only o WHERE o.{where_o})"),
         "user_query": (f"SELECT {home} AS home, {uid} AS uid, {gid} AS gid, "
                        f"{quota} FROM mailsrv_users WHERE {where}"),
         "iterate_query": "SELECT address AS user FROM mailsrv_users",
@@ -183,18 +186,6 @@ def app_password_queries(settings: StackSettings, version: Version = "2.3") -> d
                         f"AND slot = {slot} AND {protocol_ok}")
         for slot in app_password_slots()
     }
-
-
-def app_passwords_only_query(settings: StackSettings, version: Version = "2.3") -> str:
-    """The deny passdb after the app passwords: a mailbox set to "app passwords only" stops
-    here, before its main password is checked."""
-    v = _VARIABLES[version]
-    reason = (", 'Use an app password for this account' AS reason"
-              if settings.reveal_deny_reason else "")
-    return _one_line(
-        f"SELECT NULL AS password, 'Y' AS nopassword{reason} FROM mailsrv_app_passwords_only "
-        f"WHERE local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
-    )
 
 
 # --------------------------------------------------------------------------- Postfix tables
@@ -296,7 +287,6 @@ class SqlContext:
     queries: dict[str, str]
     #: slot -> the query of that app-password passdb (`app_password_queries`)
     app_queries: dict[int, str]
-    app_only_query: str
     #: main.cf setting -> ``type:/path/name.cf`` (`postfix.HASH_TABLES` in files mode)
     tables: dict[str, str]
     #: the Postfix tables written into the release (MariaDB's live outside it)
@@ -334,7 +324,6 @@ def sql_context(settings: StackSettings, dialect: Dialect, root: str) -> SqlCont
         connect_file=f"{secrets_dir}/{connect}",
         queries=dovecot_queries(settings, dialect.version, access.backend),
         app_queries=app_password_queries(settings, dialect.version),
-        app_only_query=app_passwords_only_query(settings, dialect.version),
         tables=main_cf_tables,
         postfix_files=postfix_files,
     )
