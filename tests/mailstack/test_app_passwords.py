@@ -9,6 +9,10 @@ in SQL mode, where the servers must see it at the next lookup.
 
 from __future__ import annotations
 
+import grp
+import stat
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -125,3 +129,18 @@ def test_every_slot_is_checked(stack: Stack) -> None:
     assert eventually(lambda: stack.imap_login(user, passwords[-1])[0])
     assert stack.imap_login(user, passwords[0])[0]
     assert not stack.pop3_login(user, passwords[-1])[0]
+
+
+def test_app_password_files_are_as_private_as_the_users_file(stack: Stack) -> None:
+    release = Path(stack.settings.config_dir) / "current" / "dovecot"
+    if stack.settings.mode == "sql":
+        assert not (release / "app-passwords").exists()
+        return
+    users = (release / "users").stat()
+    files = sorted((release / "app-passwords").iterdir())
+    assert len(files) == 3 * APP_PASSWORD_SLOTS
+    for path in files:
+        st = path.stat()
+        assert stat.S_IMODE(st.st_mode) == stat.S_IMODE(users.st_mode) == 0o640, path
+        assert (st.st_uid, st.st_gid) == (users.st_uid, users.st_gid) == (
+            0, grp.getgrnam("dovecot").gr_gid), path
