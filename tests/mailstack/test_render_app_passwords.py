@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from mailadmin.mailstack import AppPasswordSnap, UnsafeName, build_snapshot, render
 from mailadmin.hashing import verify_mailbox_password
+from mailadmin.mailstack import AppPasswordSnap, UnsafeName, build_snapshot, render
 from mailadmin.mailstack.render.dovecot import LOCKED_HASH
 from mailadmin.models import APP_PASSWORD_SLOTS, AppPassword, Base, Domain, Mailbox
 
