@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailadmin.errors import AuthenticationFailed
 from mailadmin.models import APP_PASSWORD_SLOTS, AppPassword, Domain, Mailbox
-from mailadmin.services import app_passwords, mailboxes
+from mailadmin.services import app_passwords, mailboxes, selfservice
 from mailadmin.services.context import Actor
+from mailadmin.services.throttle import ThrottlePolicy
 from tests.mailstack.conftest import PASSWORD, Stack, dovecot_hash, eventually
 
 pytestmark = pytest.mark.mailstack
@@ -111,6 +113,16 @@ def test_app_passwords_only_refuses_the_main_password(stack: Stack) -> None:
     assert eventually(lambda: not stack.imap_login(user, PASSWORD)[0])
     assert logins(stack, user, PASSWORD) == {"imap": False, "pop3": False, "smtp": False}
     assert logins(stack, user, phone) == {"imap": True, "pop3": True, "smtp": True}
+    # the main password still signs in to /me (the service behind its sign-in form), the app
+    # password does not
+    with stack.session() as s:
+        signed_in = selfservice.sign_in_mailbox_user(
+            s, user, PASSWORD, client_address="127.0.0.1", policy=ThrottlePolicy())
+        assert signed_in.user.address == user
+        with pytest.raises(AuthenticationFailed):
+            selfservice.sign_in_mailbox_user(s, user, phone, client_address="127.0.0.1",
+                                             policy=ThrottlePolicy())
+        s.rollback()
     change(stack, app_passwords.set_app_passwords_only, user, False)
     assert eventually(lambda: stack.imap_login(user, PASSWORD)[0])
     assert stack.submission_login(user, PASSWORD)[0]
