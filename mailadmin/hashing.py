@@ -45,6 +45,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
@@ -68,6 +69,8 @@ __all__ = [
     "DEFAULT_SCHEME",
     "STORAGE_SCHEMES",
     "StorageScheme",
+    "generate_app_password",
+    "hash_app_password",
     "hash_mailbox_password",
     "hash_scheme",
     "needs_rehash",
@@ -199,6 +202,36 @@ def hash_mailbox_password(password: str, scheme: StorageScheme = DEFAULT_SCHEME)
             f"unknown mailbox password scheme {scheme!r}; use one of {STORAGE_SCHEMES}"
         )
     return f"{{{scheme}}}{body}"
+
+
+#: Dovecot's own SHA512-CRYPT default. App passwords are random (`generate_app_password`, 120
+#: bits), so no number of rounds would make guessing one feasible or infeasible; every round is
+#: paid again for each slot passdb Dovecot walks at every login.
+APP_PASSWORD_ROUNDS: Final = 5000
+_app_sha512_crypt: Any = sha512_crypt.using(rounds=APP_PASSWORD_ROUNDS)
+#: Lower-case letters without look-alikes (no l, o), typed on a phone in four groups of six.
+_APP_PASSWORD_ALPHABET: Final = "abcdefghijkmnpqrstuvwxyz23456789"  # noqa: S105 - an alphabet
+APP_PASSWORD_GROUPS: Final = 4
+APP_PASSWORD_GROUP_LENGTH: Final = 6
+
+
+def generate_app_password() -> str:
+    """A new app password: 24 characters from 32 (120 bits), in groups split by hyphens."""
+    chars = "".join(secrets.choice(_APP_PASSWORD_ALPHABET)
+                    for _ in range(APP_PASSWORD_GROUPS * APP_PASSWORD_GROUP_LENGTH))
+    n = APP_PASSWORD_GROUP_LENGTH
+    return "-".join(chars[i:i + n] for i in range(0, len(chars), n))
+
+
+def hash_app_password(password: str) -> str:
+    """An app password's ``{SHA512-CRYPT}`` hash for Dovecot (see `APP_PASSWORD_ROUNDS`).
+
+    :raises WeakPassword: for an empty password or one with NUL (as `hash_mailbox_password`).
+    """
+    if not password or "\0" in password:
+        raise WeakPassword("An app password must be a non-empty text without NUL.",
+                           field="password")
+    return "{SHA512-CRYPT}" + str(_app_sha512_crypt.hash(_utf8(password)))
 
 
 def _decode(body: str, encoding: str | None, raw_size: int | None) -> bytes:

@@ -134,6 +134,8 @@ def _register_blueprints(app: Flask) -> None:
     from .account import bp as account_bp
     from .admin import bp as admin_bp
     from .api import bp as api_bp
+    from .app_passwords import bp as app_passwords_bp
+    from .app_passwords import self_bp as self_app_passwords_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .clientsetup import bp as clientsetup_bp
@@ -168,6 +170,8 @@ def _register_blueprints(app: Flask) -> None:
         customers_bp,
         packages_bp,
         self_bp,
+        self_app_passwords_bp,
+        app_passwords_bp,
         clientsetup_bp,
         resolver_bp,
         live_bp,

@@ -211,8 +211,8 @@ def current_actor() -> Actor:
 
 #: Where a mailbox user may go: its own pages, client setup, static files, signing out; and the
 #: JSON API, which ignores the session and answers only to its bearer tokens.
-_MAILBOX_BLUEPRINTS = frozenset({"self", "clientsetup", "api", "diagnostics", "live",
-                                 "preferences", "help", "twofactor"})
+_MAILBOX_BLUEPRINTS = frozenset({"self", "self_app_passwords", "clientsetup", "api",
+                                 "diagnostics", "live", "preferences", "help", "twofactor"})
 _MAILBOX_ENDPOINTS = frozenset({"static", "auth.logout", "home.webmail"})
 #: Panel pages a mailbox user is sent to its own counterpart of (the shared navigation bar
 #: links to these).

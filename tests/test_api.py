@@ -576,6 +576,10 @@ def test_openapi_document_is_generated_from_the_schemas(api_app: t.Any, api: t.A
         ("/api/v1/mailboxes/{address}/usage/recalculate", "post"),
         ("/api/v1/resolve/{address}", "get"),
         ("/api/v1/help", "get"), ("/api/v1/help/{slug}", "get"),
+        ("/api/v1/mailboxes/{address}/app-passwords", "get"),
+        ("/api/v1/mailboxes/{address}/app-passwords", "post"),
+        ("/api/v1/mailboxes/{address}/app-passwords/{app_password_id}", "delete"),
+        ("/api/v1/mailboxes/{address}/app-passwords-only", "put"),
     }
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert documented == expected

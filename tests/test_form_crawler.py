@@ -34,6 +34,7 @@ from werkzeug.datastructures import MultiDict
 from mailadmin.db import transaction
 from mailadmin.models import PanelUser
 from mailadmin.services import (
+    app_passwords,
     autoresponders,
     domains,
     forwarders,
@@ -112,6 +113,8 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
                                  ["info@alice.example", "boss@elsewhere.example"])
         autoresponders.set_autoresponder(s, alice, "info@alice.example", subject="Away",
                                          body="Back soon")
+        # so that the app-password pages have a revoke form to fill
+        app_passwords.add_app_password(s, alice, "info@alice.example", "phone", ["imap"])
     with transaction(factory) as s:
         # A revision (failed or applied, whatever the machine allows) for the revision pages.
         revision_id = stack.apply_config_report(s, root).revision.id

@@ -52,6 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.db import transaction
 from mailadmin.models import ApiToken, Package
 from mailadmin.services import (
+    app_passwords,
     autoresponders,
     forwarders,
     help,
@@ -166,6 +167,12 @@ PAGES: dict[str, Route] = {
     "help.edit_article": Route(OBJECT, {"slug": "{slug}", "title": "Stolen", "body": "Mine",
                                         "audience": "customer", "save": "1"}),
     "help.article_action": Route(OBJECT),
+    "self_app_passwords.own": Route(OWN, {"label": "", "imap": "y"}),
+    "self_app_passwords.own_only": Route(OWN),
+    "self_app_passwords.own_revoke": Route(OBJECT),
+    "app_passwords.mailbox": Route(OBJECT, {"label": "stolen", "imap": "y"}),
+    "app_passwords.mailbox_only": Route(OBJECT, {"app_passwords_only": "y"}),
+    "app_passwords.mailbox_revoke": Route(OBJECT),
     "clientsetup.mobileconfig": Route(OWN),
     # objects named in the URL
     "customers.detail": Route(OBJECT),
@@ -238,6 +245,11 @@ OPERATIONS: dict[str, Route] = {
     "GET /resolve/{address}": Route(OBJECT),
     "GET /help": Route(OWN),
     "GET /help/{slug}": Route(OBJECT),
+    "GET /mailboxes/{address}/app-passwords": Route(OBJECT),
+    "POST /mailboxes/{address}/app-passwords": Route(OBJECT, {"label": "stolen",
+                                                             "protocols": ["imap"]}),
+    "DELETE /mailboxes/{address}/app-passwords/{app_password_id}": Route(OBJECT),
+    "PUT /mailboxes/{address}/app-passwords-only": Route(OBJECT, {"enabled": True}),
 }
 
 # --- the world --------------------------------------------------------------------------------
@@ -249,7 +261,7 @@ TENANT_B = {"customer": "carl", "reseller": "rob", "domain": "carl.example",
 GUESSED = {"customer": "nobody", "reseller": "noseller", "domain": "guessed.example",
            "address": "guess@guessed.example", "forwarder": "guess@guessed.example",
            "package": "99999", "token": "99999", "revision": "99999",
-           "slug": "guessed-article", "article_id": "99999"}
+           "slug": "guessed-article", "article_id": "99999", "app_password_id": "99999"}
 #: Who attacks which tenant; the mailbox user is info@carl.example (B's customer).
 ATTACKERS = {"alice": TENANT_B, "rita": TENANT_B, "carl": TENANT_A, "rob": TENANT_A,
              "mailbox": TENANT_A, "anonymous": TENANT_A}
@@ -278,6 +290,9 @@ def build_world(factory: sessionmaker[Session], make_user: t.Any) -> dict[str, t
             forwarders.set_forwarder(s, customer, tenant["forwarder"], [tenant["address"]])
             autoresponders.set_autoresponder(s, customer, tenant["address"], subject="Away",
                                              body="Back soon")
+            app_password = app_passwords.add_app_password(s, customer, tenant["address"],
+                                                          "phone", ["imap"])
+            tenant_ids["app_password_id"] = str(app_password.row.id)
         secrets = {}
         for holder in (seller_name, name):
             with transaction(factory) as s:
@@ -349,6 +364,8 @@ def url_values(endpoint: str, arguments: t.Iterable[str],
             values[argument] = objects["package"]
         elif argument == "token_id":
             values[argument] = objects["token"]
+        elif argument == "app_password_id":
+            values[argument] = objects["app_password_id"]
         elif argument == "revision_id":
             values[argument] = objects.get("revision", "1")
         elif argument == "job_id":

@@ -21,6 +21,7 @@ from ..protocols import PROTOCOLS
 from ..services import domain_ownership, domains, forwarders, mailboxes
 from ..services.pagination import Page
 from ..sizes import format_size
+from .app_passwords import app_password_group
 from .common import (
     CliState,
     echo_json,
@@ -579,3 +580,8 @@ def forwarder_list(state: CliState, domain: str | None, search: str | None, page
     _echo_page(result, "forwarders", ["ADDRESS", "DESTINATIONS", "KEEP COPY"], rows)
 
 
+
+
+# --- app passwords (their own module; a subgroup of `mailbox`) --------------------------------
+
+mailbox_group.add_command(app_password_group)

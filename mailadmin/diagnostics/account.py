@@ -64,7 +64,8 @@ class AccountCheck:
     #: protocol_off, login_suspended, receiving_suspended, sending_suspended,
     #: customer_suspended, domain_pending, over_quota, quota_ok, domain_not_hosted,
     #: no_such_address,
-    #: forwarder_loop, sender_not_owned, package_limit, password_wrong, account_fine,
+    #: forwarder_loop, sender_not_owned, package_limit, password_wrong, app_passwords_only,
+    #: account_fine,
     #: not_in_your_account, address_needed.
     cause: str
     address: str | None
@@ -268,6 +269,16 @@ def _login_checks(session: Session, h: _Hosted, protocols: Sequence[Protocol],
                     f"The customer's package does not allow {label}, so it cannot be "
                     "switched on for any mailbox.",
                     "Ask the provider for a package that includes it.", True, family))
+    if not out and m.app_passwords_only:
+        out.append(AccountCheck(
+            "app_passwords_only", h.address,
+            "The mailbox takes app passwords only",
+            "IMAP, POP3 and SMTP refuse the mailbox's main password (it signs in to the panel "
+            "only); a mail program must use an app password made for it, which may also be "
+            "limited to other protocols or revoked.",
+            "Create an app password for this device under App passwords (or check the one it "
+            "uses allows this protocol), or switch \"app passwords only\" off.",
+            True, family))
     if not out:
         names = ", ".join(p.permission_label for p in protocols)
         out.append(AccountCheck(

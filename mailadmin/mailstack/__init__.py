@@ -32,6 +32,7 @@ from .apply import (
 from .names import UnsafeName
 from .render import RENDERERS, render, render_release
 from .snapshot import (
+    AppPasswordSnap,
     AutoresponderSnap,
     DomainSnap,
     ForwarderSnap,
@@ -45,6 +46,7 @@ from .snapshot import (
 
 __all__ = [
     "RENDERERS",
+    "AppPasswordSnap",
     "ApplyError",
     "ApplyResult",
     "AutoresponderSnap",

@@ -173,6 +173,12 @@ def ensure_log_dir(log_dir: str | None) -> None:
                          f"{exc.strerror or exc}") from None
 
 
+#: Files and folders of a release that hold password hashes (the mailboxes' and the app
+#: passwords'): mode 0640 root:dovecot, or 0600 when not written by root.
+SECRET_FILES = frozenset({"dovecot/users"})
+SECRET_FOLDERS = ("dovecot/app-passwords/",)
+
+
 def _dovecot_gid() -> int | None:
     try:
         return grp.getgrnam("dovecot").gr_gid
@@ -201,7 +207,7 @@ def _write_tree(staging: Path, files: Mapping[str, str],
             continue
         # flushed to disk as a whole by _sync_filesystem before the release is renamed
         path.write_text(text, encoding="utf-8")
-        if rel == "dovecot/users":
+        if rel in SECRET_FILES or rel.startswith(SECRET_FOLDERS):
             # password hashes: readable by root and Dovecot's group only
             if secret_gid is not None and os.geteuid() == 0:
                 os.chown(path, 0, secret_gid)

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import (
+    APP_PASSWORD_SLOTS,
+    AppPassword,
     Autoresponder,
     Domain,
     Forwarder,
@@ -25,6 +27,20 @@ from ..models import (
 )
 from ..server_settings_table import DEFAULTS, TABLE
 from .version import detect_dovecot_version
+
+__all__ = [
+    "APP_PASSWORD_SLOTS",
+    "AppPasswordSnap",
+    "AutoresponderSnap",
+    "DomainSnap",
+    "ForwarderSnap",
+    "MailboxSnap",
+    "StackPorts",
+    "StackSettings",
+    "StackSnapshot",
+    "build_snapshot",
+    "settings_from_server_settings",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +130,26 @@ class MailboxSnap:
     suspend_login: bool
     suspend_incoming: bool
     suspend_outgoing: bool
+    #: The main password is refused over IMAP, POP3 and SMTP (app passwords still work).
+    app_passwords_only: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+
+@dataclasses.dataclass(frozen=True)
+class AppPasswordSnap:
+    """An app password as the servers see it: its protocols are already narrowed to the
+    mailbox's own."""
+
+    local_part: str
+    domain: str
+    slot: int
+    password_hash: str
+    imap: bool
+    pop3: bool
+    smtp: bool
 
     @property
     def address(self) -> str:
@@ -149,10 +185,11 @@ class StackSnapshot:
     mailboxes: tuple[MailboxSnap, ...]
     forwarders: tuple[ForwarderSnap, ...]
     autoresponders: tuple[AutoresponderSnap, ...]
+    app_passwords: tuple[AppPasswordSnap, ...] = ()
 
 
 def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
-    """Read everything the mail servers need in five queries, ordered for stable output.
+    """Read everything the mail servers need in six queries, ordered for stable output.
 
     Only enabled autoresponders are included; their dates are enforced by the Sieve script
     itself so that a script does not need re-rendering when its period starts or ends.
@@ -182,9 +219,9 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     mailboxes = tuple(
         MailboxSnap(local, dom, password_hash, quota, imap, pop3, smtp,
                     login or bool(suspended), incoming or bool(suspended),
-                    outgoing or bool(suspended))
+                    outgoing or bool(suspended), app_passwords_only)
         for local, dom, password_hash, quota, imap, pop3, smtp, login, incoming, outgoing,
-        suspended in session.execute(
+        app_passwords_only, suspended in session.execute(
             select(
                 Mailbox.local_part,
                 Domain.name,
@@ -196,6 +233,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
                 Mailbox.suspend_login,
                 Mailbox.suspend_incoming,
                 Mailbox.suspend_outgoing,
+                Mailbox.app_passwords_only,
                 owner_suspended.label("owner_suspended"),
             )
             .join(Domain, Mailbox.domain_id == Domain.id)
@@ -248,7 +286,36 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
             .order_by(Domain.name, Mailbox.local_part)
         )
     )
-    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders)
+    app_passwords = tuple(
+        AppPasswordSnap(
+            local_part=row.local_part,
+            domain=row.name,
+            slot=row.slot,
+            password_hash=row.password_hash,
+            imap=row.imap and row.mailbox_imap,
+            pop3=row.pop3 and row.mailbox_pop3,
+            smtp=row.smtp and row.mailbox_smtp,
+        )
+        for row in session.execute(
+            select(
+                Mailbox.local_part,
+                Domain.name,
+                AppPassword.slot,
+                AppPassword.password_hash,
+                AppPassword.imap,
+                AppPassword.pop3,
+                AppPassword.smtp,
+                Mailbox.imap.label("mailbox_imap"),
+                Mailbox.pop3.label("mailbox_pop3"),
+                Mailbox.smtp.label("mailbox_smtp"),
+            )
+            .join(Mailbox, AppPassword.mailbox_id == Mailbox.id)
+            .join(Domain, Mailbox.domain_id == Domain.id)
+            .where(verified)
+            .order_by(Domain.name, Mailbox.local_part, AppPassword.slot)
+        )
+    )
+    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders, app_passwords)
 
 
 def _column(row: ServerSettings, name: str) -> t.Any:

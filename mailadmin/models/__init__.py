@@ -3,6 +3,8 @@
 from .base import MAX_ROW_ID, Base, UTCDateTime, utcnow
 from .help import AUDIENCES, HelpArticle, HelpVote
 from .mail import (
+    APP_PASSWORD_SLOTS,
+    AppPassword,
     Autoresponder,
     CatchAllAction,
     Domain,
@@ -25,9 +27,11 @@ from .twofactor import TwoFactorBrowser, TwoFactorRecoveryCode, TwoFactorSecret
 from .users import Package, PanelUser, ResellerAllocation, Role
 
 __all__ = [
+    "APP_PASSWORD_SLOTS",
     "AUDIENCES",
     "MAX_ROW_ID",
     "ApiToken",
+    "AppPassword",
     "AuditEvent",
     "Autoresponder",
     "Base",

@@ -115,12 +115,48 @@ class Mailbox(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
+    #: The main password signs in to the panel only; IMAP, POP3 and SMTP take app passwords.
+    app_passwords_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
     domain: Mapped[Domain] = relationship()
 
     @property
     def address(self) -> str:
         return f"{self.local_part}@{self.domain.name}"
+
+
+#: App passwords per mailbox. Dovecot checks one hash per passdb lookup, so each app password
+#: has a numbered slot with a passdb of its own; this many are configured.
+APP_PASSWORD_SLOTS = 8
+APP_PASSWORD_LABEL_MAX = 64
+
+
+class AppPassword(Base):
+    """A second password of a mailbox for one device, limited to some of its protocols.
+
+    Only the hash is stored (Dovecot format); the protocols that count are these *and* the
+    mailbox's own, so switching a protocol off on the mailbox switches it off here too.
+    """
+
+    __tablename__ = "app_passwords"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "slot"),
+        UniqueConstraint("mailbox_id", "label"),
+        CheckConstraint(f"slot >= 1 AND slot <= {APP_PASSWORD_SLOTS}", name="slot_in_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    #: Which passdb checks it (1..APP_PASSWORD_SLOTS, the lowest free one when created).
+    slot: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(APP_PASSWORD_LABEL_MAX))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    imap: Mapped[bool] = mapped_column(Boolean, default=False)
+    pop3: Mapped[bool] = mapped_column(Boolean, default=False)
+    smtp: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    mailbox: Mapped[Mailbox] = relationship()
 
 
 class Forwarder(Base):

@@ -2,9 +2,9 @@
 
 `install(factory)` registers listeners on a sessionmaker (``mailadmin.db`` does it for every
 factory it makes). Whenever a flush adds, changes or deletes something the generated
-configuration depends on - a Domain, Mailbox, Forwarder, ForwarderDestination or
-Autoresponder, a customer's ``is_suspended``, or a server setting the renderer uses - the
-transaction sets ``ServerSettings.config_changed_at`` to the time of its commit.
+configuration depends on - a Domain, Mailbox, Forwarder, ForwarderDestination,
+Autoresponder or AppPassword, a customer's ``is_suspended``, or a server setting the renderer
+uses - the transaction sets ``ServerSettings.config_changed_at`` to the time of its commit.
 
 The row is touched in ``before_commit`` (or in the commit's own final flush), not at the
 first flush: the single settings row is then locked only for the moment of the commit, so
@@ -26,6 +26,7 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import (
+    AppPassword,
     Autoresponder,
     Domain,
     Forwarder,
@@ -43,10 +44,12 @@ TRACKED: dict[type, frozenset[str] | None] = {
     Domain: frozenset({"name", "owner_id", "catchall_action", "catchall_reject_reason",
                        "catchall_target", "pending"}),
     Mailbox: frozenset({"domain_id", "local_part", "password_hash", "quota", "imap", "pop3",
-                        "smtp", "suspend_login", "suspend_incoming", "suspend_outgoing"}),
+                        "smtp", "suspend_login", "suspend_incoming", "suspend_outgoing",
+                        "app_passwords_only"}),
     Forwarder: frozenset({"domain_id", "local_part", "keep_copy"}),
     ForwarderDestination: None,
     Autoresponder: None,
+    AppPassword: None,
 }
 #: Server settings that reach the generated files (the settings table's rendered rows).
 RENDERED_SETTINGS = RENDERED

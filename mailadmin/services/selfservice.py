@@ -48,7 +48,15 @@ from ..models import Autoresponder, Domain, Forwarder, Mailbox, Role, utcnow
 from ..names import address_to_unicode, domain_of, normalize_domain, split_address
 from ..protocols import Protocol
 from ..timezones import check_time_zone
-from . import autoresponders, forwarders, mailboxes, sessions, throttle, twofactor
+from . import (
+    app_passwords,
+    autoresponders,
+    forwarders,
+    mailboxes,
+    sessions,
+    throttle,
+    twofactor,
+)
 from .context import Actor
 from .server import get_server_settings
 
@@ -510,6 +518,44 @@ def clear_own_forwarding(session: Session, user: MailboxUser) -> bool:
 
 def get_own_forwarding(session: Session, user: MailboxUser) -> Forwarder | None:
     return _forwarding(session, _own_mailbox(session, user))
+
+
+def own_app_passwords(session: Session, user: MailboxUser) -> app_passwords.AppPasswordsOverview:
+    """The user's app passwords and whether its main password is refused by the mail servers.
+
+    Raises NotFound, PermissionDenied (suspended).
+    """
+    mailbox = _own_mailbox(session, user)
+    return app_passwords.app_passwords_overview(
+        session, _service_actor(user, mailbox), mailbox.address)
+
+
+def add_own_app_password(
+    session: Session, user: MailboxUser, label: str, protocols: Sequence[str]
+) -> app_passwords.NewAppPassword:
+    """Create an app password for the user's mailbox (the rules of
+    `app_passwords.add_app_password`); its text is in the result, to be shown once.
+
+    Raises ValidationError, Conflict, LimitReached, NotFound, PermissionDenied.
+    """
+    mailbox = _own_mailbox(session, user)
+    return app_passwords.add_app_password(
+        session, _service_actor(user, mailbox), mailbox.address, label, protocols)
+
+
+def revoke_own_app_password(session: Session, user: MailboxUser, app_password_id: int) -> str:
+    """Revoke one of the user's own app passwords; returns its name. Raises NotFound."""
+    mailbox = _own_mailbox(session, user)
+    return app_passwords.revoke_app_password(
+        session, _service_actor(user, mailbox), mailbox.address, app_password_id)
+
+
+def set_own_app_passwords_only(session: Session, user: MailboxUser, enabled: bool) -> Mailbox:
+    """Refuse the main password over IMAP, POP3 and SMTP (True) or accept it again; signing
+    in here keeps using it. Raises NotFound, PermissionDenied."""
+    mailbox = _own_mailbox(session, user)
+    return app_passwords.set_app_passwords_only(
+        session, _service_actor(user, mailbox), mailbox.address, enabled)
 
 
 def get_own_device_setup(session: Session, user: MailboxUser) -> ClientSetup:

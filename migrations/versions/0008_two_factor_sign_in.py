@@ -8,7 +8,7 @@
 - `server_settings.two_factor_required_roles`: roles that must use a second factor.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 import mailadmin.models.base
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

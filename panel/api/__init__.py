@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from . import diagnose, help, resolve, views  # noqa: F401  (register the operations on bp)
+from . import app_passwords, diagnose, help, resolve, views  # noqa: F401  (register operations)
 from .blueprint import URL_PREFIX, bp
 from .openapi import build_document
 from .routing import OPERATIONS, Operation

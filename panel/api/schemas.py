@@ -65,6 +65,8 @@ PATH_PARAMETERS: dict[str, dict[str, t.Any]] = {
                 "description": "A mail address.", "examples": ["info@example.org"]},
     "slug": {"type": "string", "pattern": r"^[a-z0-9]+(?:-[a-z0-9]+)*$", "maxLength": 80,
              "description": "A help article's slug.", "examples": ["pop-vs-imap"]},
+    "app_password_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
+                        "description": "An app password's id.", "examples": [1]},
 }
 
 
@@ -374,6 +376,39 @@ class ErrorWithDetails(ErrorDetail):
 
 class ErrorOut(Output):
     error: ErrorWithDetails
+
+
+class AppPasswordCreate(Body):
+    label: str = Field(min_length=1, max_length=64, examples=["Anna's phone"],
+                       description="A name to tell the devices apart.",
+                       json_schema_extra=pattern(LINE_PATTERN))
+    protocols: list[t.Literal["imap", "pop3", "smtp"]] = Field(
+        min_length=1, max_length=3, examples=[["imap", "smtp"]],
+        description="What it may use; each must be allowed on the mailbox.")
+
+
+class AppPasswordsOnly(Body):
+    enabled: bool = Field(description="True: IMAP, POP3 and SMTP refuse the main password "
+                          "(it still signs in to the panel).")
+
+
+class AppPasswordOut(Output):
+    id: int
+    label: str
+    protocols: list[str] = Field(description="What it was given.")
+    effective_protocols: list[str] = Field(
+        description="What it may use now: its protocols that the mailbox allows too.")
+    created_at: dt.datetime
+
+
+class AppPasswordCreated(AppPasswordOut):
+    password: str = Field(description="The app password; returned this once, never again.")
+
+
+class AppPasswordList(Output):
+    items: list[AppPasswordOut]
+    app_passwords_only: bool
+    max_app_passwords: int = Field(description="How many a mailbox may have.")
 
 
 DomainPage = PageOut[DomainSummary]

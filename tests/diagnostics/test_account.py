@@ -53,6 +53,7 @@ def data(session: Session) -> dict[str, t.Any]:
         return m
 
     mb(d1, "ok")
+    mb(d1, "apponly", app_passwords_only=True)
     mb(d1, "noimap", imap=False)
     mb(d1, "nopop", pop3=False)
     mb(d1, "locked", suspend_login=True)
@@ -96,6 +97,13 @@ def test_auth_failure_always_checks_the_protocol_flags(session: Session, data: t
     # with the protocol named explicitly (the live test knows it)
     assert causes(session, c1, AUTH_SMTP, "noimap@one.test", protocol="imap") == (
         "protocol_off",)
+
+
+def test_a_refused_login_of_an_app_passwords_only_mailbox_says_so(session: Session,
+                                                                   data: t.Any) -> None:
+    report = check_account(session, data["c1"], classify(AUTH_IMAP), address="apponly@one.test")
+    assert report.causes == ("app_passwords_only",)
+    assert "app password" in report.checks[0].next_step
 
 
 def test_wrong_password_on_a_healthy_mailbox(session: Session, data: t.Any) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
 from mailadmin.mailstack import (
+    AppPasswordSnap,
     AutoresponderSnap,
     DomainSnap,
     ForwarderSnap,
@@ -43,6 +44,7 @@ from .conftest import populate, require_stack
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = "/etc/mailadmin/stack/releases/golden"
 HASH = "{SHA512-CRYPT}$6$saltsalt$" + "A" * 86
+APP_HASH = "{SHA512-CRYPT}$6$appsalt$" + "B" * 86
 
 SETTINGS = StackSettings(
     hostname="mail.example.net",
@@ -75,7 +77,7 @@ SNAPSHOT = StackSnapshot(
         DomainSnap("void.example", "discard", None, None),
     ),
     mailboxes=(
-        mailbox("alice@example.com", quota=10 * 1024**2),
+        mailbox("alice@example.com", quota=10 * 1024**2, app_passwords_only=True),
         mailbox("bob@example.com", pop3=False),
         mailbox("carol@example.com", smtp=False, suspend_outgoing=True),
         mailbox("dave@example.com", suspend_login=True, suspend_incoming=True),
@@ -92,6 +94,11 @@ SNAPSHOT = StackSnapshot(
         AutoresponderSnap("bob@example.com", "Away", "Back on Monday.",
                           dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
                           dt.datetime(2026, 12, 24, 18, 0, tzinfo=dt.UTC), 7),
+    ),
+    app_passwords=(
+        AppPasswordSnap("alice", "example.com", 1, APP_HASH, imap=True, pop3=False, smtp=True),
+        AppPasswordSnap("alice", "example.com", 2, APP_HASH, imap=False, pop3=True, smtp=False),
+        AppPasswordSnap("bob", "example.com", 8, APP_HASH, imap=True, pop3=False, smtp=True),
     ),
 )
 
@@ -200,7 +207,7 @@ def test_checksum_is_stable_and_names_the_release_folder() -> None:
     assert a_files == render(SNAPSHOT, f"/etc/mailadmin/stack/releases/{a_sum}")
     assert f"/etc/mailadmin/stack/releases/{a_sum}/dovecot/users" in (
         a_files["dovecot/dovecot.conf"])
-    changed = dataclasses.replace(SNAPSHOT, mailboxes=SNAPSHOT.mailboxes[1:])
+    changed = dataclasses.replace(SNAPSHOT, mailboxes=SNAPSHOT.mailboxes[:-1])
     assert render_release(changed)[0] != a_sum
 
 
@@ -307,7 +314,7 @@ def test_build_snapshot_uses_a_fixed_number_of_queries(tmp_path: Path) -> None:
         s.commit()
         statements.clear()
         snap = build_snapshot(s, SETTINGS)
-    assert len(statements) == 5, statements
+    assert len(statements) == 6, statements
     assert len(snap.mailboxes) == 26 and len(snap.forwarders) == 4
     assert snap.forwarders[-1].destinations  # grouped from the bulk destination query
     team = next(f for f in snap.forwarders if f.local_part == "team")

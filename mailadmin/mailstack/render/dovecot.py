@@ -1,4 +1,14 @@
-"""Dovecot's data files in files mode: the passwd-file and the per-protocol deny lists.
+"""Dovecot's data files in files mode: the passwd-file, the per-protocol deny lists and the
+app passwords.
+
+App passwords: Dovecot's passdbs check one hash per user and lookup, so each app password of
+a mailbox has a slot (1..APP_PASSWORD_SLOTS) and every slot a passdb of its own, reading
+``app-passwords/<protocol>.<slot>``. An app password is listed only in the files of the
+protocols it may use (its own and its mailbox's), so Dovecot accepts it for those alone. They
+come after the deny lists (a protocol off or a suspended login refuses everything) and after the
+main password, so that the usual login, with the main password, never walks the slots (each
+empty slot would log "unknown user"). A mailbox set to "app passwords only" gets a hash in the
+passwd-file that no password matches (`LOCKED_HASH`); the file stays its userdb.
 
 Dovecot's main configuration is the ``dovecot.conf.j2`` template; in SQL mode these files do
 not exist (Dovecot queries the panel's database).
@@ -10,13 +20,42 @@ from collections.abc import Callable
 
 from ...protocols import PROTOCOLS, Protocol
 from .. import names
-from ..snapshot import MailboxSnap, StackSnapshot
+from ..snapshot import APP_PASSWORD_SLOTS, AppPasswordSnap, MailboxSnap, StackSnapshot
 from .common import HEADER, RenderError, mailbox_address
 from .dialect import Version
 from .sieve import sieve_path
 
 #: The protocols with a deny list (``smtp`` is Postfix SASL logging in through Dovecot).
 DENY_PROTOCOLS = PROTOCOLS
+
+
+def app_password_slots() -> range:
+    """The slot numbers, one passdb each (the same in every mode and version)."""
+    return range(1, APP_PASSWORD_SLOTS + 1)
+
+
+def _app_protocol(a: AppPasswordSnap, protocol: Protocol) -> bool:
+    return {Protocol.IMAP: a.imap, Protocol.POP3: a.pop3, Protocol.SMTP: a.smtp}[protocol]
+
+
+def dovecot_app_passwords(snapshot: StackSnapshot) -> dict[str, str]:
+    """``dovecot/app-passwords/<protocol>.<slot>`` for every protocol and slot, empty ones
+    included (Dovecot refuses every login when a passdb's file is missing)."""
+    known = {mailbox_address(m) for m in snapshot.mailboxes}
+    entries: dict[tuple[Protocol, int], list[str]] = {
+        (p, slot): [] for p in DENY_PROTOCOLS for slot in app_password_slots()}
+    for a in snapshot.app_passwords:
+        addr = mailbox_address(a)
+        if addr not in known:
+            raise RenderError(f"app password of {addr}, which is no mailbox here")
+        if a.slot not in app_password_slots():
+            raise RenderError(f"app password slot {a.slot!r} of {addr} out of range")
+        line = f"{addr}:{names.password_hash(a.password_hash)}\n"
+        for protocol in DENY_PROTOCOLS:
+            if _app_protocol(a, protocol):
+                entries[(protocol, a.slot)].append(line)
+    return {f"dovecot/app-passwords/{p}.{slot}": f"# {HEADER}\n" + "".join(lines)
+            for (p, slot), lines in entries.items()}
 
 
 def _quota_bytes(quota: object) -> int:
@@ -35,6 +74,12 @@ def quota_field(quota: int, version: Version) -> str:
     return f"userdb_quota_rule={'*:storage=0' if quota == 0 else f'*:storage={quota}B'}"
 
 
+#: What the passwd-file holds instead of the hash of a mailbox set to "app passwords only": a
+#: SHA512-CRYPT salt without a checksum, which crypt() can never return, so every password is a
+#: mismatch and Dovecot goes on to the app-password passdbs.
+LOCKED_HASH = "{SHA512-CRYPT}$6$apppasswordsonly$"
+
+
 def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") -> str:
     """The passwd-file: user:{SCHEME}hash:uid:gid::home::userdb extra fields.
 
@@ -49,8 +94,9 @@ def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") 
         extra = quota_field(m.quota, version)
         if addr in with_sieve:
             extra += f" userdb_sieve_before={sieve_path(root, addr)}"
+        password = LOCKED_HASH if m.app_passwords_only else names.password_hash(m.password_hash)
         lines.append(
-            f"{addr}:{names.password_hash(m.password_hash)}:{s.vmail_uid}:{s.vmail_gid}::"
+            f"{addr}:{password}:{s.vmail_uid}:{s.vmail_gid}::"
             f"{s.mail_root}/{m.domain}/{m.local_part}::{extra}\n"
         )
     return "".join(lines)

@@ -10,7 +10,13 @@ from types import MappingProxyType
 from ..snapshot import StackSettings, StackSnapshot
 from .common import RELEASE_PLACEHOLDER, Files, RenderError, settings_context
 from .dialect import FILES_23, FILES_24, SQL_23, SQL_24, Dialect
-from .dovecot import DENY_PROTOCOLS, dovecot_deny, dovecot_users
+from .dovecot import (
+    DENY_PROTOCOLS,
+    app_password_slots,
+    dovecot_app_passwords,
+    dovecot_deny,
+    dovecot_users,
+)
 from .postfix import hash_tables, postfix_maps, sql_mode_maps
 from .sieve import sieve_files
 from .sql import sql_context
@@ -40,6 +46,7 @@ class DialectRenderer:
             mode_label="SQL" if d.sql else "files",
             sql=sql,
             tables=sql.tables if sql else hash_tables(root),
+            app_password_slots=list(app_password_slots()),
         )
         files: Files = {
             "dovecot/dovecot.conf": render_template("dovecot.conf", ctx),
@@ -51,6 +58,7 @@ class DialectRenderer:
             files["dovecot/users"] = dovecot_users(snapshot, root, d.version)
             for protocol in DENY_PROTOCOLS:
                 files[f"dovecot/deny.{protocol}"] = dovecot_deny(snapshot, protocol)
+            files.update(dovecot_app_passwords(snapshot))
             files.update(postfix_maps(snapshot))
         else:
             if not d.v24:  # 2.4 has the queries in dovecot.conf itself
@@ -60,6 +68,9 @@ class DialectRenderer:
                                ("dovecot-sql-deny.conf.ext", deny)):
                     files[f"dovecot/{rel}"] = render_template(
                         "dovecot-sql.conf.ext", {**ctx, "queries": q})
+                for slot, query in sql.app_queries.items():
+                    files[f"dovecot/dovecot-sql-app-password-{slot}.conf.ext"] = render_template(
+                        "dovecot-sql.conf.ext", {**ctx, "queries": {"password_query": query}})
             files.update(sql.postfix_files)
             files.update(sql_mode_maps())
         return dict(sorted(files.items()))

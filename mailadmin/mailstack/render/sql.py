@@ -37,6 +37,7 @@ from .. import names
 from ..snapshot import StackSettings
 from .common import HEADER, SUSPENDED_OUTGOING_REPLY, RenderError, vmail_id
 from .dialect import Dialect, Version
+from .dovecot import app_password_slots
 
 ACCESS_DIR = "sql-access"
 ACCESS_FILE = "access.json"
@@ -138,6 +139,7 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
     uid, gid = vmail_id(settings.vmail_uid), vmail_id(settings.vmail_gid)
     mail_root = names.path(settings.mail_root)
     where = f"local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
+    where_o = where.replace(" AND domain", " AND o.domain")
     if version == "2.4":
         home = _concat(backend, f"'{mail_root}/'", "domain", "'/'", "local_part")
         # The view's quota_rule is 2.3's "*:storage=<bytes>B" ("*:storage=0" = unlimited);
@@ -153,7 +155,9 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
     else:
         reason = ""
     queries = {
-        "password_query": f"SELECT password FROM mailsrv_users WHERE {where}",
+        # no row for a mailbox set to "app passwords only": its app passwords come next
+        "password_query": (f"SELECT password FROM mailsrv_users WHERE {where} AND NOT EXISTS "
+                           f"(SELECT 1 FROM mailsrv_app_passwords_only o WHERE o.{where_o})"),
         "user_query": (f"SELECT {home} AS home, {uid} AS uid, {gid} AS gid, "
                        f"{quota} FROM mailsrv_users WHERE {where}"),
         "iterate_query": "SELECT address AS user FROM mailsrv_users",
@@ -167,6 +171,21 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
         ),
     }
     return {key: _one_line(q) for key, q in queries.items()}
+
+
+def app_password_queries(settings: StackSettings, version: Version = "2.3") -> dict[int, str]:
+    """slot -> the password query of that slot's passdb on ``mailsrv_app_passwords``: a row
+    only when the app password may use the protocol logging in (its own switch and the
+    mailbox's; any other service gets none)."""
+    v = _VARIABLES[version]
+    where = f"local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
+    protocol_ok = (f"(CASE '{v['protocol']}' WHEN 'imap' THEN imap_ok WHEN 'pop3' THEN pop3_ok "
+                   "WHEN 'smtp' THEN smtp_ok ELSE 0 END) = 1")
+    return {
+        slot: _one_line(f"SELECT password FROM mailsrv_app_passwords WHERE {where} "
+                        f"AND slot = {slot} AND {protocol_ok}")
+        for slot in app_password_slots()
+    }
 
 
 # --------------------------------------------------------------------------- Postfix tables
@@ -266,6 +285,8 @@ class SqlContext:
     #: the secret file with the connection, outside the release (not SQLite)
     connect_file: str
     queries: dict[str, str]
+    #: slot -> the query of that app-password passdb (`app_password_queries`)
+    app_queries: dict[int, str]
     #: main.cf setting -> ``type:/path/name.cf`` (`postfix.HASH_TABLES` in files mode)
     tables: dict[str, str]
     #: the Postfix tables written into the release (MariaDB's live outside it)
@@ -302,6 +323,7 @@ def sql_context(settings: StackSettings, dialect: Dialect, root: str) -> SqlCont
         path=names.path(access.path) if access.backend == "sqlite" else "",
         connect_file=f"{secrets_dir}/{connect}",
         queries=dovecot_queries(settings, dialect.version, access.backend),
+        app_queries=app_password_queries(settings, dialect.version),
         tables=main_cf_tables,
         postfix_files=postfix_files,
     )
