@@ -3,16 +3,15 @@
 The export is a download of `services.imports.export_rows`. An import is checked and applied by
 `workers.importer.run_import` (one transaction per domain) in a background thread, since
 hashing thousands of plaintext passwords takes minutes; its page shows the progress and, at
-the end, what changed. A job is visible only to the panel user (acting as the same customer)
-who started it, and each user runs one import at a time.
+the end, what changed. The job's progress and outcome live in the database
+(`services.import_jobs`), so the page works whichever of several panel processes answers it.
+A job is visible only to the panel user (acting as the same customer) who started it, and each
+user runs one import at a time.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import secrets
 import threading
-import time
 
 from flask import (
     Blueprint,
@@ -31,10 +30,12 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField
 
+from mailadmin.db import transaction
+from mailadmin.errors import MailadminError
 from mailadmin.imports.csvfile import read_csv, write_csv
-from mailadmin.services.context import Actor
+from mailadmin.services import import_jobs
 from mailadmin.services.imports import export_rows
-from mailadmin.workers.importer import ImportReport, run_import, total_records
+from mailadmin.workers.importer import run_import, total_records
 
 from . import db
 from .auth import current_actor
@@ -44,47 +45,9 @@ bp = Blueprint("transfer", __name__)
 #: Larger uploads are refused (about 50,000 rows with hashes); the app's MAX_CONTENT_LENGTH
 #: (16 MiB) cuts anything far larger before it is read.
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-#: Finished jobs are forgotten after this long.
-JOB_SECONDS = 3600
-
-
 class ImportForm(FlaskForm):  # type: ignore[misc]
     csv_file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")])
     dry_run = BooleanField("Only show what would change", default=False)
-
-
-@dataclasses.dataclass
-class ImportJob:
-    owner: tuple[int | None, int | None]
-    total: int
-    dry_run: bool
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    done: int = 0
-    report: ImportReport | None = None
-    failure: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.report is not None or self.failure is not None
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.total else min(100, round(100 * self.done / self.total))
-
-
-#: The running and recent imports by job id (kept in this process: the panel is one process).
-JOBS: dict[str, ImportJob] = {}
-_jobs_lock = threading.Lock()
-
-
-def _owner(actor: Actor) -> tuple[int | None, int | None]:
-    return actor.user_id, actor.customer_id
-
-
-def _forget_old_jobs() -> None:
-    now = time.monotonic()
-    for key in [k for k, job in JOBS.items() if job.finished and now - job.started > JOB_SECONDS]:
-        del JOBS[key]
 
 
 @bp.route("/mailboxes/export.csv")
@@ -116,29 +79,35 @@ def import_csv() -> ResponseReturnValue:
             form.csv_file.errors.append("The file is not UTF-8 text.")
         else:
             plans = read_csv(text, form.csv_file.data.filename or "upload.csv")
-            with _jobs_lock:
-                _forget_old_jobs()
-                running = [j for j in JOBS.values() if j.owner == _owner(actor)
-                           and not j.finished]
-                if running:
-                    flash("An import of yours is still running; wait for it to finish.",
-                          "error")
-                    return redirect(url_for("transfer.import_csv"))
-                job_id = secrets.token_urlsafe(16)
-                job = JOBS[job_id] = ImportJob(_owner(actor), total_records(plans),
-                                                bool(form.dry_run.data))
+            dry_run = bool(form.dry_run.data)
             factory = current_app.extensions["mailadmin"].session_factory
+            try:
+                # committed at once, in a transaction of its own: the import's thread and the
+                # status page (perhaps in another panel process) must find the job
+                with transaction(factory) as session:
+                    job_id = import_jobs.start_import_job(
+                        session, actor, total_records(plans), dry_run).id
+            except MailadminError as exc:
+                flash(exc.message, "error")
+                return redirect(url_for("transfer.import_csv"))
 
             def work() -> None:
                 def progress(count: int) -> None:
-                    job.done += count
+                    with transaction(factory) as session:
+                        import_jobs.advance_import_job(session, job_id, count)
 
                 try:
-                    job.report = run_import(factory, lambda _session: actor, plans,
-                                            dry_run=job.dry_run, progress=progress)
+                    report = run_import(factory, lambda _session: actor, plans,
+                                        dry_run=dry_run, progress=progress)
                 except Exception as exc:  # the page must end, whatever broke
                     current_app.logger.exception("CSV import failed")
-                    job.failure = f"The import stopped: {type(exc).__name__}."
+                    with transaction(factory) as session:
+                        import_jobs.finish_import_job(
+                            session, job_id,
+                            failure=f"The import stopped: {type(exc).__name__}.")
+                    return
+                with transaction(factory) as session:
+                    import_jobs.finish_import_job(session, job_id, results=report.results)
 
             app = current_app._get_current_object()
 
@@ -146,20 +115,19 @@ def import_csv() -> ResponseReturnValue:
                 with app.app_context():
                     work()
 
-            threading.Thread(target=run_in_app, name=f"import-{job_id[:6]}", daemon=True).start()
+            threading.Thread(target=run_in_app, name=f"import-{job_id}", daemon=True).start()
             return redirect(url_for("transfer.import_status", job_id=job_id))
     status = 422 if form.errors else 200
     return render_template("mail/import.html", form=form,
                            max_mib=MAX_UPLOAD_BYTES // 1024 // 1024), status
 
 
-@bp.route("/mailboxes/import/<job_id>")
+@bp.route("/mailboxes/import/<int:job_id>")
 @login_required  # type: ignore[misc]
-def import_status(job_id: str) -> ResponseReturnValue:
-    with _jobs_lock:
-        job = JOBS.get(job_id)
-    # another user's job is not found, never forbidden
-    if job is None or job.owner != _owner(current_actor()):
+def import_status(job_id: int) -> ResponseReturnValue:
+    try:
+        job = import_jobs.get_import_job(db.session(), current_actor(), job_id)
+    except MailadminError:
+        # another user's job is not found, never forbidden
         abort(404)
     return render_template("mail/import_status.html", job=job, job_id=job_id)
-

@@ -141,7 +141,7 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
         "slug": ["pop-vs-imap", "house-rules", "rita-support"],
         "article_id": [str(shipped_id), str(admin_article.id), str(rita_article.id)],
         # an import job that does not exist (or is someone else's) is not found
-        "job_id": ["no-such-import"],
+        "job_id": ["99999"],
     }
 
 

@@ -4,8 +4,12 @@ status, tenant boundaries."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import time
 import typing as t
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -122,3 +126,49 @@ def test_upload_needs_csrf_and_has_a_size_limit(
     not_text = _upload(client, b"address\n\xff\xfe\n")
     assert not_text.status_code == 422
     assert "not UTF-8 text" in not_text.get_data(as_text=True)
+
+
+def test_the_status_page_works_from_another_panel_process(tmp_path: t.Any) -> None:
+    """With `serve --workers N` the page polling an import may be answered by another process
+    than the one running it: the job's progress and outcome are in the database."""
+    from mailadmin import migrate
+    from mailadmin.db import make_engine, make_session_factory
+    from mailadmin.models import Role
+    from mailadmin.services import accounts
+    from panel import create_app
+
+    url = f"sqlite:///{tmp_path / 'panel.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with transaction(make_session_factory(engine)) as s:
+        accounts.create_panel_user(s, Actor.operator(), "alice", PANEL_PASSWORD, Role.CUSTOMER)
+        domains.add_domain(s, Actor.operator(), "alice.example", customer="alice")
+    engine.dispose()
+    config = {"INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE_URL": url,
+              "SECRET_KEY": "one key for both processes"}
+    first = create_app(config).test_client()
+    sign_in(first, "alice", PANEL_PASSWORD)
+    started = _upload(first, f"address,password\nnew@alice.example,{BOX_PASSWORD}\n")
+    html = _finished(first, started.headers["Location"])
+    assert "Finished: 1 domain(s) imported, 0 refused." in html, html
+    # another process knows nothing of the job but what the database holds
+    cookies = {cookie.key: cookie.value for cookie in first._cookies.values()}
+    script = (
+        "import json, sys\n"
+        "from panel import create_app\n"
+        "config, cookies, url = json.loads(sys.argv[1])\n"
+        "client = create_app(config).test_client()\n"
+        "for key, value in cookies.items():\n"
+        "    client.set_cookie(key, value)\n"
+        "response = client.get(url)\n"
+        "print(response.status_code)\n"
+        "print(response.get_data(as_text=True))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script,
+         json.dumps([config, cookies, started.headers["Location"]])],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    status, _, page = result.stdout.partition("\n")
+    assert status == "200", result.stdout + result.stderr
+    assert "Finished: 1 domain(s) imported, 0 refused." in page
+    assert "new@alice.example" in page
