@@ -54,6 +54,8 @@ class Check(enum.StrEnum):
     RESOLVERS = "resolvers"
     #: The domain deny list (None: the shipped list).
     DENY_LIST = "deny_list"
+    #: IPv4/IPv6 addresses, separated by spaces or commas (empty: none).
+    IP_ADDRESSES = "ip_addresses"
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,14 @@ TABLE: tuple[Setting, ...] = (
     Setting("domain_deny_list", str, None,
             "Domains only the server admin may add, with their subdomains (gmx.* = any "
             "top-level domain; empty = the shipped list)", _C.DENY_LIST, optional=True),
+    Setting("mail_server_addresses", str, "",
+            "The mail server's public IP addresses, for SPF and reverse DNS (PTR) checks",
+            _C.IP_ADDRESSES, max_len=1024),
+    Setting("dkim_key_dir", str, "/etc/mailadmin/dkim",
+            "Where DKIM private keys are kept (readable only by OpenDKIM)", _C.PATH,
+            snapshot="dkim_key_dir"),
+    Setting("dkim_milter_port", int, 8891, "Loopback port of the OpenDKIM signer (milter)",
+            _C.PORT, snapshot="dkim_milter_port"),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in TABLE}

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from ..models import (
     Autoresponder,
+    DkimKey,
+    DkimKeyState,
     Domain,
     Forwarder,
     ForwarderDestination,
@@ -92,6 +94,10 @@ class StackSettings:
     #: Tell a client *why* a protocol login is refused. The deny lists do not check the
     #: password, so this reveals to anyone that the account exists; off by default.
     reveal_deny_reason: bool = False
+    #: DKIM private keys: ``<dkim_key_dir>/<domain>/<selector>.private`` (`mailadmin.dkim`).
+    dkim_key_dir: str = DEFAULTS["dkim_key_dir"]
+    #: Loopback port OpenDKIM listens on; Postfix hands it every message as a milter.
+    dkim_milter_port: int = DEFAULTS["dkim_milter_port"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,16 +149,27 @@ class AutoresponderSnap:
 
 
 @dataclasses.dataclass(frozen=True)
+class DkimKeySnap:
+    """A key OpenDKIM signs the domain's mail with (the active one; its file is outside the
+    release, see `mailadmin.dkim`)."""
+
+    domain: str
+    selector: str
+
+
+@dataclasses.dataclass(frozen=True)
 class StackSnapshot:
     settings: StackSettings
     domains: tuple[DomainSnap, ...]
     mailboxes: tuple[MailboxSnap, ...]
     forwarders: tuple[ForwarderSnap, ...]
     autoresponders: tuple[AutoresponderSnap, ...]
+    #: No keys: no OpenDKIM files and no milter in main.cf.
+    dkim_keys: tuple[DkimKeySnap, ...] = ()
 
 
 def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
-    """Read everything the mail servers need in five queries, ordered for stable output.
+    """Read everything the mail servers need in six queries, ordered for stable output.
 
     Only enabled autoresponders are included; their dates are enforced by the Sieve script
     itself so that a script does not need re-rendering when its period starts or ends.
@@ -256,7 +273,16 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
             .order_by(Domain.name, Mailbox.local_part)
         )
     )
-    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders)
+    dkim_keys = tuple(
+        DkimKeySnap(dom, selector)
+        for dom, selector in session.execute(
+            select(Domain.name, DkimKey.selector)
+            .join(Domain, DkimKey.domain_id == Domain.id)
+            .where(DkimKey.state == DkimKeyState.ACTIVE.value, verified)
+            .order_by(Domain.name, DkimKey.selector)
+        )
+    )
+    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders, dkim_keys)
 
 
 def _column(row: ServerSettings, name: str) -> t.Any:

@@ -185,6 +185,12 @@ class ServerSettings(Base):
     #: Names only the admin may add, one entry per line; None = the shipped list
     #: (mailadmin.domain_policy.DEFAULT_DENY_LIST), so updates to it reach unedited servers.
     domain_deny_list: Mapped[str | None] = mapped_column(Text)
+    #: The server's public addresses (SPF, PTR), space separated; empty = not told.
+    mail_server_addresses: Mapped[str] = mapped_column(
+        String(1024), default=DEFAULTS["mail_server_addresses"])
+    #: DKIM private keys live in <dkim_key_dir>/<domain>/<selector>.private.
+    dkim_key_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["dkim_key_dir"])
+    dkim_milter_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["dkim_milter_port"])
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.
     config_changed_at: Mapped[dt.datetime | None]

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import (
     Autoresponder,
+    DkimKey,
     Domain,
     Forwarder,
     ForwarderDestination,
@@ -46,6 +47,8 @@ TRACKED: dict[type, frozenset[str] | None] = {
     Forwarder: frozenset({"domain_id", "local_part", "keep_copy"}),
     ForwarderDestination: None,
     Autoresponder: None,
+    # an active key is in OpenDKIM's tables; a new key signs only once it turns active
+    DkimKey: frozenset({"state", "selector", "domain_id"}),
 }
 #: Server settings that reach the generated files (the settings table's rendered rows).
 RENDERED_SETTINGS = RENDERED

@@ -11,6 +11,7 @@ from ..snapshot import StackSettings, StackSnapshot
 from .common import RELEASE_PLACEHOLDER, Files, RenderError, settings_context
 from .dialect import FILES_23, FILES_24, SQL_23, SQL_24, Dialect
 from .dovecot import DENY_PROTOCOLS, dovecot_deny, dovecot_users
+from .opendkim import milter_address, opendkim_files
 from .postfix import hash_tables, postfix_maps, sql_mode_maps
 from .sieve import sieve_files
 from .sql import sql_context
@@ -40,6 +41,8 @@ class DialectRenderer:
             mode_label="SQL" if d.sql else "files",
             sql=sql,
             tables=sql.tables if sql else hash_tables(root),
+            dkim_milter=milter_address(snapshot.settings.dkim_milter_port)
+            if snapshot.dkim_keys else None,
         )
         files: Files = {
             "dovecot/dovecot.conf": render_template("dovecot.conf", ctx),
@@ -47,6 +50,7 @@ class DialectRenderer:
             "postfix/master.cf": render_template("master.cf", ctx),
         }
         files.update(sieve_files(snapshot))
+        files.update(opendkim_files(snapshot, root))
         if sql is None:
             files["dovecot/users"] = dovecot_users(snapshot, root, d.version)
             for protocol in DENY_PROTOCOLS:
