@@ -15,6 +15,7 @@ debian_packages=(
   postfix postfix-sqlite postfix-pgsql postfix-mysql sqlite3
   mmdebstrap
   dnsmasq-base
+  opendkim opendkim-tools
   chromium fonts-liberation fonts-dejavu-core
 )
 missing=()
