@@ -56,7 +56,11 @@ class Verdict:
 
 
 class Lookup:
-    """Record texts by name and type: [] when there is none, None when DNS did not answer."""
+    """Record texts by name and type: [] when there is none, None when DNS did not answer.
+
+    Once DNS has not answered, every later lookup of the same `Lookup` answers None at once:
+    a dead resolver costs one check a single timeout, not one per record.
+    """
 
     def __init__(self, resolvers: Sequence[Resolver] = (), timeout: float = DEFAULT_TIMEOUT):
         if resolvers:
@@ -68,13 +72,17 @@ class Lookup:
         res.timeout = min(timeout, 2.0)
         res.cache = None  # a fixed record must show as fixed at the next "check again"
         self.resolver = res
+        self.unanswered = False
 
     def __call__(self, name: str, rdtype: str) -> list[str] | None:
+        if self.unanswered:
+            return None
         try:
             answer = self.resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.DNSException:
+            self.unanswered = True
             return None
         out: list[str] = []
         for rdata in answer.rrset or ():

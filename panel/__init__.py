@@ -138,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .clientsetup import bp as clientsetup_bp
     from .customers import bp as customers_bp
+    from .deliverability import bp as deliverability_bp
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .home import bp as home_bp
@@ -153,6 +154,7 @@ def _register_blueprints(app: Flask) -> None:
         home_bp,
         account_bp,
         domains_bp,
+        deliverability_bp,
         mail_bp,
         audit_bp,
         api_bp,

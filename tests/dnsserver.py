@@ -116,3 +116,35 @@ class LocalDns:
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
             self.proc = None
+
+
+def zone_records(zone: str) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """Zone-file lines (``name. TTL IN TYPE data``: MX, TXT, CNAME, SRV, PTR, A) as the
+    txt / mx / extra arguments of `LocalDns.serve`: what a customer pastes into a DNS
+    provider's zone, served by dnsmasq."""
+    import re
+
+    txt: dict[str, list[str]] = {}
+    mx: dict[str, list[str]] = {}
+    extra: list[str] = []
+    for line in zone.splitlines():
+        if not line.strip() or line.lstrip().startswith(";"):
+            continue
+        name, _ttl, _class, rtype, data = line.split(None, 4)
+        name = name.rstrip(".")
+        if rtype == "TXT":
+            txt.setdefault(name, []).append("".join(re.findall(r'"([^"]*)"', data)))
+        elif rtype == "MX":
+            mx.setdefault(name, []).append(data.split()[1].rstrip("."))
+        elif rtype == "CNAME":
+            extra.append(f"cname={name},{data.rstrip('.')}")
+        elif rtype == "SRV":
+            priority, weight, port, target = data.split()
+            extra.append(f"srv-host={name},{target.rstrip('.')},{port},{priority},{weight}")
+        elif rtype == "PTR":
+            extra.append(f"ptr-record={name},{data.rstrip('.')}")
+        elif rtype == "A":
+            extra.append(f"host-record={name},{data}")
+        else:
+            raise ValueError(f"record type {rtype} is not served by the test DNS server")
+    return txt, mx, extra

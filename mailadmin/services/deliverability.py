@@ -1,10 +1,11 @@
 """Deliverability of a domain: the records we recommend and the DNS health check.
 
 `dns_health` shows the last check (cached in `DnsHealthCheck` with the time it was read) and
-checks when there is none yet or when asked to ("check again", ``mailadmin dns check``,
-``GET /api/v1/domains/<name>/dns?refresh=1``). A check also moves the domain's DKIM keys on
-(`dkim_keys.advance_keys`: a new key signs once DNS shows it). Scope: customers their domains,
-resellers their customers', the server admin all (`scope.get_domain`).
+looks up anew only when asked to ("check again", ``mailadmin dns check``,
+``POST /api/v1/domains/<name>/dns/check``): showing a page never sends DNS queries. A check
+also moves the domain's DKIM keys on (`dkim_keys.advance_keys`: a new key signs once DNS
+shows it). Scope: customers their domains, resellers their customers', the server admin all
+(`scope.get_domain`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from . import dkim_keys
 from .context import Actor
 from .scope import get_domain
 from .server import get_server_settings
+
+#: A "check again" sooner than this after the last check shows the last check.
+RECHECK_SECONDS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +97,16 @@ def _health(session: Session, domain: Domain, server: MailServer) -> DnsHealth:
 
 def dns_health(session: Session, actor: Actor, name: str, *, refresh: bool = False,
                lookup: LookupFn | None = None) -> DnsHealth:
-    """The domain's DNS health; looked up now when `refresh` or never checked before."""
+    """The domain's DNS health as last checked (no verdicts before the first check); with
+    `refresh`, looked up now, unless the last check is under `RECHECK_SECONDS` old (a
+    button pressed over and over does not turn the panel into a DNS flooder)."""
     domain = get_domain(session, actor, name, field="name")
     settings = get_server_settings(session)
     server = mail_server(settings)
-    if refresh or session.get(DnsHealthCheck, domain.id) is None:
+    cached = session.get(DnsHealthCheck, domain.id)
+    recent = cached is not None and (
+        actor.now() - cached.checked_at < dt.timedelta(seconds=RECHECK_SECONDS))
+    if refresh and not recent:
         fn = lookup or dkim_keys.lookup_for(session)
         dkim_keys.advance_keys(session, actor, domain.name, lookup=fn)
         verdicts = check_domain(domain.name, server, _published_keys(session, domain), fn)
