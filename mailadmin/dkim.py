@@ -23,6 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 Algorithm = t.Literal["rsa", "ed25519"]
 ALGORITHMS: tuple[Algorithm, ...] = ("rsa", "ed25519")
+#: The keys OpenDKIM is given. Debian's OpenDKIM 2.11.0 cannot sign with an Ed25519 key:
+#: it answers the message with 451 4.7.0 ("EVP_PKEY_get1_RSA() failed"), which would hold
+#: the domain's mail. Ed25519 keys are made and published (DNS is ready for a signer that
+#: can), but do not sign here.
+SIGNING_ALGORITHMS: tuple[Algorithm, ...] = ("rsa",)
 RSA_BITS = 2048
 #: Debian's opendkim package runs the signer as this user and group.
 SIGNER_GROUP = "opendkim"

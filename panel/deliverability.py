@@ -35,7 +35,7 @@ class CheckForm(FlaskForm):  # type: ignore[misc]
 class NewKeyForm(FlaskForm):  # type: ignore[misc]
     algorithm = SelectField("Key type", default="rsa", choices=[
         SelectChoice("rsa", "RSA 2048 (every receiver)"),
-        SelectChoice("ed25519", "Ed25519 (newer, shorter)")])
+        SelectChoice("ed25519", "Ed25519 (published only: OpenDKIM 2.11 signs with RSA)")])
 
 
 def health_url(domain: str) -> str:

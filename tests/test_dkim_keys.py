@@ -165,6 +165,13 @@ def test_rotation_switches_when_dns_shows_the_key_and_retires_the_old_one_on_sch
     assert states(day2 + dkim_keys.RETIRE_AFTER) == {second.selector: "active"}
     assert not old_file.exists()
 
+    # an Ed25519 key is published and turns active, but OpenDKIM only gets RSA keys
+    ed = run(session_factory, dkim_keys.rotate_key, at(alice, day2), "alice.test",
+             algorithm="ed25519")
+    serve_keys(dns, "alice.test", [second, ed])
+    assert states(day2)[ed.selector] == "active"
+    assert signing() == [second.selector]
+
 
 def test_remove_takes_rows_and_files(world: dict[str, Actor], tmp_path: Path,
                                      session_factory: sessionmaker[Session]) -> None:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..dkim import SIGNING_ALGORITHMS
 from ..models import (
     Autoresponder,
     DkimKey,
@@ -278,7 +279,8 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
         for dom, selector in session.execute(
             select(Domain.name, DkimKey.selector)
             .join(Domain, DkimKey.domain_id == Domain.id)
-            .where(DkimKey.state == DkimKeyState.ACTIVE.value, verified)
+            .where(DkimKey.state == DkimKeyState.ACTIVE.value, verified,
+                   DkimKey.algorithm.in_(SIGNING_ALGORITHMS))
             .order_by(Domain.name, DkimKey.selector)
         )
     )

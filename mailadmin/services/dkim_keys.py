@@ -104,7 +104,7 @@ def rotate_key(session: Session, actor: Actor, name: str, *,
             "waits for DNS: publish its record and check again, or remove it first.",
             field="name")
     selector = dkim.selector_for(actor.now().date(), {k.selector for k in keys})
-    pair = dkim.generate(t_algorithm(algorithm))
+    pair = dkim.generate(_algorithm(algorithm))
     key_dir = get_server_settings(session).dkim_key_dir
     path = dkim.key_path(key_dir, domain.name, selector)
     try:
@@ -122,7 +122,7 @@ def rotate_key(session: Session, actor: Actor, name: str, *,
     return _info(domain, key)
 
 
-def t_algorithm(value: str) -> dkim.Algorithm:
+def _algorithm(value: str) -> dkim.Algorithm:
     return "ed25519" if value == "ed25519" else "rsa"
 
 

@@ -85,3 +85,42 @@ def test_opendkim_accepts_the_rendered_config(tmp_path: Path) -> None:
     conf.write_text(conf.read_text() + "NoSuchSetting yes\n")
     bad = subprocess.run([binary, "-n", "-x", str(conf)], capture_output=True, text=True)
     assert bad.returncode != 0 and "unrecognized parameter" in bad.stderr
+
+
+@pytest.mark.parametrize(("algorithm", "signs"), [("rsa", True), ("ed25519", False)])
+def test_which_keys_opendkim_can_sign_with(algorithm: str, signs: bool, tmp_path: Path) -> None:
+    """Why only RSA keys reach OpenDKIM (`dkim.SIGNING_ALGORITHMS`): Debian's OpenDKIM 2.11
+    answers a message for an Ed25519 key with a temporary failure instead of signing it. If
+    this starts to sign, Ed25519 can be let through."""
+    import tempfile
+
+    from mailadmin import dkim
+
+    binary = shutil.which("opendkim") or "/usr/sbin/opendkim"
+    if not Path(binary).exists():
+        if IN_CI:
+            pytest.fail("opendkim is needed in CI (Debian package opendkim)")
+        pytest.skip("opendkim not installed")
+    assert (algorithm in dkim.SIGNING_ALGORITHMS) == signs
+    # OpenDKIM refuses keys below a world-writable folder such as /tmp
+    keys = Path(tempfile.mkdtemp(prefix="mailadmin-dkim-", dir="/run"))
+    try:
+        key = keys / "ex.test" / "s20261206.private"
+        key.parent.mkdir()
+        key.write_bytes(dkim.generate(algorithm).private_pem)  # type: ignore[arg-type]
+        key.chmod(0o600)
+        (tmp_path / "KeyTable").write_text(f"s._domainkey.ex.test ex.test:s20261206:{key}\n")
+        (tmp_path / "SigningTable").write_text("*@ex.test s._domainkey.ex.test\n")
+        conf = tmp_path / "opendkim.conf"
+        conf.write_text(f"Syslog no\nMode s\nKeyTable file:{tmp_path}/KeyTable\n"
+                        f"SigningTable refile:{tmp_path}/SigningTable\n")
+        message = tmp_path / "m.eml"
+        message.write_bytes(b"From: a@ex.test\r\nTo: b@ex.test\r\nSubject: x\r\n\r\nhi\r\n")
+        out = subprocess.run([binary, "-x", str(conf), "-t", str(message), "-vv"],
+                             capture_output=True, text=True, timeout=30)
+        text = out.stdout + out.stderr
+        assert ("DKIM-Signature" in text) == signs, text
+        if not signs:
+            assert "rcode='451'" in text
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)
