@@ -223,3 +223,27 @@ def test_cli_rotate_list_update_remove(world: dict[str, Actor], sqlite_engine: E
     assert refused.exit_code == 1 and "no domain" in refused.output
     removed = cli("dkim", "remove", "alice.test", "--json")
     assert json.loads(removed.output) == {"removed": 1}
+
+
+def test_the_background_round_switches_and_retires(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], dns: LocalDns,
+        tmp_path: Path) -> None:
+    from mailadmin.workers.dkim_rotation import advance_dkim_keys
+
+    day1 = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    first = run(session_factory, dkim_keys.rotate_key, at(world["alice"], day1), "alice.test")
+    assert advance_dkim_keys(session_factory, now=day1, timeout=3) == 0
+    serve_keys(dns, "alice.test", [first])
+    assert advance_dkim_keys(session_factory, now=day1, timeout=3) == 1
+    second = run(session_factory, dkim_keys.rotate_key, at(world["alice"], day1), "alice.test")
+    serve_keys(dns, "alice.test", [first, second])
+    assert advance_dkim_keys(session_factory, now=day1, timeout=3) == 1
+    later = day1 + dkim_keys.RETIRE_AFTER
+    assert advance_dkim_keys(session_factory, now=later, timeout=3) == 1
+    keys = run(session_factory, dkim_keys.list_keys, world["alice"], "alice.test")
+    assert [(k.selector, k.state) for k in keys] == [(second.selector, "active")]
+    with session_factory() as s:
+        actions = s.scalars(select(AuditEvent.action).where(
+            AuditEvent.action.like("dkim.%")).order_by(AuditEvent.id)).all()
+    assert actions == ["dkim.create", "dkim.activate", "dkim.create", "dkim.retire",
+                       "dkim.activate", "dkim.retired"]

@@ -199,6 +199,13 @@ def advance_all(session: Session, actor: Actor, *, lookup: LookupFn | None = Non
     return changed
 
 
+def waiting_records(session: Session) -> list[str]:
+    """The DNS names of every key waiting for DNS (for the background round's lookups)."""
+    return [dkim.record_name(selector, name) for selector, name in session.execute(
+        select(DkimKey.selector, Domain.name).join(Domain, DkimKey.domain_id == Domain.id)
+        .where(DkimKey.state == PUBLISHED).order_by(Domain.name, DkimKey.selector))]
+
+
 def remove_keys(session: Session, actor: Actor, name: str, selector: str | None = None) -> int:
     """Remove one key (by selector) or every key of the domain; returns how many."""
     domain = get_domain(session, actor, name, field="name")
