@@ -27,7 +27,7 @@ from mailadmin.db import transaction
 from mailadmin.errors import Conflict, NotFound, ValidationError
 from mailadmin.lab.sandbox import sandbox_settings
 from mailadmin.mailstack import build_snapshot
-from mailadmin.models import AuditEvent, PanelUser
+from mailadmin.models import AuditEvent, DkimKey, PanelUser
 from mailadmin.services import dkim_keys, domains
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
@@ -183,6 +183,17 @@ def test_remove_takes_rows_and_files(world: dict[str, Actor], tmp_path: Path,
     assert run(session_factory, dkim_keys.remove_keys, world["alice"], "alice.test") == 1
     assert not path.exists()
     assert run(session_factory, dkim_keys.list_keys, world["alice"], "alice.test") == []
+
+
+def test_removing_the_domain_removes_its_key_files(
+        world: dict[str, Actor], session_factory: sessionmaker[Session], tmp_path: Path) -> None:
+    key = run(session_factory, dkim_keys.rotate_key, world["alice"], "alice.test")
+    path = tmp_path / "dkim" / "alice.test" / f"{key.selector}.private"
+    assert path.exists()
+    run(session_factory, domains.remove_domain, world["alice"], "alice.test")
+    assert not path.exists()
+    with session_factory() as s:
+        assert s.scalars(select(DkimKey)).all() == []
 
 
 def test_tenants_cannot_touch_each_others_keys(

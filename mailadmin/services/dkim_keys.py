@@ -218,3 +218,12 @@ def remove_keys(session: Session, actor: Actor, name: str, selector: str | None 
         _delete(session, actor, domain, key, key_dir, "dkim.remove")
     session.flush()
     return len(keys)
+
+
+def forget_keys(session: Session, actor: Actor, domain: Domain) -> None:
+    """The domain is being removed: its keys go too, files included (`domains.remove_domain`;
+    no private key is left behind for a name the server no longer hosts)."""
+    key_dir = get_server_settings(session).dkim_key_dir
+    for key in _keys(session, domain):
+        _delete(session, actor, domain, key, key_dir, "dkim.remove")
+    session.flush()
