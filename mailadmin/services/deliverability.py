@@ -27,7 +27,7 @@ from ..dnsrecords import (
     recommended,
 )
 from ..errors import NotFound, ValidationError
-from ..models import DkimKey, DnsHealthCheck, Domain, ServerSettings
+from ..models import DnsHealthCheck, Domain, ServerSettings
 from ..names import normalize_domain
 from . import dkim_keys
 from .context import Actor
@@ -74,9 +74,8 @@ def mail_server(settings: ServerSettings) -> MailServer:
 
 def _published_keys(session: Session, domain: Domain) -> tuple[DkimPublic, ...]:
     """The keys DNS should hold: every key that is not gone (waiting, signing, retiring)."""
-    return tuple(DkimPublic(k.selector, k.algorithm, k.public_key) for k in session.scalars(
-        select(DkimKey).where(DkimKey.domain_id == domain.id)
-        .order_by(DkimKey.created_at, DkimKey.id)))
+    return tuple(DkimPublic(k.selector, k.algorithm, k.public_key)
+                 for k in dkim_keys.domain_keys(session, domain))
 
 
 def _health(session: Session, domain: Domain, server: MailServer) -> DnsHealth:
@@ -84,12 +83,7 @@ def _health(session: Session, domain: Domain, server: MailServer) -> DnsHealth:
     verdicts: tuple[Verdict, ...] = ()
     if cached is not None:
         verdicts = tuple(Verdict.from_dict(v) for v in json.loads(cached.results))
-    keys = tuple(dkim_keys.KeyInfo(k.selector, k.algorithm, k.state, k.created_at,
-                                   k.activated_at, k.retire_at,
-                                   f"{k.selector}._domainkey.{domain.name}",
-                                   f"v=DKIM1; k={k.algorithm}; p={k.public_key}")
-                 for k in session.scalars(select(DkimKey).where(DkimKey.domain_id == domain.id)
-                                          .order_by(DkimKey.created_at, DkimKey.id)))
+    keys = tuple(dkim_keys.key_infos(session, domain))
     return DnsHealth(domain.name, cached.checked_at if cached else None, verdicts,
                      tuple(recommended(domain.name, server, _published_keys(session, domain))),
                      keys)

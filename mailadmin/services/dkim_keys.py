@@ -66,9 +66,15 @@ def _info(domain: Domain, key: DkimKey) -> KeyInfo:
                    dkim.record_value(key.algorithm, key.public_key))
 
 
-def _keys(session: Session, domain: Domain) -> list[DkimKey]:
+def domain_keys(session: Session, domain: Domain) -> list[DkimKey]:
+    """The domain's keys, oldest first (for services that already hold the scoped domain)."""
     return list(session.scalars(select(DkimKey).where(DkimKey.domain_id == domain.id)
                                 .order_by(DkimKey.created_at, DkimKey.id)))
+
+
+
+def key_infos(session: Session, domain: Domain) -> list[KeyInfo]:
+    return [_info(domain, k) for k in domain_keys(session, domain)]
 
 
 def _audit(session: Session, actor: Actor, action: str, domain: Domain, key: DkimKey,
@@ -82,7 +88,7 @@ def _audit(session: Session, actor: Actor, action: str, domain: Domain, key: Dki
 
 def list_keys(session: Session, actor: Actor, name: str) -> list[KeyInfo]:
     domain = get_domain(session, actor, name, field="name")
-    return [_info(domain, k) for k in _keys(session, domain)]
+    return [_info(domain, k) for k in domain_keys(session, domain)]
 
 
 def rotate_key(session: Session, actor: Actor, name: str, *,
@@ -96,7 +102,7 @@ def rotate_key(session: Session, actor: Actor, name: str, *,
         raise ValidationError(f"Choose the key type {' or '.join(dkim.ALGORITHMS)}.",
                               field="algorithm")
     domain = get_domain(session, actor, name, field="name")
-    keys = _keys(session, domain)
+    keys = domain_keys(session, domain)
     waiting = [k for k in keys if k.state == PUBLISHED and k.algorithm == algorithm]
     if waiting:
         raise Conflict(
@@ -138,7 +144,7 @@ def lookup_for(session: Session, timeout: float = DEFAULT_TIMEOUT) -> Lookup:
 
 def _advance(session: Session, actor: Actor, domain: Domain, lookup: LookupFn) -> None:
     now = actor.now()
-    keys = _keys(session, domain)
+    keys = domain_keys(session, domain)
     for key in keys:
         if key.state != PUBLISHED:
             continue
@@ -169,8 +175,9 @@ def _delete(session: Session, actor: Actor, domain: Domain, key: DkimKey, key_di
             action: str) -> None:
     _audit(session, actor, action, domain, key, {"state": key.state}, None)
     session.delete(key)
-    # the file goes with the row; an apply that still names it is not possible after this
-    # transaction, and OpenDKIM already holds the key it loaded
+    # The file goes before the commit: should the transaction roll back, the row of a key
+    # that was not signing stays without its file (harmless), and an apply for a signing
+    # one fails validation by name ("DKIM key files are missing") rather than dropping mail.
     dkim.remove_private_key(dkim.key_path(key_dir, domain.name, key.selector))
 
 
@@ -179,7 +186,7 @@ def advance_keys(session: Session, actor: Actor, name: str, *,
     """Activate a waiting key once DNS serves it; remove retiring keys whose time is up."""
     domain = get_domain(session, actor, name, field="name")
     _advance(session, actor, domain, lookup or lookup_for(session))
-    return [_info(domain, k) for k in _keys(session, domain)]
+    return [_info(domain, k) for k in domain_keys(session, domain)]
 
 
 def advance_all(session: Session, actor: Actor, *, lookup: LookupFn | None = None) -> int:
@@ -193,9 +200,9 @@ def advance_all(session: Session, actor: Actor, *, lookup: LookupFn | None = Non
         domain = session.get(Domain, domain_id)
         if domain is None:
             continue
-        before = [(k.selector, k.state) for k in _keys(session, domain)]
+        before = [(k.selector, k.state) for k in domain_keys(session, domain)]
         _advance(session, actor, domain, fn)
-        changed += before != [(k.selector, k.state) for k in _keys(session, domain)]
+        changed += before != [(k.selector, k.state) for k in domain_keys(session, domain)]
     return changed
 
 
@@ -209,7 +216,7 @@ def waiting_records(session: Session) -> list[str]:
 def remove_keys(session: Session, actor: Actor, name: str, selector: str | None = None) -> int:
     """Remove one key (by selector) or every key of the domain; returns how many."""
     domain = get_domain(session, actor, name, field="name")
-    keys = [k for k in _keys(session, domain) if selector is None or k.selector == selector]
+    keys = [k for k in domain_keys(session, domain) if selector is None or k.selector == selector]
     if selector is not None and not keys:
         raise NotFound(f"{domain_to_unicode(domain.name)} has no DKIM key {selector!r}.",
                        field="selector")
@@ -224,6 +231,6 @@ def forget_keys(session: Session, actor: Actor, domain: Domain) -> None:
     """The domain is being removed: its keys go too, files included (`domains.remove_domain`;
     no private key is left behind for a name the server no longer hosts)."""
     key_dir = get_server_settings(session).dkim_key_dir
-    for key in _keys(session, domain):
+    for key in domain_keys(session, domain):
         _delete(session, actor, domain, key, key_dir, "dkim.remove")
     session.flush()
