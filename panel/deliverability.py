@@ -38,9 +38,15 @@ class NewKeyForm(FlaskForm):  # type: ignore[misc]
         SelectChoice("ed25519", "Ed25519 (published only: OpenDKIM 2.11 signs with RSA)")])
 
 
+#: Diagnosis families whose cause is usually the sender domain's DNS (or the server's
+#: reputation and reverse DNS): their findings link to `health_url` of the sender's domain.
+HEALTH_FAMILIES = frozenset({"spf_dmarc", "rbl_blocked"})
+
+
 def health_url(domain: str) -> str:
-    """The deliverability page of `domain` (ASCII or Unicode): the diagnosis page links its
-    ``spf_dmarc`` and ``rbl_blocked`` findings here."""
+    """The deliverability page of `domain` (ASCII or Unicode), for the diagnosis page's
+    links from findings of `HEALTH_FAMILIES`. It answers 404 to anyone who does not manage
+    the domain, so linking is safe whoever reads the diagnosis."""
     return url_for("deliverability.page", name=domain)
 
 

@@ -261,3 +261,13 @@ def test_api_and_page(world: dict[str, Actor], app: t.Any, client: t.Any, dns: L
     assert client.get("/domains/carl.test/deliverability").status_code == 404
     # forms without their CSRF token change nothing
     assert client.post("/domains/carl.test/deliverability/check").status_code in (400, 404)
+
+
+def test_the_diagnosis_link_builder(app: t.Any) -> None:
+    from panel.deliverability import HEALTH_FAMILIES, health_url
+
+    with app.test_request_context():
+        assert health_url("good.test") == "/domains/good.test/deliverability"
+    from mailadmin.diagnostics.catalogue import load_catalogue
+
+    assert HEALTH_FAMILIES.issubset(load_catalogue().families)
