@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 
 import dns.exception
@@ -201,8 +202,10 @@ def judge(domain: str, server: MailServer, dkim: Sequence[DkimPublic],
         verdict("spf", "conflicting", spf, "Two or more SPF records: receivers treat that as "
                 "an error (RFC 7208 4.5). Publish exactly one.")
     elif not _spf_covers(spf[0], server, mx_ok):
+        includes = " (include: and redirect= are not followed by this check)" if re.search(
+            r"\b(include:|redirect=)", spf[0], re.I) else ""
         verdict("spf", "wrong", spf, "The SPF record does not name this server, so mail sent "
-                "from here fails SPF.")
+                f"from here fails SPF{includes}.")
     elif spf[0].lower().rstrip().endswith("+all") or " +all" in spf[0].lower():
         verdict("spf", "wrong", spf, "The SPF record ends in +all: anyone may send as "
                 f"{domain}.")

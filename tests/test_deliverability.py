@@ -21,7 +21,7 @@ from mailadmin.cli import main
 from mailadmin.db import transaction
 from mailadmin.dnshealth import RECORDS
 from mailadmin.errors import NotFound, ValidationError
-from mailadmin.models import PanelUser
+from mailadmin.models import Domain, PanelUser
 from mailadmin.services import deliverability, dkim_keys, domains, server_settings, tokens
 from mailadmin.services.context import Actor
 from mailadmin.services.server import get_server_settings
@@ -209,6 +209,13 @@ def test_mta_sts_policy_is_served_for_hosted_domains(
     assert fields["mode"] in ("testing", "enforce") and int(fields["max_age"]) > 0
     for host in ("mta-sts.unknown.test", "good.test", "mta-sts.carl", "www.good.test"):
         assert client.get("/.well-known/mta-sts.txt", headers={"Host": host}).status_code == 404
+    # a claimed domain that is not verified yet gets no policy vouching for it
+    assert client.get("/.well-known/mta-sts.txt",
+                      headers={"Host": "mta-sts.carl.test"}).status_code == 200
+    with app.extensions["mailadmin"].session_factory() as s, s.begin():
+        s.scalars(select(Domain).where(Domain.name == "carl.test")).one().pending = True
+    assert client.get("/.well-known/mta-sts.txt",
+                      headers={"Host": "mta-sts.carl.test"}).status_code == 404
 
 
 def test_cli_dns_check_json(world: dict[str, Actor], sqlite_engine: Engine, tmp_path: Path,
