@@ -119,6 +119,8 @@ class Published:
     dmarc: list[str] | None
     ptr: dict[str, list[str] | None]
     mta_sts: list[str] | None
+    #: Where ``mta-sts.<domain>`` points (CNAME target or addresses): the policy's host.
+    mta_sts_host: list[str] | None
     autoconfig: list[str] | None
     autoconfig_a: list[str] | None
     submission_srv: list[str] | None
@@ -127,6 +129,7 @@ class Published:
 def look_up(domain: str, server: MailServer, dkim: Sequence[DkimPublic],
             lookup: LookupFn) -> Published:
     autoconfig = lookup(f"autoconfig.{domain}", "CNAME")
+    policy_host = lookup(f"mta-sts.{domain}", "CNAME")
     return Published(
         mx=lookup(domain, "MX"),
         txt=lookup(domain, "TXT"),
@@ -134,6 +137,7 @@ def look_up(domain: str, server: MailServer, dkim: Sequence[DkimPublic],
         dmarc=lookup(f"_dmarc.{domain}", "TXT"),
         ptr={str(a): lookup(reverse_name(a), "PTR") for a in server.addresses},
         mta_sts=lookup(f"_mta-sts.{domain}", "TXT"),
+        mta_sts_host=policy_host or lookup(f"mta-sts.{domain}", "A"),
         autoconfig=autoconfig,
         autoconfig_a=[] if autoconfig else lookup(f"autoconfig.{domain}", "A"),
         submission_srv=lookup(f"_submission._tcp.{domain}", "SRV"),
@@ -278,6 +282,9 @@ def judge(domain: str, server: MailServer, dkim: Sequence[DkimPublic],
     elif parse_tags(sts[0]).get("id") != mta_sts_id(host):
         verdict("mta-sts", "wrong", sts, "The MTA-STS id is not the current policy's: senders "
                 "keep an old policy.")
+    elif not found.mta_sts_host:
+        verdict("mta-sts", "missing", sts, f"mta-sts.{domain} does not resolve, so senders "
+                "cannot fetch the policy.")
     else:
         verdict("mta-sts", "ok", sts, "MTA-STS is published.")
     # autoconfig: the CNAME (or its address) and the submission SRV record

@@ -33,7 +33,7 @@ HOST = "mx.hoster.test"
 SERVER_IP = "192.0.2.25"
 PTR_NAME = "25.2.0.192.in-addr.arpa"
 DOMAINS = ("good.test", "nospf.test", "twospf.test", "spfother.test", "nodkim.test",
-           "dmarcreject.test", "mxelsewhere.test")
+           "dmarcreject.test", "mxelsewhere.test", "stshost.test")
 
 
 @pytest.fixture
@@ -121,6 +121,7 @@ def test_each_defect_gets_its_verdict_and_the_line_that_fixes_it(
         '_dmarc.dmarcreject.test. 3600 IN TXT "v=DMARC1; p=reject"',
         *without(zones["mxelsewhere.test"], r"IN MX"),
         "mxelsewhere.test. 3600 IN MX 10 mx.elsewhere.test.",
+        *without(zones["stshost.test"], r"^mta-sts\."),
     ]
     serve(dns, published)
 
@@ -147,6 +148,7 @@ def test_each_defect_gets_its_verdict_and_the_line_that_fixes_it(
     check("dmarcreject.test", "dmarc", "wrong", dmarc_re, "DKIM is not published")
     check("dmarcreject.test", "dkim", "missing", dkim_re, "does not publish")
     check("mxelsewhere.test", "mx", "wrong", r"IN MX", "mx.elsewhere.test")
+    check("stshost.test", "mta-sts", "missing", r"mta-sts\.", "cannot fetch the policy")
     # the other records of the defect domains are fine
     assert verdicts(session_factory, alice, "nospf.test")["dkim"].status == "ok"
     assert verdicts(session_factory, alice, "mxelsewhere.test")["spf"].status == "ok"
