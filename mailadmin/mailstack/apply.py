@@ -339,7 +339,8 @@ def _reload(config_dir: Path, tools: Tools) -> str:
     else:
         # the files are in force; Dovecot reads them when it is started
         outputs.append("dovecot: not running, nothing to reload")
-    outputs.append(_reload_opendkim(current.resolve()))
+    if (current / OPENDKIM_CONF).exists():
+        outputs.append(_reload_opendkim(current.resolve()))
     if not postfix:
         outputs.append("postfix: not running, nothing to reload")
         return "\n".join(outputs)

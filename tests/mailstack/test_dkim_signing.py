@@ -187,12 +187,13 @@ def publish(dns: LocalDns, keys: list[dkim_keys.KeyInfo]) -> None:
     dns.serve(txt={k.record_name: [k.record_value] for k in keys})
 
 
-def reapply(world: World, *, changes: bool = True) -> None:
+def reapply(world: World, *, changes: bool = True) -> str:
     with Session(world.stack.engine) as s:
         result = sandbox_apply(build_snapshot(s, world.stack.settings))
     assert result.changed == changes
     if changes:
         assert "opendkim -n: ok" in result.validation_output, result.validation_output
+    return result.validation_output
 
 
 def test_submitted_mail_is_signed_and_rotation_switches_and_retires(world: World) -> None:
@@ -226,7 +227,8 @@ def test_submitted_mail_is_signed_and_rotation_switches_and_retires(world: World
         states = {k.selector: k.state for k in dkim_keys.advance_keys(s, at(day2),
                                                                        "signed.test")}
     assert states == {first.selector: "retiring", second.selector: "active"}
-    reapply(world)  # SIGUSR1: OpenDKIM re-reads its tables through `current`
+    # SIGUSR1: OpenDKIM re-reads its tables through `current`
+    assert "opendkim reload: ok" in reapply(world)
 
     def signed_with_new() -> bool:
         subject = f"second-key-{time.monotonic_ns()}"
