@@ -58,6 +58,8 @@ class Check(enum.StrEnum):
     DENY_LIST = "deny_list"
     #: Roles (admin, reseller, customer, mailbox), space or comma separated; empty for none.
     ROLES = "roles"
+    #: IPv4/IPv6 addresses, separated by spaces or commas (empty: none).
+    IP_ADDRESSES = "ip_addresses"
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,14 @@ TABLE: tuple[Setting, ...] = (
             "Roles that must use two-factor sign-in, enrolling at their next sign-in "
             "(any of admin, reseller, customer, mailbox; empty = nobody is made to)", _C.ROLES,
             max_len=64, group=_BEHAVIOUR),
+    Setting("mail_server_addresses", str, "",
+            "The mail server's public IP addresses, for SPF and reverse DNS (PTR) checks",
+            _C.IP_ADDRESSES, max_len=1024, group=_LISTENING),
+    Setting("dkim_key_dir", str, "/etc/mailadmin/dkim",
+            "Where DKIM private keys are kept (readable only by OpenDKIM)", _C.PATH,
+            snapshot="dkim_key_dir", group=_STORAGE),
+    Setting("dkim_milter_port", int, 8891, "Loopback port of the OpenDKIM signer (milter)",
+            _C.PORT, snapshot="dkim_milter_port", group=_LISTENING),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in TABLE}

@@ -140,6 +140,7 @@ def _register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .clientsetup import bp as clientsetup_bp
     from .customers import bp as customers_bp
+    from .deliverability import bp as deliverability_bp
     from .diagnostics import bp as diagnostics_bp
     from .domains import bp as domains_bp
     from .help import bp as help_bp
@@ -160,6 +161,7 @@ def _register_blueprints(app: Flask) -> None:
         home_bp,
         account_bp,
         domains_bp,
+        deliverability_bp,
         mail_bp,
         audit_bp,
         api_bp,

@@ -17,6 +17,7 @@ debian_packages=(
   mmdebstrap
   dnsmasq-base
   systemd
+  opendkim opendkim-tools
   chromium fonts-liberation fonts-dejavu-core
 )
 missing=()

@@ -45,6 +45,14 @@ def free_udp_tcp_port(start: int = 45000, stop: int = 49999) -> int:
     raise RuntimeError("no free port for the DNS server")
 
 
+def _txt_strings(value: str) -> str:
+    """A long value (a DKIM key) as quoted strings of at most 255 characters; a short one as
+    before (unquoted: a comma in it separates strings)."""
+    if len(value) <= 255:
+        return value
+    return ",".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
+
+
 class LocalDns:
     def __init__(self, folder: Path, zones: tuple[str, ...] = ("test",)) -> None:
         self.binary = require_dnsmasq()
@@ -60,8 +68,9 @@ class LocalDns:
         return f"127.0.0.1:{self.port}"
 
     def serve(self, *, txt: dict[str, list[str]] | None = None,
-              mx: dict[str, list[str]] | None = None) -> None:
-        """(Re)start with exactly these records."""
+              mx: dict[str, list[str]] | None = None, extra: list[str] | None = None) -> None:
+        """(Re)start with exactly these records; `extra` are further dnsmasq lines
+        (``cname=``, ``srv-host=``, ``ptr-record=``, ``host-record=``)."""
         self.txt = dict(txt or {})
         self.mx = dict(mx or {})
         self.stop()
@@ -70,9 +79,10 @@ class LocalDns:
                  "no-resolv", "no-hosts", "cache-size=0"]
         lines += [f"local=/{zone}/" for zone in self.zones]
         for name, values in self.txt.items():
-            lines += [f"txt-record={name},{value}" for value in values]
+            lines += [f"txt-record={name},{_txt_strings(value)}" for value in values]
         for name, hosts in self.mx.items():
             lines += [f"mx-host={name},{host},{10 + i}" for i, host in enumerate(hosts)]
+        lines += extra or []
         conf.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen(
             [self.binary, f"--conf-file={conf}", "--keep-in-foreground", "--pid-file",
@@ -106,3 +116,35 @@ class LocalDns:
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
             self.proc = None
+
+
+def zone_records(zone: str) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
+    """Zone-file lines (``name. TTL IN TYPE data``: MX, TXT, CNAME, SRV, PTR, A) as the
+    txt / mx / extra arguments of `LocalDns.serve`: what a customer pastes into a DNS
+    provider's zone, served by dnsmasq."""
+    import re
+
+    txt: dict[str, list[str]] = {}
+    mx: dict[str, list[str]] = {}
+    extra: list[str] = []
+    for line in zone.splitlines():
+        if not line.strip() or line.lstrip().startswith(";"):
+            continue
+        name, _ttl, _class, rtype, data = line.split(None, 4)
+        name = name.rstrip(".")
+        if rtype == "TXT":
+            txt.setdefault(name, []).append("".join(re.findall(r'"([^"]*)"', data)))
+        elif rtype == "MX":
+            mx.setdefault(name, []).append(data.split()[1].rstrip("."))
+        elif rtype == "CNAME":
+            extra.append(f"cname={name},{data.rstrip('.')}")
+        elif rtype == "SRV":
+            priority, weight, port, target = data.split()
+            extra.append(f"srv-host={name},{target.rstrip('.')},{port},{priority},{weight}")
+        elif rtype == "PTR":
+            extra.append(f"ptr-record={name},{data.rstrip('.')}")
+        elif rtype == "A":
+            extra.append(f"host-record={name},{data}")
+        else:
+            raise ValueError(f"record type {rtype} is not served by the test DNS server")
+    return txt, mx, extra

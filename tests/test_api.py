@@ -560,6 +560,7 @@ def test_openapi_document_is_generated_from_the_schemas(api_app: t.Any, api: t.A
         ("/api/v1/domains/{name}", "delete"), ("/api/v1/domains/{name}/catchall", "put"),
         ("/api/v1/domains/{name}", "get"), ("/api/v1/domains/{name}/verify", "post"),
         ("/api/v1/domains/{name}/approve", "post"),
+        ("/api/v1/domains/{name}/dns", "get"), ("/api/v1/domains/{name}/dns/check", "post"),
         ("/api/v1/domains/{name}/defaults", "put"),
         ("/api/v1/mailboxes", "get"), ("/api/v1/mailboxes", "post"),
         ("/api/v1/mailboxes/{address}", "get"), ("/api/v1/mailboxes/{address}", "patch"),

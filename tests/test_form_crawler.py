@@ -50,6 +50,7 @@ from mailadmin.services.context import Actor
 from mailadmin.services.packages import PackageSpec
 from mailadmin.services.resellers import AllocationSpec
 
+from .dnsserver import LocalDns
 from .web import submit
 
 GiB = 1024**3
@@ -74,7 +75,7 @@ def _actor(factory: sessionmaker[Session], name: str) -> Actor:
 
 
 def seed(factory: sessionmaker[Session], make_user: t.Any,
-         scratch: Path) -> dict[str, list[str]]:
+         scratch: Path, dns_resolver: str) -> dict[str, list[str]]:
     """A reseller with a package and a customer with two domains, mailboxes (one with an
     autoresponder, one without), a forwarder and API tokens. Returns the values each kind of
     URL variable can take. The server's folders are under `scratch`: the crawler presses
@@ -84,8 +85,10 @@ def seed(factory: sessionmaker[Session], make_user: t.Any,
     with transaction(factory) as s:
         row = server.get_server_settings(s)
         for name in ("config_output_dir", "mail_root", "run_dir", "state_dir", "queue_dir",
-                     "log_dir"):
+                     "log_dir", "dkim_key_dir"):
             setattr(row, name, str(scratch / name))
+        # "check again" (deliverability) asks DNS: only the test's own server on loopback
+        row.dns_resolvers = dns_resolver
     with transaction(factory) as s:
         resellers.create_reseller(s, root, "rita", PASSWORD, AllocationSpec(
             max_customers=5, max_domains=10, max_mailboxes=20, max_total_quota=20 * GiB),
@@ -334,9 +337,18 @@ class World:
 
 
 @pytest.fixture
+def dns(tmp_path: Path) -> t.Iterator[LocalDns]:
+    server = LocalDns(tmp_path, zones=("test", "example"))
+    server.serve()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def world(app: Flask, session_factory: sessionmaker[Session], make_user: t.Any,
-          sqlite_engine: t.Any, tmp_path: Path) -> tuple[World, dict[str, list[str]]]:
-    values = seed(session_factory, make_user, tmp_path / "server")
+          sqlite_engine: t.Any, tmp_path: Path,
+          dns: LocalDns) -> tuple[World, dict[str, list[str]]]:
+    values = seed(session_factory, make_user, tmp_path / "server", dns.resolver)
     database = Path(str(sqlite_engine.url.database))
     sqlite_engine.dispose()
     template = tmp_path / "world.db"

@@ -94,6 +94,7 @@ PAGES: dict[str, Route] = {
     "home.index": Route(PUBLIC),
     "clientsetup.thunderbird": Route(PUBLIC),
     "clientsetup.autodiscover": Route(PUBLIC),
+    "deliverability.mta_sts_policy": Route(PUBLIC),
     # own account and own lists
     "auth.logout": Route(OWN),
     "account.sign_out_everywhere": Route(OWN),
@@ -186,6 +187,9 @@ PAGES: dict[str, Route] = {
     "domains.remove": Route(OBJECT, {"confirm": "{domain}"}),
     "domains.verify": Route(OBJECT),
     "domains.approve": Route(OBJECT),
+    "deliverability.page": Route(OBJECT),
+    "deliverability.check": Route(OBJECT),
+    "deliverability.new_key": Route(OBJECT, {"algorithm": "rsa"}),
     "domains.self_service": Route(OBJECT, {"allow_forwarding": "y",
                                            "allow_autoresponder": "y"}),
     "transfer.export_csv": Route(OWN),
@@ -224,6 +228,8 @@ OPERATIONS: dict[str, Route] = {
     "GET /domains/{name}": Route(OBJECT),
     "POST /domains/{name}/verify": Route(OBJECT),
     "POST /domains/{name}/approve": Route(OBJECT),
+    "GET /domains/{name}/dns": Route(OBJECT),
+    "POST /domains/{name}/dns/check": Route(OBJECT),
     "PUT /domains/{name}/catchall": Route(OBJECT, {"action": "discard"}),
     "PUT /domains/{name}/defaults": Route(OBJECT, {"quota": 1024, "imap": True, "pop3": True,
                                                    "smtp": True}),
@@ -355,6 +361,7 @@ def url_values(endpoint: str, arguments: t.Iterable[str],
         if argument == "name":
             kind = endpoint.split(".")[0]
             values[argument] = objects[{"customers": "customer", "domains": "domain",
+                                        "deliverability": "domain",
                                         "resellers": "reseller"}[kind]]
         elif argument == "address":
             values[argument] = objects["forwarder" if "forwarder" in endpoint else "address"]

@@ -64,6 +64,7 @@ def _changed_value(name: str) -> t.Any:
         "message_size_limit": 10 * 1024 * 1024, "vmail_uid": 5001, "vmail_gid": 5002,
         "imap_listen_port": 10143, "pop3_listen_port": 10110, "submission_listen_port": 10587,
         "smtp_listen_port": 10025, "lmtp_listen_port": 10024, "reinject_listen_port": 10026 + 1,
+        "dkim_milter_port": 18891, "mail_server_addresses": "192.0.2.25",
     }
     if name in samples:
         return samples[name]

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "customer": "resellers:customer_group",
     "db": "database:db_group",
     "diagnose": "diagnose:diagnose_command",
+    "dkim": "deliverability:dkim_group",
+    "dns": "deliverability:dns_group",
     "domain": "mail:domain_group",
     "export": "imports:export_group",
     "forwarder": "mail:forwarder_group",

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from ..errors import MailadminError
 from .render import POSTFIX_HASH_MAPS, render, render_release
+from .render.opendkim import CONF as OPENDKIM_CONF
 from .snapshot import StackSnapshot
 
 #: Files only the servers read; everything else in a release is generated from them.
@@ -90,6 +92,7 @@ class Tools:
     postmap: str = "postmap"
     postconf: str = "postconf"
     sievec: str = "sievec"
+    opendkim: str = "opendkim"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -340,7 +343,26 @@ def validate_release(release: Path, tools: Tools | None = None) -> str:
     if rc != 0 or "fatal:" in out or "error:" in out:
         raise ApplyError("validate", f"postfix check exited {rc}", out)
     outputs.append("postfix check: ok" + (f"\n{out}" if out else ""))
+    if (release / OPENDKIM_CONF).exists():
+        outputs.append(_validate_opendkim(release, tools))
     return "\n".join(outputs)
+
+
+def _validate_opendkim(release: Path, tools: Tools) -> str:
+    """``opendkim -n`` checks the configuration; it does not open the KeyTable, so every key
+    file it names is checked here (a missing one would stop OpenDKIM at its next reload)."""
+    rc, out = _run([tools.opendkim, "-n", "-x", str(release / OPENDKIM_CONF)])
+    if rc != 0:
+        raise ApplyError("validate", f"opendkim -n exited {rc}", out)
+    missing = []
+    for line in (release / "opendkim" / "KeyTable").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key_file = line.rsplit(":", 1)[-1]
+            if not Path(key_file).is_file():
+                missing.append(key_file)
+    if missing:
+        raise ApplyError("validate", "DKIM key files are missing", "\n".join(missing))
+    return "opendkim -n: ok"
 
 
 def _releases_dir(config_dir: Path) -> Path:
@@ -405,6 +427,8 @@ def _reload(config_dir: Path, tools: Tools) -> str:
     else:
         # the files are in force; Dovecot reads them when it is started
         outputs.append("dovecot: not running, nothing to reload")
+    if (current / OPENDKIM_CONF).exists():
+        outputs.append(_reload_opendkim(current.resolve()))
     if not postfix:
         outputs.append("postfix: not running, nothing to reload")
         return "\n".join(outputs)
@@ -416,6 +440,39 @@ def _reload(config_dir: Path, tools: Tools) -> str:
         raise ApplyError("reload", f"postfix reload exited {rc}", out)
     outputs.append("postfix reload: ok")
     return "\n".join(outputs)
+
+
+def _opendkim_pid(release: Path) -> int | None:
+    conf = release / OPENDKIM_CONF
+    if not conf.exists():
+        return None
+    m = re.search(r"^PidFile (\S+)$", conf.read_text(), re.M)
+    if m is None:
+        return None
+    try:
+        pid = int(Path(m.group(1)).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    # a recycled pid must not be signalled: only an opendkim started from this config folder
+    ours = bool(cmdline) and cmdline[0].endswith(b"opendkim") and any(
+        str(release.parent.parent).encode() in arg for arg in cmdline)
+    return pid if ours else None
+
+
+def _reload_opendkim(release: Path) -> str:
+    """SIGUSR1 makes OpenDKIM re-read its configuration and keys (through ``current``)."""
+    pid = _opendkim_pid(release)
+    if pid is None:
+        return "opendkim: not running, nothing to reload"
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        return "opendkim: not running, nothing to reload"
+    return "opendkim reload: ok"
 
 
 def _activate(

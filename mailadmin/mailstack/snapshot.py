@@ -14,10 +14,13 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..dkim import SIGNING_ALGORITHMS
 from ..models import (
     APP_PASSWORD_SLOTS,
     AppPassword,
     Autoresponder,
+    DkimKey,
+    DkimKeyState,
     Domain,
     Forwarder,
     ForwarderDestination,
@@ -108,6 +111,10 @@ class StackSettings:
     #: Tell a client *why* a protocol login is refused. The deny lists do not check the
     #: password, so this reveals to anyone that the account exists; off by default.
     reveal_deny_reason: bool = False
+    #: DKIM private keys: ``<dkim_key_dir>/<domain>/<selector>.private`` (`mailadmin.dkim`).
+    dkim_key_dir: str = DEFAULTS["dkim_key_dir"]
+    #: Loopback port OpenDKIM listens on; Postfix hands it every message as a milter.
+    dkim_milter_port: int = DEFAULTS["dkim_milter_port"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +186,15 @@ class AutoresponderSnap:
 
 
 @dataclasses.dataclass(frozen=True)
+class DkimKeySnap:
+    """A key OpenDKIM signs the domain's mail with (the active one; its file is outside the
+    release, see `mailadmin.dkim`)."""
+
+    domain: str
+    selector: str
+
+
+@dataclasses.dataclass(frozen=True)
 class StackSnapshot:
     settings: StackSettings
     domains: tuple[DomainSnap, ...]
@@ -186,6 +202,8 @@ class StackSnapshot:
     forwarders: tuple[ForwarderSnap, ...]
     autoresponders: tuple[AutoresponderSnap, ...]
     app_passwords: tuple[AppPasswordSnap, ...] = ()
+    #: No keys: no OpenDKIM files and no milter in main.cf.
+    dkim_keys: tuple[DkimKeySnap, ...] = ()
 
 
 def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
@@ -315,7 +333,18 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
             .order_by(Domain.name, Mailbox.local_part, AppPassword.slot)
         )
     )
-    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders, app_passwords)
+    dkim_keys = tuple(
+        DkimKeySnap(dom, selector)
+        for dom, selector in session.execute(
+            select(Domain.name, DkimKey.selector)
+            .join(Domain, DkimKey.domain_id == Domain.id)
+            .where(DkimKey.state == DkimKeyState.ACTIVE.value, verified,
+                   DkimKey.algorithm.in_(SIGNING_ALGORITHMS))
+            .order_by(Domain.name, DkimKey.selector)
+        )
+    )
+    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders,
+                         app_passwords=app_passwords, dkim_keys=dkim_keys)
 
 
 def _column(row: ServerSettings, name: str) -> t.Any:

@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from .base import Base, utcnow
 from .users import PanelUser
@@ -232,3 +232,57 @@ class Autoresponder(Base):
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+class DkimKeyState(enum.StrEnum):
+    #: Made and shown to the owner; signing starts once DNS publishes it.
+    PUBLISHED = "published"
+    #: Signs the domain's outgoing mail.
+    ACTIVE = "active"
+    #: Replaced by a newer key; stays in DNS until `retire_at` so mail in flight verifies.
+    RETIRING = "retiring"
+
+
+class DkimKey(Base):
+    """A domain's DKIM key: the public half (what DNS publishes); the private half is a file
+    outside the database (`mailadmin.dkim`)."""
+
+    __tablename__ = "dkim_keys"
+    __table_args__ = (
+        UniqueConstraint("domain_id", "selector"),
+        CheckConstraint("algorithm IN ('rsa', 'ed25519')", name="algorithm_known"),
+        CheckConstraint("state IN ('published', 'active', 'retiring')", name="state_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"),
+                                           index=True)
+    selector: Mapped[str] = mapped_column(String(63))
+    algorithm: Mapped[str] = mapped_column(String(8))
+    #: base64, as in the record's ``p=`` tag.
+    public_key: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10), default=DkimKeyState.PUBLISHED.value)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[dt.datetime | None]
+    #: A retiring key is removed (row and file) after this time.
+    retire_at: Mapped[dt.datetime | None]
+
+    # the domain's keys go with the domain (the database cascades too)
+    domain: Mapped[Domain] = relationship(
+        backref=backref("dkim_keys", cascade="all, delete-orphan", passive_deletes=True))
+
+
+class DnsHealthCheck(Base):
+    """The last DNS health check of a domain, as read (shown with its time until checked
+    again)."""
+
+    __tablename__ = "dns_health_checks"
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: JSON: the list of record verdicts (`mailadmin.dnshealth.Verdict.as_dict`).
+    results: Mapped[str] = mapped_column(Text)
+
+    domain: Mapped[Domain] = relationship(
+        backref=backref("dns_health", cascade="all, delete-orphan", passive_deletes=True,
+                        uselist=False))

@@ -189,6 +189,12 @@ class ServerSettings(Base):
     two_factor_required_roles: Mapped[str] = mapped_column(
         String(64), default=DEFAULTS["two_factor_required_roles"]
     )
+    #: The server's public addresses (SPF, PTR), space separated; empty = not told.
+    mail_server_addresses: Mapped[str] = mapped_column(
+        String(1024), default=DEFAULTS["mail_server_addresses"])
+    #: DKIM private keys live in <dkim_key_dir>/<domain>/<selector>.private.
+    dkim_key_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["dkim_key_dir"])
+    dkim_milter_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["dkim_milter_port"])
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.
     config_changed_at: Mapped[dt.datetime | None] = mapped_column(PreciseUTCDateTime())

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..models import (
     AppPassword,
     Autoresponder,
+    DkimKey,
     Domain,
     Forwarder,
     ForwarderDestination,
@@ -50,6 +51,8 @@ TRACKED: dict[type, frozenset[str] | None] = {
     ForwarderDestination: None,
     Autoresponder: None,
     AppPassword: None,
+    # an active key is in OpenDKIM's tables; a new key signs only once it turns active
+    DkimKey: frozenset({"state", "selector", "domain_id"}),
 }
 #: Server settings that reach the generated files (the settings table's rendered rows).
 RENDERED_SETTINGS = RENDERED

@@ -18,7 +18,7 @@ from ..names import (
     split_loosely,
 )
 from ..protocols import Protocol
-from . import domain_ownership
+from . import dkim_keys, domain_ownership
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -155,6 +155,7 @@ def remove_domain(session: Session, actor: Actor, name: str, *, confirm: str | N
             f"{forwarders} forwarder(s); remove them first."
         )
     before = _state(domain)
+    dkim_keys.forget_keys(session, actor, domain)
     _audit(session, actor, "domain.delete", domain, before, None)
     session.delete(domain)
     session.flush()

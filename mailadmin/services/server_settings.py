@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from ..dnscheck import format_resolvers, parse_resolvers
+from ..dnsrecords import parse_server_addresses
 from ..domain_policy import DEFAULT_ENTRIES, format_deny_list, parse_deny_list
 from ..errors import InvalidFields, InvalidName, NotFound, ValidationError
 from ..mailstack import names as stack_names
@@ -180,6 +181,10 @@ def _resolvers(value: str) -> str:
     return format_resolvers(parse_resolvers(value))
 
 
+def _ip_addresses(value: str) -> str:
+    return " ".join(str(a) for a in parse_server_addresses(value))
+
+
 #: What an admin's list without any entry is stored as (empty text means the shipped list).
 NO_ENTRIES = "# no entries\n"
 
@@ -236,6 +241,7 @@ def _validator(setting: Setting) -> Callable[[str], t.Any]:
         Check.RESOLVERS: lambda: _resolvers,
         Check.DENY_LIST: lambda: _deny_list,
         Check.ROLES: lambda: _roles,
+        Check.IP_ADDRESSES: lambda: _ip_addresses,
     }
     parse = parsers[setting.check]()
     return _optional(parse) if setting.optional else parse

@@ -32,6 +32,7 @@ from ..services.stack import (
     apply_config_report,
     changes_pending,
 )
+from .dkim_rotation import advance_dkim_keys
 from .domain_checker import recheck_pending
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def watch(
     """Apply whenever changes are pending and none came for `quiet_seconds`.
 
     Every `recheck_seconds` (not with `once`; None: never) it also re-checks the DNS proof of
-    pending domains (`workers.domain_checker`); a domain verified there is a change like any
-    other, applied by this same loop.
+    pending domains (`workers.domain_checker`) and moves DKIM keys on
+    (`workers.dkim_rotation`); a domain verified or a key switched there is a change like
+    any other, applied by this same loop.
 
     Each check and each apply is its own transaction. A failed apply is not retried until
     something changes again. `once`: return after one apply, or at once when nothing is
@@ -85,6 +87,11 @@ def watch(
                     log.info("domain verification: verified %s", ", ".join(verified))
             except Exception:  # DNS or database trouble passes; try again next round
                 log.exception("domain verification: re-check failed")
+            try:
+                if advance_dkim_keys(factory, now=utcnow()):
+                    log.info("dkim rotation: keys switched or retired")
+            except Exception:  # the same: next round
+                log.exception("dkim rotation: round failed")
         try:
             with transaction(factory) as session:
                 row = session.get(ServerSettings, 1)

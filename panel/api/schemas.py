@@ -294,6 +294,37 @@ class VerificationOut(Output):
     instructions: str = Field(description="What to do; empty once verified.")
 
 
+class DnsRecordOut(Output):
+    record: t.Literal["mx", "spf", "dkim", "dmarc", "ptr", "mta-sts", "autoconfig"]
+    status: t.Literal["ok", "missing", "wrong", "conflicting"]
+    published: list[str] = Field(description="What DNS holds (record texts).")
+    recommended: list[str] = Field(description="Zone-file lines that make the record ok.")
+    message: str = Field(description="The verdict in a sentence.")
+
+
+class DkimKeyOut(Output):
+    selector: str
+    algorithm: t.Literal["rsa", "ed25519"]
+    state: t.Literal["published", "active", "retiring"] = Field(
+        description="published: waits for DNS; active: signs; retiring: replaced, removed "
+                    "at retire_at.")
+    created_at: str
+    activated_at: str | None
+    retire_at: str | None
+    record_name: str
+    record_value: str
+
+
+class DnsHealthOut(Output):
+    domain: str
+    checked_at: str | None = Field(
+        description="When DNS was read (ISO 8601); null before the first check.")
+    records: list[DnsRecordOut] = Field(
+        description="One verdict per record as last checked (empty before the first check).")
+    zone: list[str] = Field(description="Every record we recommend, as zone-file lines.")
+    dkim_keys: list[DkimKeyOut]
+
+
 class DomainOut(Output):
     name: str = Field(description="IDNA ASCII form.")
     unicode_name: str

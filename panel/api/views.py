@@ -6,12 +6,14 @@ Every rule (names, limits, tenancy, loops) is the services'; a refusal is raised
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 from mailadmin.models import Autoresponder, Domain, Forwarder, Mailbox
 from mailadmin.names import address_to_unicode, domain_to_unicode
 from mailadmin.services import (
     autoresponders,
+    deliverability,
     domain_ownership,
     domains,
     forwarders,
@@ -29,6 +31,16 @@ from .blueprint import bp
 from .routing import current_api_actor, operation
 
 # --- Serialisation (presentation only) ----------------------------------------------------
+
+
+def jsonable(value: t.Any) -> t.Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
 
 
 def _page(model: type[s.PageOut[t.Any]], page: Page[t.Any], items: list[t.Any]) -> t.Any:
@@ -149,6 +161,26 @@ def get_domain(name: str) -> s.DomainOut:
 def verify_domain(name: str) -> s.VerificationOut:
     """Look for the DNS proof at once (the panel also re-checks pending domains by itself)."""
     return _verification(domain_ownership.verify_domain(db.session(), current_api_actor(), name))
+
+
+def _dns_health(health: deliverability.DnsHealth) -> s.DnsHealthOut:
+    return s.DnsHealthOut.model_validate(jsonable(health.as_dict()))
+
+
+@operation(bp, "/domains/<name>/dns", "GET", summary="DNS health of a domain", tag="domains",
+           response=s.DnsHealthOut)
+def domain_dns(name: str) -> s.DnsHealthOut:
+    """The last DNS check (per record: published, recommended, verdict) and the records we
+    recommend; reading it sends no DNS query."""
+    return _dns_health(deliverability.dns_health(db.session(), current_api_actor(), name))
+
+
+@operation(bp, "/domains/<name>/dns/check", "POST", summary="Check a domain's DNS again",
+           tag="domains", response=s.DnsHealthOut)
+def check_domain_dns(name: str) -> s.DnsHealthOut:
+    """Look every record up now (a check within seconds of the last one returns that one)."""
+    return _dns_health(deliverability.dns_health(db.session(), current_api_actor(), name,
+                                                 refresh=True))
 
 
 @operation(bp, "/domains/<name>/approve", "POST", summary="Approve a pending domain",

@@ -17,6 +17,7 @@ from .dovecot import (
     dovecot_deny,
     dovecot_users,
 )
+from .opendkim import milter_address, opendkim_files
 from .postfix import hash_tables, postfix_maps, sql_mode_maps
 from .sieve import sieve_files
 from .sql import sql_context
@@ -47,6 +48,8 @@ class DialectRenderer:
             sql=sql,
             tables=sql.tables if sql else hash_tables(root),
             app_password_slots=list(app_password_slots()),
+            dkim_milter=milter_address(snapshot.settings.dkim_milter_port)
+            if snapshot.dkim_keys else None,
         )
         files: Files = {
             "dovecot/dovecot.conf": render_template("dovecot.conf", ctx),
@@ -54,6 +57,7 @@ class DialectRenderer:
             "postfix/master.cf": render_template("master.cf", ctx),
         }
         files.update(sieve_files(snapshot))
+        files.update(opendkim_files(snapshot, root))
         if sql is None:
             files["dovecot/users"] = dovecot_users(snapshot, root, d.version)
             for protocol in DENY_PROTOCOLS:
