@@ -10,13 +10,14 @@ import datetime as dt
 import json
 import threading
 import time
+import typing as t
 
 import pytest
 from sqlalchemy import func, select
 
 from mailadmin.errors import PermissionDenied, ValidationError
 from mailadmin.mailstack import current_release
-from mailadmin.models import ConfigRevision, Mailbox, PanelUser, Role, ServerSettings
+from mailadmin.models import ConfigRevision, Domain, Mailbox, PanelUser, Role, ServerSettings
 from mailadmin.services import mailboxes, resellers
 from mailadmin.services import stack as stack_service
 from mailadmin.services.context import Actor
@@ -28,6 +29,12 @@ from .conftest import SERVICE_PASSWORD, ServiceStack, eventually
 pytestmark = pytest.mark.mailstack
 OP = Actor.operator()
 
+
+
+def svc_box(session: t.Any, local_part: str) -> Mailbox:
+    """A mailbox of the fixture's own domain (other tests import more domains into it)."""
+    return session.scalars(select(Mailbox).join(Domain).where(
+        Mailbox.local_part == local_part, Domain.name == "svc.test")).one()
 
 def revision_count(svc: ServiceStack) -> int:
     with svc.factory() as s:
@@ -135,7 +142,7 @@ def test_rollback_and_diff(service_stack: ServiceStack) -> None:
     svc = service_stack
     good = svc.apply().revision
     with svc.unit() as s:
-        box = s.scalars(select(Mailbox).where(Mailbox.local_part == "ben")).one()
+        box = svc_box(s, "ben")
         box.imap = False
     bad = svc.apply().revision
     assert bad.id != good.id and bad.state == "applied"
@@ -162,7 +169,7 @@ def test_rollback_and_diff(service_stack: ServiceStack) -> None:
         with pytest.raises(ValidationError, match="already in force"):
             stack_service.rollback_to(s, OP, good.id)
     with svc.unit() as s:
-        s.scalars(select(Mailbox).where(Mailbox.local_part == "ben")).one().imap = True
+        svc_box(s, "ben").imap = True
     assert svc.apply().revision.checksum == good.checksum
     assert status(svc).caught_up
 
@@ -176,19 +183,18 @@ def test_change_tracking_marks_only_config_changes(service_stack: ServiceStack) 
 
     before = changed_at()
     with svc.unit() as s:  # usage figures are not configuration
-        box = s.scalars(select(Mailbox).where(Mailbox.local_part == "anna")).one()
+        box = svc_box(s, "anna")
         box.usage_bytes = (box.usage_bytes or 0) + 1
     with svc.unit() as s:  # a panel reseller is not mail data
         s.add(PanelUser(username="svc-reseller-x", role=Role.RESELLER.value, password_hash="x"))
     assert changed_at() == before
     with svc.unit() as s:  # a rolled-back change marks nothing
-        s.scalars(select(Mailbox).where(Mailbox.local_part == "anna")).one().pop3 = False
+        svc_box(s, "anna").pop3 = False
         s.flush()
         s.rollback()
     assert changed_at() == before
     for change in (
-        lambda s: setattr(s.scalars(select(Mailbox).where(Mailbox.local_part == "anna"))
-                          .one(), "quota", 5 * 1024**3),
+        lambda s: setattr(svc_box(s, "anna"), "quota", 5 * 1024**3),
         lambda s: setattr(get_server_settings(s), "message_size_limit", 3 * 1024 * 1024),
     ):
         time.sleep(0.01)
@@ -197,7 +203,7 @@ def test_change_tracking_marks_only_config_changes(service_stack: ServiceStack) 
             change(s)
         assert (changed_at() or mark) > mark  # type: ignore[operator]
     with svc.unit() as s:
-        s.scalars(select(Mailbox).where(Mailbox.local_part == "anna")).one().quota = 0
+        svc_box(s, "anna").quota = 0
         get_server_settings(s).message_size_limit = 1024 * 1024
 
 
@@ -240,6 +246,8 @@ def test_watcher_applies_once_after_a_burst(service_stack: ServiceStack) -> None
 def test_serve_auto_apply_thread_obeys_the_setting(service_stack: ServiceStack) -> None:
     """The thread `mailadmin serve` starts applies only while apply_automatically is on."""
     svc = service_stack
+    # switched off by the admin (the first successful apply turns it on otherwise)
+    svc.set_settings(apply_automatically="false")
     svc.apply()
     thread, stop = apply_watcher.start_auto_apply(svc.factory, quiet_seconds=0.3,
                                                   interval=0.05)
@@ -247,7 +255,7 @@ def test_serve_auto_apply_thread_obeys_the_setting(service_stack: ServiceStack) 
         with svc.unit() as s:
             mailboxes.create_mailbox(s, OP, "auto@svc.test", SERVICE_PASSWORD)
         time.sleep(1.0)
-        assert not status(svc).caught_up  # off (the default): nothing applied
+        assert not status(svc).caught_up  # off: nothing applied
         svc.set_settings(apply_automatically="true")
         t0 = time.monotonic()
         assert eventually(lambda: status(svc).caught_up, timeout=15)
@@ -267,7 +275,7 @@ def test_old_revisions_drop_their_files(service_stack: ServiceStack,
     first = svc.apply().revision
     for quota in (7 * 1024**3, 0):
         with svc.unit() as s:
-            s.scalars(select(Mailbox).where(Mailbox.local_part == "ben")).one().quota = quota
+            svc_box(s, "ben").quota = quota
         assert svc.apply().revision.state == "applied"
     with svc.factory() as s:
         rows = s.execute(select(ConfigRevision.id, ConfigRevision.state, ConfigRevision.files)
