@@ -19,6 +19,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms import ValidationError as FormValidationError
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 from mailadmin import clientsetup
@@ -213,7 +214,7 @@ def _back_to_list() -> str:
 class BulkForm(FlaskForm):  # type: ignore[misc]
     action = SelectField(
         "With the selected mailboxes",
-        choices=[(a.value, a.label) for a in mailboxes.BulkAction],
+        choices=[SelectChoice(a.value, a.label) for a in mailboxes.BulkAction],
         validators=[DataRequired()],
     )
     quota = StringField(
@@ -236,8 +237,11 @@ def mailboxes_bulk() -> ResponseReturnValue:
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             abort(400)
-        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
-        return redirect(_back_to_list())
+        return render_template(
+            "mail/mailboxes_bulk.html", form=form, action=None, targets=[],
+            error=" ".join(e for errors in form.errors.values() for e in errors),
+            back=_back_to_list(),
+        ), 422
     quota = parse_size(form.quota.data) if form.quota.data else None
     try:
         if not form.confirm.data:
@@ -256,8 +260,10 @@ def mailboxes_bulk() -> ResponseReturnValue:
             db.session(), current_actor(), addresses, form.action.data, quota=quota
         )
     except MailadminError as exc:
-        flash(f"Nothing was changed. {exc.message}", "error")
-        return redirect(_back_to_list())
+        return render_template(
+            "mail/mailboxes_bulk.html", form=form, action=None, error=exc.message, targets=[],
+            back=_back_to_list(),
+        ), 404 if isinstance(exc, NotFound) else 422
     flash(result.summary(), "success")
     return redirect(_back_to_list())
 

@@ -105,6 +105,12 @@ PAGES: dict[str, Route] = {
     "diagnostics.index": Route(OWN, {"text": "", "address": "{address}"}),
     "domains.index": Route(OWN, {"name": "stolen.example", "customer": "{customer}"}),
     "mail.mailboxes_index": Route(OWN),
+    "mail.autoresponders_index": Route(OWN),
+    "mail.mailboxes_bulk": Route(OWN, {"action": "suspend", "addresses": "{address}",
+                                       "confirm": "y"}),
+    "mail.usage_refresh": Route(OWN),
+    "preferences.time_zone": Route(OWN),
+    "preferences.password_rules": Route(PUBLIC),
     "mail.mailbox_new": Route(OWN, {"local_part": "new", "domain": "{domain}",
                                     "password": BOX_PASSWORD, "confirm": BOX_PASSWORD}),
     "mail.forwarders_index": Route(OWN),
@@ -152,6 +158,7 @@ PAGES: dict[str, Route] = {
                                            "allow_autoresponder": "y"}),
     "mail.forwarder_delete": Route(OBJECT, {"confirm": "y"}),
     "mail.mailbox_detail": Route(OBJECT),
+    "mail.mailbox_devices": Route(OBJECT),
     "mail.mailbox_autoresponder": Route(OBJECT, {"subject": "Away", "body": "Gone",
                                                  "interval_days": "1", "enabled": "y"}),
     "mail.mailbox_delete": Route(OBJECT, {"confirm": "{address}"}),
@@ -539,7 +546,9 @@ MAILBOX_OWN_POSTS = {"self.autoresponder", "self.autoresponder_clear", "self.for
 #: Posts that act on the caller's own session and may answer with a redirect (nothing of
 #: another tenant is involved): signing out, leaving "act as".
 SIGN_OUTS = {"auth.logout", "account.sign_out_everywhere", "self.sign_out_everywhere"}
-SELF_POSTS = SIGN_OUTS | {"customers.stop_acting"}
+#: "Read usage now" reads the caller's own mailboxes (no object named anywhere) and answers
+#: with a redirect back to the list.
+SELF_POSTS = SIGN_OUTS | {"customers.stop_acting", "mail.usage_refresh"}
 
 
 def test_the_tokens_and_packages_of_the_world_exist(matrix: t.Any,

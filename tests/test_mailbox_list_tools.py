@@ -164,8 +164,9 @@ def test_bulk_with_another_customers_address_changes_nothing(
     token = csrf_token(client.get("/mailboxes").get_data(as_text=True))
     done = client.post("/mailboxes/bulk", data={
         "csrf_token": token, "action": "remove", "confirm": "y",
-        "addresses": ["anna@shop.example", "bob@bob.example"]}, follow_redirects=True)
-    assert "Nothing was changed." in done.get_data(as_text=True)
+        "addresses": ["anna@shop.example", "bob@bob.example"]})
+    assert done.status_code == 404
+    assert "Nothing was changed" in done.get_data(as_text=True)
     with session_factory() as s:
         assert s.scalars(select(Mailbox).where(Mailbox.local_part == "anna")).one_or_none()
         assert s.scalars(select(Mailbox).where(Mailbox.local_part == "bob")).one_or_none()
