@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.db import transaction
 from mailadmin.errors import NotFound, ValidationError
 from mailadmin.models import Mailbox, PanelUser, utcnow
-from mailadmin.services import domains, mailboxes
+from mailadmin.services import domains, mailboxes, server
 from mailadmin.services.context import Actor
 
 from .web import csrf_token, sign_in
@@ -117,7 +117,11 @@ def _signed_in(client: t.Any) -> t.Any:
     return client
 
 
-def test_list_page_headers_sort_and_rows_offer_actions(client: t.Any, world: Actor) -> None:
+def test_list_page_headers_sort_and_rows_offer_actions(
+    client: t.Any, world: Actor, session_factory: sessionmaker[Session]
+) -> None:
+    with transaction(session_factory) as s:
+        server.get_server_settings(s).webmail_url = "https://webmail.example/"
     _signed_in(client)
     page = client.get("/mailboxes?sort=usage&desc=1&per_page=25")
     assert page.status_code == 200
@@ -133,6 +137,8 @@ def test_list_page_headers_sort_and_rows_offer_actions(client: t.Any, world: Act
     assert any(label.startswith("Manage") for label in labels)
     assert any(label.startswith("Connect devices") for label in labels)
     assert any(label.startswith("Diagnose") for label in labels)
+    assert any(label.startswith("Check email") for label in labels)
+    assert client.get("/webmail").location == "https://webmail.example/"
     per_domain = soup.select_one("[data-testid=domain-usage]").get_text(" ", strip=True)
     assert "shop.example" in per_domain and "bakery.example" in per_domain
     assert "bob.example" not in per_domain
