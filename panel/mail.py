@@ -19,10 +19,11 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms import ValidationError as FormValidationError
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 from mailadmin import clientsetup
-from mailadmin.errors import MailadminError, NotFound, PermissionDenied, ValidationError
+from mailadmin.errors import MailadminError, NotFound, ValidationError
 from mailadmin.mailstack.usage import UsageUnavailable
 from mailadmin.models import utcnow
 from mailadmin.names import address_to_unicode, split_partial
@@ -213,7 +214,7 @@ def _back_to_list() -> str:
 class BulkForm(FlaskForm):  # type: ignore[misc]
     action = SelectField(
         "With the selected mailboxes",
-        choices=[(a.value, a.label) for a in mailboxes.BulkAction],
+        choices=[SelectChoice(a.value, a.label) for a in mailboxes.BulkAction],
         validators=[DataRequired()],
     )
     quota = StringField(
@@ -236,8 +237,11 @@ def mailboxes_bulk() -> ResponseReturnValue:
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             abort(400)
-        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
-        return redirect(_back_to_list())
+        return render_template(
+            "mail/mailboxes_bulk.html", form=form, action=None, targets=[],
+            error=" ".join(e for errors in form.errors.values() for e in errors),
+            back=_back_to_list(),
+        ), 422
     quota = parse_size(form.quota.data) if form.quota.data else None
     try:
         if not form.confirm.data:
@@ -255,12 +259,11 @@ def mailboxes_bulk() -> ResponseReturnValue:
         result = mailboxes.bulk_change(
             db.session(), current_actor(), addresses, form.action.data, quota=quota
         )
-    except (NotFound, PermissionDenied):
-        # an address that is not one of the caller's mailboxes: refused, and not echoed back
-        abort(404)
     except MailadminError as exc:
-        flash(f"Nothing was changed. {exc.message}", "error")
-        return redirect(_back_to_list())
+        return render_template(
+            "mail/mailboxes_bulk.html", form=form, action=None, error=exc.message, targets=[],
+            back=_back_to_list(),
+        ), 404 if isinstance(exc, NotFound) else 422
     flash(result.summary(), "success")
     return redirect(_back_to_list())
 

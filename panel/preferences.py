@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired
 
 from mailadmin.errors import MailadminError
@@ -66,7 +67,8 @@ def time_zone() -> ResponseReturnValue:
     """Choose the zone times are shown in. The browser sends its own zone once (`automatic`),
     which never replaces a zone the person chose here."""
     form = TimeZoneForm()
-    form.time_zone.choices = [(name, name.replace("_", " ")) for name in time_zone_names()]
+    form.time_zone.choices = [SelectChoice(name, name.replace("_", " "))
+                              for name in time_zone_names()]
     automatic = request.form.get("automatic") == "1"
     if form.validate_on_submit():
         try:

@@ -249,7 +249,16 @@ def fill(page: str, index: int, form: Tag, password: str = PASSWORD) -> Form:
     action = urljoin(page, str(form.get("action") or page))
     filled = Form(page=page, index=index, method=method, action=action)
     radios_done: set[str] = set()
-    for element in form.find_all(["input", "select", "textarea"]):
+    elements = list(form.find_all(["input", "select", "textarea"]))
+    if form.get("id"):
+        # Fields outside the form that belong to it (form="id"), such as a list's row
+        # checkboxes for a bulk action.
+        root = form
+        while root.parent is not None:
+            root = root.parent
+        elements += [e for e in root.find_all(["input", "select", "textarea"],
+                                              attrs={"form": form["id"]}) if e not in elements]
+    for element in elements:
         name = element.get("name")
         if not name or element.has_attr("disabled"):
             continue

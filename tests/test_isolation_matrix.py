@@ -109,6 +109,12 @@ PAGES: dict[str, Route] = {
     "diagnostics.index": Route(OWN, {"text": "", "address": "{address}"}),
     "domains.index": Route(OWN, {"name": "stolen.example", "customer": "{customer}"}),
     "mail.mailboxes_index": Route(OWN),
+    "mail.autoresponders_index": Route(OWN),
+    "mail.mailboxes_bulk": Route(OWN, {"action": "suspend", "addresses": "{address}",
+                                       "confirm": "y"}),
+    "mail.usage_refresh": Route(OWN),
+    "preferences.time_zone": Route(OWN),
+    "preferences.password_rules": Route(PUBLIC),
     "mail.mailbox_new": Route(OWN, {"local_part": "new", "domain": "{domain}",
                                     "password": BOX_PASSWORD, "confirm": BOX_PASSWORD}),
     "mail.forwarders_index": Route(OWN),
@@ -127,15 +133,6 @@ PAGES: dict[str, Route] = {
     "admin.config_status": Route(ADMIN),
     # is-it-live notice: about the caller's own last change only
     "live.status": Route(OWN),
-    # the caller's own lists and settings; a bulk change naming the victim's mailbox is refused
-    "mail.autoresponders_index": Route(OWN),
-    "mail.usage_refresh": Route(OWN),
-    "mail.mailboxes_bulk": Route(OWN, {"addresses": "{address}", "action": "suspend",
-                                       "confirm": "y"}),
-    "preferences.time_zone": Route(OWN, {"time_zone": "Europe/Paris"}),
-    # the password rules are the server's, the same for everyone (new-password forms use them)
-    "preferences.password_rules": Route(PUBLIC),
-    "mail.mailbox_devices": Route(OBJECT),
     "admin.mail_nodes": Route(ADMIN),
     "admin.revisions": Route(ADMIN),
     "admin.revision_diff": Route(ADMIN),
@@ -197,6 +194,7 @@ PAGES: dict[str, Route] = {
     "transfer.import_status": Route(OBJECT),
     "mail.forwarder_delete": Route(OBJECT, {"confirm": "y"}),
     "mail.mailbox_detail": Route(OBJECT),
+    "mail.mailbox_devices": Route(OBJECT),
     "mail.mailbox_autoresponder": Route(OBJECT, {"subject": "Away", "body": "Gone",
                                                  "interval_days": "1", "enabled": "y"}),
     "mail.mailbox_delete": Route(OBJECT, {"confirm": "{address}"}),
@@ -633,6 +631,8 @@ OWN_SET_UP_STARTS = {"twofactor.panel_start": "panel", "twofactor.mailbox_start"
 #: Posts that act on the caller's own session and may answer with a redirect (nothing of
 #: another tenant is involved): signing out, leaving "act as".
 SIGN_OUTS = {"auth.logout", "account.sign_out_everywhere", "self.sign_out_everywhere"}
+#: "Read usage now" reads the caller's own mailboxes (no object named anywhere) and answers
+#: with a redirect back to the list.
 SELF_POSTS = SIGN_OUTS | {"customers.stop_acting", "mail.usage_refresh"}
 #: Preferences of the caller's own account (its time zone): no object in the URL or a field;
 #: posting one would change the attacker's own row, which is not an attack on another tenant

@@ -36,7 +36,7 @@ def test_customer_creates_mailbox_turns_pop3_off_sets_quota(
     page.get_by_role("button", name="Create mailbox").click()
     expect(page.get_by_text("Mailbox info@bücher.example created.")).to_be_visible()
 
-    page.get_by_role("link", name="info@bücher.example").click()
+    page.get_by_role("link", name="info@bücher.example", exact=True).click()
     expect(page).to_have_url(re.compile(r"/mailboxes/info@xn--bcher-kva\.example$"))
     page.get_by_label("POP3", exact=True).uncheck()
     page.get_by_label("Quota", exact=True).fill("750M")

@@ -8,11 +8,13 @@ from playwright.sync_api import Page, expect
 
 from mailadmin.diagnostics import family
 from mailadmin.models import Role
+from panel.diagnostics import REMOTE_FIX
 
 from .test_sign_in import create_user
 
-# An Exim bounce as a customer receives it when their website or mail program sends without
-# logging in: the RCPT is refused (relay not permitted), so DATA gets 503.
+# An Exim bounce as a customer receives it: our server (mail.hosting.example) accepted the
+# message, and the supplier's server refused it (its RCPT refusal then made DATA get 503). The
+# advice is about the remote side; nothing in the customer's mail program needs changing.
 EXIM_BOUNCE = """\
 Return-path: <>
 Envelope-to: shop@customer.example
@@ -85,9 +87,16 @@ def test_customer_diagnoses_a_503_bounce(
     expect(finding).to_have_count(1)
     expect(finding.get_by_role("heading", name=entry.title)).to_be_visible()
     expect(finding.get_by_test_id("cause")).to_have_text(entry.cause)
-    expect(finding.get_by_test_id("fix")).to_have_text(entry.fix)
-    expect(finding.get_by_test_id("client-fix")).to_contain_text("In Thunderbird")
-    expect(finding.get_by_test_id("client-fix")).to_contain_text(entry.clients["thunderbird"])
+    expect(finding.get_by_test_id("where-it-failed")).to_contain_text(
+        "Our server accepted the message and passed it on; the receiving server "
+        "mx1.supplier.example refused it")
+    expect(finding.get_by_test_id("fix")).to_have_text(REMOTE_FIX)
+    expect(finding.get_by_test_id("client-fix")).to_contain_text(
+        "Nothing needs changing in Thunderbird")
+    # The classifier's internal labels are not shown to the customer.
+    expect(page.get_by_text("rcpt_before_data")).to_have_count(0)
+    expect(page.get_by_test_id("account-summary")).to_have_text(
+        "The recipient is at supplier.example, not hosted here: nothing to check on your side.")
     expect(finding.get_by_test_id("recipient")).to_have_text("orders@supplier.example")
     expect(finding.get_by_test_id("replycode")).to_have_text("503")
     mark = finding.get_by_test_id("excerpt").locator("mark")

@@ -286,3 +286,33 @@ def test_customer_refresh_reads_only_its_own_domains(service_stack: ServiceStack
     # another customer's mailbox is not found for this customer
     refused = svc.cli("--as", "svc-cust", "usage", "recalc", "sam@susp.test")
     assert refused.exit_code == 1 and "no domain" in refused.output.lower()
+
+
+def test_customer_reads_usage_now_from_the_mailbox_list(service_stack: ServiceStack) -> None:
+    """The "Read usage now" button of the mailbox list, pressed by the customer: the real
+    Dovecot's figures for the customer's mailboxes only, shown per mailbox and per domain."""
+    from panel import create_app
+
+    svc = service_stack
+    address = "button@svc.test"
+    make_mailbox(svc, address)
+    lmtp_deliver(svc, address, 12_000, "for the button")
+    kib, count = dovecot_says(svc, address)
+    app = create_app({"INSTANCE_PATH": str(svc.instance), "DATABASE_URL": svc.url,
+                      "TESTING": True})
+    customer = app.test_client()
+    assert sign_in(customer, "svc-cust", "correct horse 9").status_code == 302
+    done = submit(customer, "/mailboxes/usage/refresh", {"next": "/mailboxes?sort=usage&desc=1"},
+                  page="/mailboxes", follow=True)
+    html = done.get_data(as_text=True)
+    assert done.status_code == 200
+    assert re.search(r"Usage read for \d+ mailbox", html), html[-3000:]
+    assert "doveadm" not in html
+    box = stored(svc, address)
+    assert box.usage_messages == count and box.usage_bytes == kib * 1024
+    row = row_of(html, address)
+    assert f"read {shown(box.usage_read_at)}" in row
+    assert 'data-domain="svc.test"' in html and 'data-domain="susp.test"' not in html
+    # Another customer's mailboxes were not read by this customer's button.
+    assert stored(svc, "sam@susp.test").usage_read_at is None or \
+        stored(svc, "sam@susp.test").usage_read_at != box.usage_read_at
