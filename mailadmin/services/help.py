@@ -523,7 +523,7 @@ def _scores(session: Session, words: Sequence[str]) -> dict[int, float]:
         # bm25 is lower-is-better (negative); flip it so every backend sorts the same way.
         return {int(row[0]): -float(row[1]) for row in rows}
     if dialect == "postgresql":
-        vector = search_index.PG_VECTOR
+        vector = search_index.PG_COLUMN
         rows = session.execute(text(
             f"SELECT id, ts_rank({vector}, q) FROM help_articles, "  # noqa: S608
             f"to_tsquery('english', :query) AS q WHERE {vector} @@ q "
