@@ -670,8 +670,9 @@ def _require_editor(actor: Actor) -> None:
 
 
 def _editable_filter(actor: Actor) -> ColumnElement[bool]:
+    """The admin edits (and may hide) every article, resellers' included; a reseller its own."""
     if actor.role is Role.ADMIN:
-        return HelpArticle.owner_id.is_(None)
+        return HelpArticle.id.is_not(None)
     return HelpArticle.owner_id == actor.user_id
 
 
@@ -691,12 +692,12 @@ def _editable(session: Session, actor: Actor, article: HelpArticle) -> EditableA
 
 
 def editable_articles(session: Session, actor: Actor) -> list[EditableArticle]:
-    """The articles this actor may edit: the admin the server's, a reseller its own."""
+    """The articles this actor may edit: the admin every one, a reseller its own."""
     _require_editor(actor)
     sync_shipped_articles(session)
     articles = session.scalars(
         select(HelpArticle).where(_editable_filter(actor))
-        .order_by(HelpArticle.topic, HelpArticle.title)
+        .order_by(HelpArticle.owner_id.is_not(None), HelpArticle.topic, HelpArticle.title)
     ).all()
     return [_editable(session, actor, a) for a in articles]
 
