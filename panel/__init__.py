@@ -218,8 +218,8 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
+        # The editor links to the help itself.
         ("help.manage", "Help articles"),
-        ("help.index", "Help"),
     ],
     "reseller": [
         ("home.dashboard", "Dashboard"),
@@ -229,7 +229,6 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
         ("help.manage", "Help articles"),
-        ("help.index", "Help"),
     ],
     "customer": [
         ("home.dashboard", "Dashboard"),
