@@ -232,8 +232,8 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("resolver.index", "Resolve an address"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
+        # The editor links to the help itself.
         ("help.manage", "Help articles"),
-        ("help.index", "Help"),
     ],
     "reseller": [
         ("home.dashboard", "Dashboard"),
@@ -243,7 +243,6 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
         ("help.manage", "Help articles"),
-        ("help.index", "Help"),
     ],
     "customer": [
         ("home.dashboard", "Dashboard"),

@@ -688,3 +688,22 @@ def test_reseller_writes_for_its_customers_in_the_editor(
     sign_in(other, "bert", PASSWORD)
     assert "opening hours" not in other.get("/help/").get_data(as_text=True)
     assert other.get("/help/rita-hours").status_code == 404
+
+
+def test_the_admin_may_hide_a_resellers_article(session_factory: sessionmaker[Session],
+                                                world: dict[str, t.Any]) -> None:
+    root, rita = actor(session_factory, "root"), actor(session_factory, "rita")
+    alice = help.Reader.for_actor(actor(session_factory, "alice"))
+    with transaction(session_factory) as s:
+        article = help.create_article(s, rita, help.ArticleInput(
+            slug="rita-promo", title="Rita promo", audience="customer", body="Buy more."))
+        assert article.id in {a.id for a in help.editable_articles(s, root)}
+        help.read_article(s, alice, "rita-promo")
+        hidden = help.set_article_hidden(s, root, article.id, True)
+        assert hidden.hidden and hidden.owner == "rita"
+        with pytest.raises(NotFound):
+            help.read_article(s, alice, "rita-promo")
+    with session_factory() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "help_article.hide")).one()
+    assert (event.actor, event.object_label, event.reseller_id is not None) == (
+        "root", "rita-promo", True)

@@ -98,3 +98,21 @@ def test_odd_queries_are_answered_not_errors(backend_url: str) -> None:
             assert help.search_articles(s, help.Reader.anonymous(), "webmail").hits
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("query", "expected"), [("thunderb", "thunderbird-setup"),
+                                                 ("greylist", "greylisting")])
+def test_a_word_still_being_typed_finds_its_article(backend_url: str, query: str,
+                                                    expected: str) -> None:
+    engine = make_engine(backend_url)
+    try:
+        migrate.upgrade(engine)
+        factory = make_session_factory(engine)
+        with transaction(factory) as s:
+            help.sync_shipped_articles(s)
+        with transaction(factory) as s:
+            hits = help.search_articles(s, help.Reader.anonymous(), query).hits
+        assert hits and hits[0].slug == expected
+        assert "<mark>" in hits[0].title_html
+    finally:
+        engine.dispose()

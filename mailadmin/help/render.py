@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
@@ -78,7 +78,14 @@ def render_markdown(body: str, values: Mapping[str, str] | None = None) -> Marku
 def plain_text(body: str, values: Mapping[str, str] | None = None) -> str:
     """The article as plain text: placeholders filled from `values` (Markdown), or left out
     (for the search index, which must not depend on one server's host names)."""
-    text = PLACEHOLDER.sub(lambda m: (values or {}).get(m.group(1), ""), body)
+    return _plain_text(body, tuple(sorted((values or {}).items())))
+
+
+@lru_cache(maxsize=1024)
+def _plain_text(body: str, values: tuple[tuple[str, str], ...]) -> str:
+    # Cached: every search renders the snippets of its hits, and the texts rarely change.
+    known = dict(values)
+    text = PLACEHOLDER.sub(lambda m: known.get(m.group(1), ""), body)
     without_tags = nh3.clean(_markdown().render(text), tags=set())
     return " ".join(html.unescape(without_tags).split())
 

@@ -511,31 +511,35 @@ class SearchResult:
     hits: tuple[SearchHit, ...] = field(default_factory=tuple)
 
 
-def _scores(session: Session, words: Sequence[str]) -> dict[int, float]:
-    """Article id -> relevance (higher is better) from the backend's full-text search."""
+def _scores(session: Session, words: Sequence[str], *, prefix: bool = False
+            ) -> dict[int, float]:
+    """Article id -> relevance (higher is better) from the backend's full-text search; with
+    `prefix`, each word also matches the words it starts ("thunderb" finds "thunderbird")."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         table = search_index.SQLITE_TABLE
-        match = " OR ".join(f'"{w}"' for w in words)
+        match = " OR ".join(f'"{w}"' + ("*" if prefix else "") for w in words)
         rows = session.execute(text(
             f"SELECT rowid, bm25({table}, 10.0, 1.0) AS rank FROM {table} "  # noqa: S608
             f"WHERE {table} MATCH :match ORDER BY rank LIMIT 500"), {"match": match})
         # bm25 is lower-is-better (negative); flip it so every backend sorts the same way.
         return {int(row[0]): -float(row[1]) for row in rows}
     if dialect == "postgresql":
-        vector = search_index.PG_VECTOR
+        vector = search_index.PG_COLUMN
         rows = session.execute(text(
             f"SELECT id, ts_rank({vector}, q) FROM help_articles, "  # noqa: S608
             f"to_tsquery('english', :query) AS q WHERE {vector} @@ q "
-            "ORDER BY 2 DESC LIMIT 500"), {"query": " | ".join(words)})
+            "ORDER BY 2 DESC LIMIT 500"),
+            {"query": " | ".join(w + (":*" if prefix else "") for w in words)})
         return {int(row[0]): float(row[1]) for row in rows}
     if dialect in ("mysql", "mariadb"):
+        mode = "BOOLEAN" if prefix else "NATURAL LANGUAGE"
+        head = f"MATCH(search_head) AGAINST (:query IN {mode} MODE)"
+        body = f"MATCH(search_body) AGAINST (:query IN {mode} MODE)"
         rows = session.execute(text(
-            "SELECT id, MATCH(search_head) AGAINST (:query IN NATURAL LANGUAGE MODE) * 4 "
-            "+ MATCH(search_body) AGAINST (:query IN NATURAL LANGUAGE MODE) AS score "
-            "FROM help_articles WHERE MATCH(search_head) AGAINST (:query IN NATURAL LANGUAGE MODE) "
-            "OR MATCH(search_body) AGAINST (:query IN NATURAL LANGUAGE MODE) "
-            "ORDER BY score DESC LIMIT 500"), {"query": " ".join(words)})
+            f"SELECT id, {head} * 4 + {body} AS score FROM help_articles "  # noqa: S608
+            f"WHERE {head} OR {body} ORDER BY score DESC LIMIT 500"),
+            {"query": " ".join(w + ("*" if prefix else "") for w in words)})
         return {int(row[0]): float(row[1]) for row in rows}
     raise NotImplementedError(f"no full-text search for {dialect}")
 
@@ -553,7 +557,9 @@ def search_articles(
     words = query_words(query)
     if not words:
         return SearchResult(query, ())
-    scores = _scores(session, words)
+    # Whole words first; only when nothing matches, words as beginnings of words (someone
+    # still typing, or a word the index spells longer), so whole-word ranking stays intact.
+    scores = _scores(session, words) or _scores(session, words, prefix=True)
     if not scores:
         return SearchResult(query, tuple(words))
     articles = session.scalars(
@@ -670,8 +676,9 @@ def _require_editor(actor: Actor) -> None:
 
 
 def _editable_filter(actor: Actor) -> ColumnElement[bool]:
+    """The admin edits (and may hide) every article, resellers' included; a reseller its own."""
     if actor.role is Role.ADMIN:
-        return HelpArticle.owner_id.is_(None)
+        return HelpArticle.id.is_not(None)
     return HelpArticle.owner_id == actor.user_id
 
 
@@ -691,12 +698,12 @@ def _editable(session: Session, actor: Actor, article: HelpArticle) -> EditableA
 
 
 def editable_articles(session: Session, actor: Actor) -> list[EditableArticle]:
-    """The articles this actor may edit: the admin the server's, a reseller its own."""
+    """The articles this actor may edit: the admin every one, a reseller its own."""
     _require_editor(actor)
     sync_shipped_articles(session)
     articles = session.scalars(
         select(HelpArticle).where(_editable_filter(actor))
-        .order_by(HelpArticle.topic, HelpArticle.title)
+        .order_by(HelpArticle.owner_id.is_not(None), HelpArticle.topic, HelpArticle.title)
     ).all()
     return [_editable(session, actor, a) for a in articles]
 

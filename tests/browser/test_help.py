@@ -80,3 +80,42 @@ def test_mailbox_user_reads_searches_and_votes(
     page.reload()
     expect(count).to_have_text("1 person found this useful")
     second.screenshot(path=tmp_path / "help-voted.png", full_page=True)
+
+
+def test_admin_edits_a_shipped_article_with_preview(
+    page: Page, live_panel: tuple[str, t.Any], tmp_path: Path
+) -> None:
+    base, app = live_panel
+    factory = app.extensions["mailadmin"].session_factory
+    with transaction(factory) as s:
+        accounts.create_panel_user(s, Actor.operator(), "root", "correct horse 9", Role.ADMIN)
+
+    page.goto(f"{base}/login")
+    page.get_by_label("User name").fill("root")
+    page.get_by_label("Password").fill("correct horse 9")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Help articles").first.click()
+    page.get_by_role("link", name="How do I read my mail in a web browser (webmail)?").click()
+    page.get_by_label("Text (Markdown)").fill(
+        "Open **our webmail** at {{ webmail }}.\n\n<script>alert(1)</script>")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.get_by_test_id("preview")
+    expect(preview.locator("strong")).to_have_text("our webmail")
+    expect(preview).not_to_contain_text("alert(1)")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Article 'webmail' saved.")).to_be_visible()
+    expect(page.get_by_text("Edited here: upgrades keep this text.")).to_be_visible()
+
+    # As after an upgrade that ships a newer text: the local one stays, the page says so.
+    from mailadmin.models import HelpArticle
+
+    with transaction(factory) as s:
+        row = s.scalars(select(HelpArticle).where(HelpArticle.slug == "webmail")).one()
+        row.shipped_hash = "0" * 64
+    page.reload()
+    expect(page.get_by_test_id("newer-shipped")).to_contain_text("A newer version")
+    page.screenshot(path=tmp_path / "help-edit.png", full_page=True)
+    page.get_by_role("button", name="Use the shipped version (drops my changes)").click()
+    expect(page.get_by_test_id("newer-shipped")).to_have_count(0)
+    page.goto(f"{base}/help/webmail")
+    expect(page.get_by_test_id("help-article")).to_contain_text("Webmail lets you read")
