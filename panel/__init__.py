@@ -227,9 +227,10 @@ NAVIGATION: dict[str, list[tuple[str, str]]] = {
         ("resellers.index", "Resellers"),
         ("customers.index", "Customers"),
         ("packages.index", "Packages"),
-        ("admin.settings", "Server settings"),
+        # short labels: the admin's menu has the most entries and stays on one line at 1280 px
+        ("admin.settings", "Settings"),
         ("admin.revisions", "Mail server config"),
-        ("resolver.index", "Resolve an address"),
+        ("resolver.index", "Resolve"),
         ("tokens.index", "API tokens"),
         ("audit.index", "Audit log"),
         # The editor links to the help itself.

@@ -347,6 +347,7 @@ class World:
 
 @pytest.fixture
 def dns(tmp_path: Path) -> t.Iterator[LocalDns]:
+    """A loopback DNS server the seeded settings send every lookup to (never the machine's)."""
     server = LocalDns(tmp_path, zones=("test", "example"))
     server.serve()
     yield server

@@ -16,7 +16,8 @@ from mailadmin.models import Mailbox, Role, utcnow
 from mailadmin.services import accounts
 from mailadmin.services.context import Actor
 
-from ..test_form_crawler import BOX_PASSWORD, PASSWORD, seed
+from ..dnsserver import LocalDns
+from ..test_form_crawler import BOX_PASSWORD, PASSWORD, dns, seed  # noqa: F401  (dns: fixture)
 from .test_accessibility_axe import _sign_in
 
 pytestmark = pytest.mark.browser
@@ -25,7 +26,8 @@ WIDTHS = [pytest.param(1280, id="desktop"), pytest.param(390, id="phone")]
 
 
 @pytest.fixture
-def world(live_panel: tuple[str, t.Any], tmp_path: Path) -> tuple[str, t.Any]:
+def world(live_panel: tuple[str, t.Any], tmp_path: Path,
+          dns: LocalDns) -> tuple[str, t.Any]:  # noqa: F811
     base, app = live_panel
     factory = app.extensions["mailadmin"].session_factory
 
@@ -35,7 +37,7 @@ def world(live_panel: tuple[str, t.Any], tmp_path: Path) -> tuple[str, t.Any]:
             return accounts.create_panel_user(session, Actor.operator(), username, password,
                                               Role(role), reseller_name=reseller)
 
-    seed(factory, make_user, tmp_path / "server")
+    seed(factory, make_user, tmp_path / "server", dns.resolver)
     with transaction(factory) as s:
         for local, used in (("info", 700), ("plain", 20)):
             s.execute(update(Mailbox).where(Mailbox.local_part == local)

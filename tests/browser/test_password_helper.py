@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from mailadmin.passwords import check_password_policy
 
 from .test_accessibility_axe import _sign_in
-from .test_layout import world  # noqa: F401  (the seeded panel)
+from .test_layout import dns, world  # noqa: F401  (the seeded panel and its loopback DNS)
 
 pytestmark = pytest.mark.browser
 
