@@ -141,7 +141,7 @@ def apply_now() -> ResponseReturnValue:
     if not FlaskForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     try:
-        report = stack_service.apply_config_report(db.session(), current_actor())
+        report = nodes_service.apply_from_panel(db.session(), current_actor())
     except MailadminError as exc:
         flash(exc.message, "danger")
         return redirect(url_for("admin.revisions"))

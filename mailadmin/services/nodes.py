@@ -18,7 +18,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound, ValidationError
+from ..errors import Conflict, NotFound, ValidationError
 from ..mailstack.apply import Tools
 from ..models import MailNode, ServerSettings, utcnow
 from ..names import UnsafeName, safe_domain
@@ -161,3 +161,18 @@ def list_nodes(session: Session, actor: Actor) -> list[NodeStatus]:
             applied_checksum=node.applied_checksum, lag_seconds=lag, current=current,
             last_error=node.last_error))
     return out
+
+
+def apply_from_panel(session: Session, actor: Actor, *,
+                     progress: Progress | None = None) -> ApplyReport:
+    """The admin's "Apply now": refused while a node runner is online, since the runner then
+    applies every change within moments and the panel process never touches the servers."""
+    require_admin(actor, "can apply the mail server configuration")
+    cutoff = actor.now() - RUNNER_FRESH
+    online = list(session.scalars(
+        select(MailNode.name).where(MailNode.last_seen_at >= cutoff).order_by(MailNode.name)))
+    if online:
+        raise Conflict(
+            f"Nothing applied from the panel: the node runner on {', '.join(online)} applies "
+            "every change within moments (see Mail nodes).")
+    return apply_config_report(session, actor, progress=progress)

@@ -29,7 +29,7 @@ from mailadmin.lab.sandbox import (
     stop_sandbox,
 )
 from mailadmin.mailstack import settings_from_server_settings
-from mailadmin.models import MailNode, PanelUser, Role
+from mailadmin.models import ConfigRevision, MailNode, PanelUser, Role
 from mailadmin.services import accounts, mailboxes, nodes
 from mailadmin.services import server_settings as settings_service
 from mailadmin.services.context import Actor
@@ -236,3 +236,30 @@ def test_the_admin_sees_every_node_and_others_do_not(node_stack: ServiceStack) -
             text = page.get_data(as_text=True)
             assert "node-a" in text and "online" in text
 
+
+
+def test_apply_now_in_the_panel_leaves_it_to_a_live_runner(node_stack: ServiceStack) -> None:
+    stack = node_stack
+    with stack.unit() as s:
+        nodes.node_checkin(s, OP, "node-a", "127.0.0.1")
+        if s.query(PanelUser).filter_by(username="nodeadmin").first() is None:
+            accounts.create_panel_user(s, OP, "nodeadmin", "correct horse 9", Role.ADMIN)
+        mailboxes.create_mailbox(s, OP, "notbypanel@svc.test", SERVICE_PASSWORD)
+    app = create_app({"INSTANCE_PATH": str(stack.instance), "DATABASE_URL": stack.url,
+                      "TESTING": True})
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "nodeadmin", "password": "correct horse 9",
+                                "csrf_token": token})
+    with stack.factory() as s:
+        before = s.query(ConfigRevision).count()
+    page = client.get("/admin/revisions").get_data(as_text=True)
+    answer = client.post("/admin/config/apply", data={"csrf_token": csrf_token(page)},
+                         follow_redirects=True)
+    assert "the node runner on node-a applies every change" in answer.get_data(as_text=True)
+    with stack.factory() as s:
+        assert s.query(ConfigRevision).count() == before  # the panel applied nothing
+    assert not _logs_in(stack, "notbypanel@svc.test")
+    node_runner.run_node(stack.factory, stack.engine, "node-a", "127.0.0.1", once=True,
+                         quiet_seconds=0)
+    assert eventually(lambda: _logs_in(stack, "notbypanel@svc.test"))
