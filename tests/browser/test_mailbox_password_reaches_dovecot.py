@@ -103,5 +103,8 @@ def test_new_password_from_the_browser_works_in_dovecot(
     if width < 992:  # the phone layout folds the navigation (sign-out included) away
         page.get_by_role("button", name="Menu").click()
     page.get_by_role("button", name="Sign out", exact=True).click()
+    # the sign-out must have landed before the next sign-in page is asked for (a signed-in
+    # browser is sent from /me/login to /me/)
+    expect(page).to_have_url(f"{stack_panel}/login")
     sign_in(page, stack_panel, NEW_PASSWORD)
     expect(page).to_have_url(f"{stack_panel}/me/")
