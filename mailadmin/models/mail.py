@@ -74,6 +74,11 @@ class Domain(Base):
     #: The last check of a pending domain and what it found (shown to the owner).
     verification_checked_at: Mapped[dt.datetime | None]
     verification_note: Mapped[str | None] = mapped_column(String(300))
+    #: The mail node that stores this domain's mail; every other node proxies logins and
+    #: hands incoming mail to it. None on a single-server install (the one node holds all).
+    node_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mail_nodes.id", ondelete="RESTRICT"), index=True
+    )
 
     owner: Mapped[PanelUser] = relationship()
 
