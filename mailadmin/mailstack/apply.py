@@ -31,7 +31,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import MailadminError
@@ -265,7 +265,8 @@ def _compile(staging: Path, files: Mapping[str, str], tools: Tools,
 
 #: The files whose text decides how every other file is read or compiled (postmap -c reads
 #: main.cf, sievec -c reads dovecot.conf): when one of them changes, nothing is reused.
-_GOVERNING_FILES = ("dovecot/dovecot.conf", "postfix/main.cf", "postfix/master.cf")
+GOVERNING_FILES = ("dovecot/dovecot.conf", "postfix/main.cf", "postfix/master.cf")
+_GOVERNING_FILES = GOVERNING_FILES
 
 
 def _artefacts(source: Path) -> list[Path]:
@@ -277,7 +278,8 @@ def _artefacts(source: Path) -> list[Path]:
     return found
 
 
-def _reusable(config_dir: Path, checksum: str, files: Mapping[str, str]) -> dict[str, Path]:
+def _reusable(config_dir: Path, checksum: str, files: Mapping[str, str],
+              base: str | None = None, unchanged: Collection[str] = ()) -> dict[str, Path]:
     """Files of the new release that are byte-equal to those of the release in force.
 
     One change at 100,000 mailboxes alters one or two of a thousand files; linking the rest
@@ -293,6 +295,17 @@ def _reusable(config_dir: Path, checksum: str, files: Mapping[str, str]) -> dict
     old_root = _releases_dir(config_dir) / previous
     if not old_root.is_dir() or old_root.is_symlink():
         return {}
+    if base is not None and base == previous:
+        # the incremental render took these texts from this very release: no need to read
+        # them again (`mailstack.incremental`)
+        hinted = {rel: old_root / rel for rel in unchanged
+                  if rel in files and rel not in _GOVERNING_FILES}
+        if all(path.is_file() and not path.is_symlink() for path in hinted.values()):
+            scripts = [rel for rel in files if rel.endswith(".sieve")]
+            if not all(rel in hinted for rel in scripts):
+                for rel in scripts:
+                    hinted.pop(rel, None)
+            return hinted
 
     def same(rel: str) -> Path | None:
         path = old_root / rel
@@ -301,6 +314,10 @@ def _reusable(config_dir: Path, checksum: str, files: Mapping[str, str]) -> dict
                 return None
             old = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
+            return None
+        if previous in old and rel not in _GOVERNING_FILES:
+            # it names its release folder: a link would go on naming the previous release
+            # after that one is pruned (2.3's passwd-file names the Sieve scripts)
             return None
         return path if files[rel].replace(checksum, previous) == old else None
 
@@ -367,6 +384,11 @@ def _validate_opendkim(release: Path, tools: Tools) -> str:
 
 def _releases_dir(config_dir: Path) -> Path:
     return config_dir / "releases"
+
+
+def release_dir(config_dir: str | Path, checksum: str) -> Path:
+    """The folder of the release `checksum` (it may not exist)."""
+    return _releases_dir(Path(config_dir)) / checksum
 
 
 def current_release(config_dir: str | Path) -> str | None:
@@ -524,8 +546,14 @@ def apply_files(
     keep_releases: int | None = 20,
     progress: Callable[[str], None] | None = None,
     reuse_release: bool = True,
+    base: str | None = None,
+    unchanged: Collection[str] = (),
 ) -> ApplyResult:
     """Write (if new), validate, switch to and reload the release `checksum`.
+
+    `base` and `unchanged` come from the incremental render (`mailstack.incremental`): the
+    paths whose text is that of the release `base`, linked from it without being read again
+    when `base` is still the release in force (else every file is compared as usual).
 
     `reuse_release=False` rewrites a release folder that exists but is not current instead
     of trusting its files (a sandbox folder may hold files planted by someone else).
@@ -555,7 +583,7 @@ def apply_files(
         return _apply_locked(config_dir, checksum, files, reload=reload, tools=tools,
                              before_switch=before_switch, keep_releases=keep_releases,
                              progress=progress or (lambda _stage: None),
-                             incremental=reuse_release)
+                             incremental=reuse_release, base=base, unchanged=unchanged)
 
 
 @contextlib.contextmanager
@@ -583,6 +611,8 @@ def _apply_locked(
     keep_releases: int | None,
     progress: Callable[[str], None],
     incremental: bool = True,
+    base: str | None = None,
+    unchanged: Collection[str] = (),
 ) -> ApplyResult:
     releases = _releases_dir(config_dir)
     release = releases / checksum
@@ -595,7 +625,8 @@ def _apply_locked(
     if not release.exists():
         staging = releases / f".staging-{checksum[:12]}-{secrets.token_hex(4)}"
         try:
-            reuse = _reusable(config_dir, checksum, files) if incremental else {}
+            reuse = (_reusable(config_dir, checksum, files, base, unchanged)
+                     if incremental else {})
             _write_tree(staging, files, reuse)
             timings["write"] = time.perf_counter() - t0
             validation += _compile(staging, files, tools, reuse)
