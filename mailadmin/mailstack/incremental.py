@@ -120,7 +120,8 @@ def render_release_incremental(snapshot: StackSnapshot,
     except RenderError:
         return None
     digest = checksum(merged.files)
-    files = {rel: text.replace(RELEASE_PLACEHOLDER, digest)
+    # the unchanged files name no release folder (`merge`): nothing to replace in them
+    files = {rel: text if rel in merged.unchanged else text.replace(RELEASE_PLACEHOLDER, digest)
              for rel, text in merged.files.items()}
     if any("\x00" in text for text in files.values()):
         raise RenderError("a NUL character reached a rendered file")

@@ -47,7 +47,7 @@ SIEVE_FOLDER = "dovecot/sieve/"
 
 #: Below this size a keyed file is regrouped line by line (cheap); above it the changed
 #: domains' blocks are found by searching the text.
-_SMALL = 1 << 20
+_SMALL = 1 << 16
 
 
 def key_separator(rel: str) -> str | None:
