@@ -90,6 +90,8 @@ def settings_digest(settings: StackSettings) -> str:
     """Names the settings and layout a files-mode release was rendered with (a comment in
     dovecot.conf): equal digests let the incremental render reuse the release's data files,
     some of which depend on settings no governing file shows (mail_root, reveal_deny_reason)."""
+    # the version as the dialect reads it ("2.3.19.1" renders as "2.3" does)
+    settings = dataclasses.replace(settings, dovecot_version=dialect_of(settings).version)
     return hashlib.sha256(f"{LAYOUT}\0{settings!r}".encode()).hexdigest()[:32]
 
 
