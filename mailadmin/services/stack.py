@@ -278,6 +278,11 @@ def apply_config_report(
     timings["apply"] = time.perf_counter() - t1
     step("record")
     output = result.validation_output
+    if incremental is not None:
+        redone = sorted(incremental.domains)
+        output = (f"incremental render: {', '.join(redone[:20]) or 'no domain'}"
+                  + (f" and {len(redone) - 20} more" if len(redone) > 20 else "")
+                  + f"\n{output}")
     if not result.changed:
         output = f"already in force on disk; recorded\n{output}"
     revision = _record(session, actor, state="applied", checksum=checksum, files=files,
