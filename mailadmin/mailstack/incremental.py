@@ -30,6 +30,10 @@ from .render.renderer import dialect_of
 from .snapshot import StackSettings, StackSnapshot, build_snapshot, changed_domains
 
 
+#: Up to this many changed domains (or a tenth of them all) the incremental render is used.
+MAX_DOMAINS = 50
+
+
 @dataclasses.dataclass(frozen=True)
 class IncrementalRelease:
     checksum: str
@@ -71,6 +75,8 @@ def incremental_release(session: Session, settings: StackSettings,
         return None
     now = set(session.scalars(select(Domain.name).where(Domain.pending.is_(False))))
     changed = changed_domains(session, since, gone=served - now)
+    if len(changed) > max(MAX_DOMAINS, len(now) // 10):
+        return None  # each changed domain is a search through the big files: render all
     return render_release_incremental(build_snapshot(session, settings, domains=changed))
 
 
