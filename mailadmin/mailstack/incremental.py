@@ -29,7 +29,6 @@ from .render.incremental import SIEVE_FOLDER, key_separator, merge
 from .render.renderer import dialect_of
 from .snapshot import StackSettings, StackSnapshot, build_snapshot, changed_domains
 
-
 #: Up to this many changed domains (or a tenth of them all) the incremental render is used.
 MAX_DOMAINS = 50
 
