@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from collections.abc import Iterable
 
 from sqlalchemy import event, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -216,11 +217,13 @@ def committed_change(session: Session) -> CommittedChange | None:
     return None if stamp is None else CommittedChange(stamp, settings)
 
 
-def mark_changed(session: Session) -> None:
+def mark_changed(session: Session, domain_ids: Iterable[int] | None = None) -> None:
     """Record a change by hand (for code that changes mail data with bulk statements): the
-    commit stamps every domain, so the next apply renders everything."""
+    commit stamps the domains `domain_ids`, or every domain when None (the next apply then
+    renders everything)."""
     session.info[_PENDING] = True
-    session.info.setdefault(_DOMAINS, set()).add(_ALL)
+    session.info.setdefault(_DOMAINS, set()).update(
+        {_ALL} if domain_ids is None else domain_ids)
 
 
 def _before_flush(session: Session, _context: t.Any, _instances: t.Any) -> None:

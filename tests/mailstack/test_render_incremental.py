@@ -38,6 +38,7 @@ from mailadmin.models import (
     PanelUser,
     ServerSettings,
 )
+from mailadmin.services import changes
 from tests.databases import throwaway_database
 
 HASH = "{SHA512-CRYPT}$6$rounds=5000$saltsaltsaltsalt$" + "h" * 86
@@ -306,3 +307,25 @@ def test_stamps_follow_the_commit(tmp_path: Path) -> None:
         assert s.scalar(select(Domain.config_changed_at).where(
             Domain.name.in_(stamped))) == stamp
         assert stamp is not None and stamp > before - dt.timedelta(0)
+
+
+def test_bulk_statements_stamp_what_they_name(tmp_path: Path) -> None:
+    """`mark_changed` (after a bulk statement) stamps the domains it names, or every one."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'panel.sqlite'}")
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        seed(s, random.Random(4))
+        s.commit()
+        one = domains(s)[1]
+        before = s.scalar(select(ServerSettings.config_changed_at))
+        assert before is not None
+        changes.mark_changed(s, [one.id])
+        s.commit()
+        assert changed_domains(s, before) >= {one.name}
+        assert len(changed_domains(s, before)) < len(domains(s))
+        middle = s.scalar(select(ServerSettings.config_changed_at))
+        assert middle is not None
+        changes.mark_changed(s)
+        s.commit()
+        assert changed_domains(s, middle) == {d.name for d in domains(s)}
