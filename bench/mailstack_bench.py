@@ -7,7 +7,8 @@ optional servers run as root):
 
 Steps timed: database fill (setup, not part of the figures), snapshot (bulk queries),
 render (pure), first apply (write + postmap + sievec + doveconf/postfix check + switch),
-then one changed password: snapshot + render + apply. With --servers, Dovecot and Postfix
+then one changed password: snapshot + render + apply (incremental: only the changed domain
+is read and rendered, `--full` does it the old way: everything). With --servers, Dovecot and Postfix
 run from the release and the one-change apply reloads them; the figure then includes the
 time until an IMAP login with the new password succeeds.
 """
@@ -25,11 +26,12 @@ import time
 from pathlib import Path
 
 from passlib.hash import sha512_crypt
-from sqlalchemy import create_engine, insert, update
+from sqlalchemy import create_engine, insert, select
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mailadmin.db import make_session_factory
 from mailadmin.lab.sandbox import (
     ensure_vmail_user,
     free_port_base,
@@ -38,7 +40,13 @@ from mailadmin.lab.sandbox import (
     start_sandbox,
     stop_sandbox,
 )
-from mailadmin.mailstack import apply_files, build_snapshot, render_release
+from mailadmin.mailstack import (
+    apply_files,
+    build_snapshot,
+    render_release,
+    render_release_incremental,
+)
+from mailadmin.mailstack.snapshot import changed_domains
 from mailadmin.models import (
     Autoresponder,
     Base,
@@ -47,7 +55,9 @@ from mailadmin.models import (
     ForwarderDestination,
     Mailbox,
     PanelUser,
+    ServerSettings,
 )
+from mailadmin.models.base import utcnow
 
 
 class _SourcedIMAP(imaplib.IMAP4):
@@ -67,6 +77,7 @@ def dovecot_hash(pw: str) -> str:
 def fill(session: Session, mailboxes: int, per_domain: int) -> None:
     """Bulk inserts: one shared hash (100,000 SHA-crypt hashes would take minutes)."""
     pw = dovecot_hash("bench-password")
+    session.execute(insert(ServerSettings), [{"id": 1, "config_changed_at": utcnow()}])
     session.execute(insert(PanelUser), [{"id": 1, "username": "c", "role": "customer",
                                          "password_hash": "x"}])
     n_domains = max(1, mailboxes // per_domain)
@@ -127,6 +138,8 @@ def main() -> None:
     parser.add_argument("--port-base", type=int, default=None,
                         help="default: the first free range from 20000 up")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--full", action="store_true",
+                        help="one change by a full snapshot and render (the old way)")
     args = parser.parse_args()
 
     if args.port_base is None:
@@ -159,18 +172,38 @@ def main() -> None:
             info = start_sandbox(directory, args.port_base)
             print(f"  servers up in {info.startup_seconds:.2f}s")
 
-        with Session(engine) as s:
+        factory = make_session_factory(engine)  # tracks changes: stamps the domain
+        with factory() as s:
+            watermark = s.scalar(select(ServerSettings.config_changed_at))
             # mailbox id 2 (u1@d0.example) has every protocol allowed and no suspension
-            s.execute(update(Mailbox).where(Mailbox.id == 2)
-                      .values(password_hash=dovecot_hash("changed-password")))
+            mailbox = s.get(Mailbox, 2)
+            assert mailbox is not None
+            mailbox.password_hash = dovecot_hash("changed-password")
             s.commit()
             t0 = time.perf_counter()
-            with timed("one change: snapshot", results):
-                snap2 = build_snapshot(s, settings)
-        with timed("one change: render", results):
-            checksum2, files2 = render_release(snap2)
+            if args.full:
+                with timed("one change: snapshot (full)", results):
+                    snap2 = build_snapshot(s, settings)
+            else:
+                with timed("one change: snapshot (changed domains)", results):
+                    changed = changed_domains(s, watermark)  # type: ignore[arg-type]
+                    snap2 = build_snapshot(s, settings, domains=changed)
+                print(f"  changed domains: {sorted(changed)}")
+        base: str | None = None
+        unchanged: frozenset[str] = frozenset()
+        if args.full:
+            with timed("one change: render (full)", results):
+                checksum2, files2 = render_release(snap2)
+        else:
+            with timed("one change: render (incremental)", results):
+                inc = render_release_incremental(snap2)
+            assert inc is not None, "the incremental render declined"
+            checksum2, files2 = inc.checksum, inc.files
+            base, unchanged = inc.base, inc.unchanged
+            print(f"  {len(files2) - len(unchanged)} of {len(files2)} files new")
         with timed("one change: apply" + (" + reload" if args.servers else ""), results):
-            second = apply_files(settings.config_dir, checksum2, files2, reload=args.servers)
+            second = apply_files(settings.config_dir, checksum2, files2, reload=args.servers,
+                                 base=base, unchanged=unchanged)
         assert second.changed and second.checksum != first.checksum
         print("  stages: " + ", ".join(f"{k} {v:.2f}s" for k, v in second.timings.items()))
         if args.servers:

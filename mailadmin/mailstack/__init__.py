@@ -29,6 +29,7 @@ from .apply import (
     rollback,
     write_render,
 )
+from .incremental import IncrementalRelease, incremental_release, render_release_incremental
 from .names import UnsafeName
 from .render import RENDERERS, render, render_release
 from .snapshot import (
@@ -52,6 +53,7 @@ __all__ = [
     "AutoresponderSnap",
     "DomainSnap",
     "ForwarderSnap",
+    "IncrementalRelease",
     "MailboxSnap",
     "ReleaseInfo",
     "StackPorts",
@@ -63,9 +65,11 @@ __all__ = [
     "build_snapshot",
     "current_release",
     "diff_releases",
+    "incremental_release",
     "list_releases",
     "render",
     "render_release",
+    "render_release_incremental",
     "rollback",
     "settings_from_server_settings",
     "write_render",

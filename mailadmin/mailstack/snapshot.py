@@ -10,8 +10,9 @@ import dataclasses
 import datetime as dt
 import typing as t
 from collections import defaultdict
+from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from ..dkim import SIGNING_ALGORITHMS
@@ -42,6 +43,7 @@ __all__ = [
     "StackSettings",
     "StackSnapshot",
     "build_snapshot",
+    "changed_domains",
     "settings_from_server_settings",
 ]
 
@@ -204,10 +206,36 @@ class StackSnapshot:
     app_passwords: tuple[AppPasswordSnap, ...] = ()
     #: No keys: no OpenDKIM files and no milter in main.cf.
     dkim_keys: tuple[DkimKeySnap, ...] = ()
+    #: A partial snapshot (`build_snapshot` with `domains`): the rows above are those of
+    #: `only` alone (the DKIM keys excepted: always all), `domain_names` names every domain
+    #: of the full snapshot in its order, and `incoming_suspended` lists every mailbox
+    #: address, of any domain, that refuses incoming mail (forwarders and default addresses
+    #: look it up across domains). None / empty: a full snapshot, where both follow from the
+    #: rows themselves.
+    only: frozenset[str] | None = None
+    domain_names: tuple[str, ...] = ()
+    incoming_suspended: frozenset[str] | None = None
+
+    @property
+    def all_domain_names(self) -> tuple[str, ...]:
+        """Every domain of the full snapshot, in order (the partial one's `domain_names`)."""
+        return self.domain_names if self.only is not None else tuple(
+            d.name for d in self.domains)
+
+    def refuses_incoming(self) -> frozenset[str]:
+        """Every mailbox address, of any domain, that accepts no incoming mail."""
+        if self.incoming_suspended is not None:
+            return self.incoming_suspended
+        return frozenset(m.address for m in self.mailboxes if m.suspend_incoming)
 
 
-def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
+def build_snapshot(session: Session, settings: StackSettings,
+                   domains: Collection[str] | None = None) -> StackSnapshot:
     """Read everything the mail servers need in six queries, ordered for stable output.
+
+    With `domains`, a partial snapshot: only the rows of those domains (for the incremental
+    render, `render.incremental`), plus the names of all domains and the addresses refusing
+    incoming mail.
 
     Only enabled autoresponders are included; their dates are enforced by the Sieve script
     itself so that a script does not need re-rendering when its period starts or ends.
@@ -220,10 +248,15 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     their mailboxes, forwarders and autoresponders: the mail servers neither accept mail for
     them nor deliver local mail to them until their owner has proven the claim.
     """
-    verified = Domain.pending.is_(False)
+    verified: ColumnElement[bool] = Domain.pending.is_(False)
+    only = None if domains is None else frozenset(domains)
+    names_query = select(Domain.name).where(verified).order_by(Domain.name)
+    if only is not None:
+        # the DKIM keys below stay unrestricted: OpenDKIM's tables are one small file each
+        verified = and_(verified, Domain.name.in_(sorted(only))) if only else false()
     # PanelUser.mail_suspended, the one rule, as a join condition (no IN over 100k rows)
     owner_suspended = PanelUser.mail_suspended
-    domains = tuple(
+    domain_snaps = tuple(
         DomainSnap(name, action, reason, target)
         for name, action, reason, target in session.execute(
             select(
@@ -262,8 +295,12 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     )
     # One query for all destinations, grouped in Python: a join per forwarder would be N+1.
     destinations: dict[int, list[str]] = defaultdict(list)
+    dest_query = select(ForwarderDestination.forwarder_id, ForwarderDestination.address)
+    if only is not None:
+        dest_query = (dest_query.join(Forwarder, ForwarderDestination.forwarder_id == Forwarder.id)
+                      .join(Domain, Forwarder.domain_id == Domain.id).where(verified))
     for fwd_id, dest in session.execute(
-        select(ForwarderDestination.forwarder_id, ForwarderDestination.address).order_by(
+        dest_query.order_by(
             ForwarderDestination.forwarder_id,
             ForwarderDestination.position,
             ForwarderDestination.id,
@@ -338,13 +375,53 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
         for dom, selector in session.execute(
             select(Domain.name, DkimKey.selector)
             .join(Domain, DkimKey.domain_id == Domain.id)
-            .where(DkimKey.state == DkimKeyState.ACTIVE.value, verified,
+            .where(DkimKey.state == DkimKeyState.ACTIVE.value, Domain.pending.is_(False),
                    DkimKey.algorithm.in_(SIGNING_ALGORITHMS))
             .order_by(Domain.name, DkimKey.selector)
         )
     )
-    return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders,
-                         app_passwords=app_passwords, dkim_keys=dkim_keys)
+    if only is None:
+        return StackSnapshot(settings, domain_snaps, mailboxes, forwarders, autoresponders,
+                             app_passwords=app_passwords, dkim_keys=dkim_keys)
+    refusing = frozenset(
+        f"{local}@{dom}" for local, dom in session.execute(
+            select(Mailbox.local_part, Domain.name)
+            .join(Domain, Mailbox.domain_id == Domain.id)
+            .outerjoin(PanelUser, Domain.owner_id == PanelUser.id)
+            .where(Domain.pending.is_(False),
+                   or_(Mailbox.suspend_incoming.is_(True), owner_suspended))
+        )
+    )
+    return StackSnapshot(settings, domain_snaps, mailboxes, forwarders, autoresponders,
+                         app_passwords=app_passwords, dkim_keys=dkim_keys, only=only,
+                         domain_names=tuple(session.scalars(names_query)),
+                         incoming_suspended=refusing)
+
+
+def changed_domains(session: Session, since: dt.datetime,
+                    gone: Collection[str] = ()) -> frozenset[str]:
+    """The domains an incremental render must redo after the release of watermark `since`:
+    those stamped later (`Domain.config_changed_at`, set by `services.changes`), the `gone`
+    ones (in the release in force, no longer served: deleted, renamed, pending again), and
+    those whose forwarders or default address send to one of these (whether an address there
+    is a mailbox refusing incoming mail decides their Postfix entries).
+    """
+    changed = set(session.scalars(
+        select(Domain.name).where(Domain.config_changed_at > since))) | set(gone)
+    if not changed:
+        return frozenset()
+    names = sorted(changed)
+    for i in range(0, len(names), 200):
+        chunk = names[i:i + 200]
+        into = or_(*(ForwarderDestination.address.like(f"%@{n}") for n in chunk))
+        changed.update(session.scalars(
+            select(Domain.name).distinct()
+            .join(Forwarder, Forwarder.domain_id == Domain.id)
+            .join(ForwarderDestination, ForwarderDestination.forwarder_id == Forwarder.id)
+            .where(into)))
+        changed.update(session.scalars(select(Domain.name).where(
+            or_(*(Domain.catchall_target.like(f"%@{n}") for n in chunk)))))
+    return frozenset(changed)
 
 
 def _column(row: ServerSettings, name: str) -> t.Any:

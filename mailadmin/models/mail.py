@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
-from .base import Base, utcnow
+from .base import Base, PreciseUTCDateTime, utcnow
 from .users import PanelUser
 
 DOMAIN_MAX = 253
@@ -79,6 +79,12 @@ class Domain(Base):
     node_id: Mapped[int | None] = mapped_column(
         ForeignKey("mail_nodes.id", ondelete="RESTRICT"), index=True
     )
+    #: The ``ServerSettings.config_changed_at`` of the last commit that changed what the mail
+    #: servers hold for this domain (its row, mailboxes, forwarders, autoresponders, app
+    #: passwords, DKIM keys or owner's suspension; `services.changes`). Domains stamped after
+    #: the watermark of the release in force are the ones an incremental render redoes.
+    config_changed_at: Mapped[dt.datetime | None] = mapped_column(
+        PreciseUTCDateTime(), index=True)
 
     owner: Mapped[PanelUser] = relationship()
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from collections.abc import Iterable
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import (
@@ -128,10 +129,81 @@ def _touch(session: Session) -> None:
             stamp = previous + _TICK
         settings.config_changed_at = stamp
     session.info[_STAMPED] = stamp
+    session.info[_COMMIT_STAMP] = stamp
     if session.get_bind().dialect.name == "postgresql":
         # delivered at commit (never for a rollback) to every `mailadmin node run` listening,
         # so a node applies at once instead of at its next poll
         session.connection().exec_driver_sql(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+
+
+#: Domain ids and customer ids whose mail changed in this transaction, stamped with the
+#: commit's config_changed_at by the commit's own flush (`_after_flush`).
+_DOMAINS = "mailadmin.changed_domains"
+_OWNERS = "mailadmin.changed_owners"
+_COMMIT_STAMP = "mailadmin.commit_stamp"
+#: Some change could not be traced to its domain: the commit stamps every domain.
+_ALL = -1
+
+
+def _loaded(obj: object, name: str) -> set[int]:
+    """The value of a foreign key column as loaded and as changed in this flush (a row moved
+    to another domain counts for both); {_ALL} when it is not loaded (never a lazy load)."""
+    state = inspect(obj)
+    values: set[int] = set()
+    if name in state.dict and state.dict[name] is not None:
+        values.add(state.dict[name])
+    hist = state.attrs[name].history
+    values.update(v for v in (*hist.deleted, *hist.unchanged) if v is not None)
+    return values or {_ALL}
+
+
+def _collect_domains(session: Session) -> None:
+    """After a flush: note the domains (or customers) whose rendered mail it changed."""
+    domains: set[int] = session.info.setdefault(_DOMAINS, set())
+    owners: set[int] = session.info.setdefault(_OWNERS, set())
+    mailbox_ids: set[int] = set()
+    forwarder_ids: set[int] = set()
+    changed = ([o for o in session.new if _affects_config(o, dirty=False, new=True)]
+               + [o for o in session.deleted if _affects_config(o, dirty=False)]
+               + [o for o in session.dirty if session.is_modified(o, include_collections=False)
+                  and _affects_config(o, dirty=True)])
+    for obj in changed:
+        if isinstance(obj, Domain):
+            domains.update(_loaded(obj, "id"))
+        elif isinstance(obj, Mailbox | Forwarder | DkimKey):
+            domains.update(_loaded(obj, "domain_id"))
+        elif isinstance(obj, Autoresponder | AppPassword):
+            mailbox_ids.update(_loaded(obj, "mailbox_id"))
+        elif isinstance(obj, ForwarderDestination):
+            forwarder_ids.update(_loaded(obj, "forwarder_id"))
+        elif isinstance(obj, PanelUser):
+            owners.update(_loaded(obj, "id"))
+    for ids, table in ((mailbox_ids, Mailbox), (forwarder_ids, Forwarder)):
+        if _ALL in ids:
+            domains.add(_ALL)
+        elif ids:
+            # a parent deleted in the same flush is gone here, and stamped as itself
+            domains.update(session.connection().execute(
+                select(table.domain_id).where(table.id.in_(sorted(ids)))).scalars())
+
+
+def _stamp_domains(session: Session, stamp: dt.datetime) -> None:
+    domains: set[int] = session.info.pop(_DOMAINS, set())
+    owners: set[int] = session.info.pop(_OWNERS, set())
+    if not domains and not owners:
+        return
+    stmt = update(Domain).values(config_changed_at=stamp)
+    if _ALL not in domains and _ALL not in owners:
+        stmt = stmt.where(or_(Domain.id.in_(sorted(domains)),
+                              Domain.owner_id.in_(sorted(owners))))
+    session.connection().execute(stmt.execution_options(synchronize_session=False))
+
+
+def _after_flush(session: Session, _context: t.Any) -> None:
+    _collect_domains(session)
+    stamp = session.info.get(_COMMIT_STAMP)
+    if stamp is not None and session.info.get(_COMMITTING):
+        _stamp_domains(session, stamp)
 
 
 def committed_change(session: Session) -> CommittedChange | None:
@@ -145,9 +217,13 @@ def committed_change(session: Session) -> CommittedChange | None:
     return None if stamp is None else CommittedChange(stamp, settings)
 
 
-def mark_changed(session: Session) -> None:
-    """Record a change by hand (for code that changes mail data with bulk statements)."""
+def mark_changed(session: Session, domain_ids: Iterable[int] | None = None) -> None:
+    """Record a change by hand (for code that changes mail data with bulk statements): the
+    commit stamps the domains `domain_ids`, or every domain when None (the next apply then
+    renders everything)."""
     session.info[_PENDING] = True
+    session.info.setdefault(_DOMAINS, set()).update(
+        {_ALL} if domain_ids is None else domain_ids)
 
 
 def _before_flush(session: Session, _context: t.Any, _instances: t.Any) -> None:
@@ -169,10 +245,16 @@ def _before_commit(session: Session) -> None:
 
 def _reset(session: Session, *_args: t.Any) -> None:
     session.info.pop(_COMMITTING, None)
+    session.info.pop(_COMMIT_STAMP, None)
+    session.info.pop(_DOMAINS, None)
+    session.info.pop(_OWNERS, None)
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_COMMITTING, None)
+    session.info.pop(_COMMIT_STAMP, None)
+    session.info.pop(_DOMAINS, None)
+    session.info.pop(_OWNERS, None)
     session.info.pop(_PENDING, None)
     session.info.pop(_STAMPED, None)
     session.info.pop(_SETTINGS_CHANGED, None)
@@ -182,6 +264,7 @@ def install(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     """Track configuration changes on every session `factory` makes."""
     if not event.contains(factory, "before_flush", _before_flush):
         event.listen(factory, "before_flush", _before_flush)
+        event.listen(factory, "after_flush", _after_flush)
         event.listen(factory, "before_commit", _before_commit)
         event.listen(factory, "after_commit", _reset)
         event.listen(factory, "after_rollback", _after_rollback)

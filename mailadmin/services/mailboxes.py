@@ -727,7 +727,7 @@ def create_mailboxes(
     ids = session.execute(
         insert(Mailbox).returning(Mailbox.id, sort_by_parameter_order=True), rows
     ).scalars().all()
-    changes.mark_changed(session)
+    changes.mark_changed(session, [domain.id])
     record_events(
         session, actor, "mailbox.create", object_type="mailbox",
         objects=[

@@ -38,6 +38,7 @@ from ..mailstack import (
     apply_files,
     build_snapshot,
     current_release,
+    incremental_release,
     render_release,
     rollback,
     settings_from_server_settings,
@@ -218,22 +219,32 @@ def apply_config_report(
     watermark = _changed_at_now(session)
     started = actor.now()
     settings = settings_from_server_settings(row)
-    snapshot = build_snapshot(session, settings)
-    timings["snapshot"] = time.perf_counter() - t0
-    step("render")
+    in_force = session.scalars(
+        select(ConfigRevision).options(defer(ConfigRevision.files))
+        .where(ConfigRevision.state == "applied").order_by(ConfigRevision.id.desc()).limit(1)
+    ).first()
+    # The release in force holds the data as of config_applied_at when the last apply made
+    # it (not a rollback, nothing switched by hand): then only the domains changed since are
+    # read and rendered (`mailstack.incremental`); anything else is a full render.
+    since = (row.config_applied_at if in_force is not None and in_force.rollback_of_id is None
+             and in_force.checksum == current_release(settings.config_dir) else None)
+    incremental = None
     try:
-        checksum, files = render_release(snapshot)
+        incremental = incremental_release(session, settings, since)
+        snapshot = None if incremental is not None else build_snapshot(session, settings)
+        timings["snapshot"] = time.perf_counter() - t0
+        step("render")
+        if incremental is not None:
+            checksum, files = incremental.checksum, incremental.files
+        else:
+            assert snapshot is not None
+            checksum, files = render_release(snapshot)
     except MailadminError as exc:
         step("record")
         revision = _record(session, actor, state="failed", checksum="", files={},
                            output=f"render failed: {exc.message}", settings=settings)
         return ApplyReport(revision, False, timings)
-    timings["render"] = time.perf_counter() - t0 - timings["snapshot"]
-
-    in_force = session.scalars(
-        select(ConfigRevision).options(defer(ConfigRevision.files))
-        .where(ConfigRevision.state == "applied").order_by(ConfigRevision.id.desc()).limit(1)
-    ).first()
+    timings["render"] = time.perf_counter() - t0 - timings.get("snapshot", 0.0)
     if (in_force is not None and in_force.checksum == checksum
             and current_release(settings.config_dir) == checksum):
         step("record")
@@ -255,7 +266,9 @@ def apply_config_report(
     try:
         ensure_log_dir(settings.log_dir)
         result = apply_files(settings.config_dir, checksum, files, tools=tools,
-                             progress=on_stage)
+                             progress=on_stage,
+                             base=incremental.base if incremental else None,
+                             unchanged=incremental.unchanged if incremental else ())
     except ApplyError as exc:
         step("record")
         revision = _record(session, actor, state="failed", checksum=checksum, files=files,
@@ -265,6 +278,11 @@ def apply_config_report(
     timings["apply"] = time.perf_counter() - t1
     step("record")
     output = result.validation_output
+    if incremental is not None:
+        redone = sorted(incremental.domains)
+        output = (f"incremental render: {', '.join(redone[:20]) or 'no domain'}"
+                  + (f" and {len(redone) - 20} more" if len(redone) > 20 else "")
+                  + f"\n{output}")
     if not result.changed:
         output = f"already in force on disk; recorded\n{output}"
     revision = _record(session, actor, state="applied", checksum=checksum, files=files,

@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin.mailstack import apply_snapshot, build_snapshot, rollback
+from mailadmin.mailstack import (
+    apply_files,
+    apply_snapshot,
+    build_snapshot,
+    render_release,
+    render_release_incremental,
+    rollback,
+)
 from mailadmin.mailstack.snapshot import StackSnapshot
 
 from .conftest import Stack, dovecot_hash
@@ -113,3 +120,43 @@ def test_an_untrusted_folder_is_never_linked_from(private: StackSnapshot) -> Non
                             reload=False, reuse_release=False)
     assert not shared(tree(first.release_dir), tree(second.release_dir))
     assert os.path.samefile(Path(private.settings.config_dir) / "current", second.release_dir)
+
+
+def partial(snapshot: StackSnapshot, domain: str) -> StackSnapshot:
+    """The partial snapshot of one domain, as `build_snapshot(..., domains=...)` makes it."""
+    return dataclasses.replace(
+        snapshot,
+        domains=tuple(d for d in snapshot.domains if d.name == domain),
+        mailboxes=tuple(m for m in snapshot.mailboxes if m.domain == domain),
+        forwarders=tuple(f for f in snapshot.forwarders if f.domain == domain),
+        autoresponders=tuple(a for a in snapshot.autoresponders
+                             if a.address.endswith(f"@{domain}")),
+        app_passwords=tuple(a for a in snapshot.app_passwords if a.domain == domain),
+        only=frozenset({domain}), domain_names=snapshot.all_domain_names,
+        incoming_suspended=snapshot.refuses_incoming())
+
+
+def test_incremental_release_links_what_it_kept_and_rolls_back_whole(
+        private: StackSnapshot) -> None:
+    """The incremental render's unchanged files are linked without being read again; the
+    release is the full render's, validated by the real tools, and the older one stays whole."""
+    first = apply_snapshot(private, reload=False)
+    before = tree(first.release_dir)
+    changed = with_password(private, "alice", "a new password 3")
+    domain = next(m.domain for m in changed.mailboxes if m.local_part == "alice")
+    inc = render_release_incremental(partial(changed, domain))
+    assert inc is not None and inc.base == first.checksum
+    assert (inc.checksum, inc.files) == render_release(changed)
+    second = apply_files(private.settings.config_dir, inc.checksum, inc.files, reload=False,
+                         base=inc.base, unchanged=inc.unchanged)
+    after = tree(second.release_dir)
+    assert after.keys() == before.keys()
+    assert shared(before, after) == {
+        *inc.unchanged, *(rel + ".db" for rel in inc.unchanged if rel + ".db" in after),
+        *(rel.removesuffix(".sieve") + ".svbin" for rel in inc.unchanged
+          if rel.endswith(".sieve"))}
+    assert "dovecot/users" not in inc.unchanged and "postfix/vmailbox" in inc.unchanged
+    assert "main.cf and master.cf as in the release in force" in second.validation_output
+    assert tree(first.release_dir) == before
+    back = rollback(private.settings.config_dir, first.checksum, reload=False)
+    assert back.changed and tree(back.release_dir) == before

@@ -195,8 +195,10 @@ def test_shape_of_access_rules() -> None:
 def test_quota_rules_and_sieve_link() -> None:
     users = render(SNAPSHOT, ROOT)["dovecot/users"]
     assert f"userdb_quota_rule=*:storage={10 * 1024**2}B" in users
-    assert "bob@example.com" in users and (
-        f"userdb_sieve_before={ROOT}/dovecot/sieve/bob@example.com.sieve" in users)
+    # the script is found by the user name, so the passwd-file does not name its release
+    assert "bob@example.com" in users and ROOT not in users
+    assert f"sieve_before = {ROOT}/dovecot/sieve/%u.sieve" in render(SNAPSHOT, ROOT)[
+        "dovecot/dovecot.conf"]
     assert users.count("userdb_quota_rule=*:storage=0") == 5
 
 

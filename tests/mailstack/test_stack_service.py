@@ -69,8 +69,12 @@ def test_apply_records_revision_and_servers_follow(service_stack: ServiceStack) 
     assert rev.state == "applied" and not report.already_applied
     assert rev.created_by.startswith("operator") and rev.applied_at is not None
     assert "doveconf -n: ok" in (rev.validation_output or "")
-    assert "postfix check: ok" in (rev.validation_output or "")
+    # main.cf and master.cf are the release in force's, which postfix check passed
+    assert "postfix check: main.cf and master.cf as in the release in force" in (
+        rev.validation_output or "")
     assert "doveadm reload: ok" in (rev.validation_output or "")
+    # only the domain of the new mailbox was read and rendered
+    assert "incremental render: svc.test" in (rev.validation_output or "")
     assert current_release(svc.settings.config_dir) == rev.checksum
     assert status(svc).caught_up
     assert eventually(lambda: svc.imap_login("newbie@svc.test", SERVICE_PASSWORD)[0])

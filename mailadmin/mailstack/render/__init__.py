@@ -8,7 +8,9 @@ with blocks for the version and the mode. `RENDERERS` lists the dialects explici
 
 Modules: `dialect` (the value), `common` (errors, header, settings context), `dovecot`,
 `postfix`, `sieve`, `sql` (SQL access and queries), `templates` (the Jinja environment),
-`renderer` (the renderer, the registry, releases and checksums). Names are checked with
+`renderer` (the renderer, the registry, releases and checksums), `incremental` (a release
+from the one in force and a partial render of the changed domains, byte-identical to a full
+render). Names are checked with
 `mailadmin.names.safe_local_part` / `safe_domain` / `safe_address` (shared with the services)
 and other values with `mailadmin.mailstack.names`.
 """

@@ -23,7 +23,6 @@ from .. import names
 from ..snapshot import APP_PASSWORD_SLOTS, AppPasswordSnap, MailboxSnap, StackSnapshot
 from .common import HEADER, RenderError, mailbox_address
 from .dialect import Version
-from .sieve import sieve_path
 
 #: The protocols with a deny list (``smtp`` is Postfix SASL logging in through Dovecot).
 DENY_PROTOCOLS = PROTOCOLS
@@ -83,17 +82,15 @@ LOCKED_HASH = "{SHA512-CRYPT}$6$apppasswordsonly$"
 def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") -> str:
     """The passwd-file: user:{SCHEME}hash:uid:gid::home::userdb extra fields.
 
-    2.3 links each autoresponder here (``userdb_sieve_before``); 2.4 finds the script by the
-    user name in dovecot.conf's ``sieve_script`` block.
+    Autoresponders are found by the user name (dovecot.conf: 2.3's ``sieve_before``, 2.4's
+    ``sieve_script`` block), so the file does not name its release folder and a release
+    that does not change it links it from the one before (`apply._reusable`).
     """
     s = snapshot.settings
-    with_sieve = {a.address for a in snapshot.autoresponders} if version == "2.3" else set()
     lines = [f"# {HEADER}\n"]
     for m in snapshot.mailboxes:
         addr = mailbox_address(m)
         extra = quota_field(m.quota, version)
-        if addr in with_sieve:
-            extra += f" userdb_sieve_before={sieve_path(root, addr)}"
         password = LOCKED_HASH if m.app_passwords_only else names.password_hash(m.password_hash)
         lines.append(
             f"{addr}:{password}:{s.vmail_uid}:{s.vmail_gid}::"

@@ -60,7 +60,14 @@ def sql_mode_maps() -> Files:
 
 
 def postfix_maps(snapshot: StackSnapshot) -> Files:
-    """Lookup tables in files mode (source form; `apply` runs postmap on each)."""
+    """Lookup tables in files mode (source form; `apply` runs postmap on each).
+
+    Every entry belongs to one domain (its key: ``local@domain``, ``@domain`` or
+    ``domain``) and the entries of a domain come together, domains in the snapshot's order,
+    so that the incremental render (`render.incremental`) can replace one domain's entries.
+    An entry depends only on its own domain's rows and on which addresses refuse incoming
+    mail (`StackSnapshot.refuses_incoming`, across domains).
+    """
     domains = {safe_hosted_domain(d.name): d for d in snapshot.domains}
     mailboxes = {}
     for m in snapshot.mailboxes:
@@ -68,14 +75,17 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
         if m.domain not in domains:
             raise RenderError(f"mailbox {addr} in unknown domain")
         mailboxes[addr] = m
-    incoming_ok = {a for a, m in mailboxes.items() if not m.suspend_incoming}
+    refusing = snapshot.refuses_incoming()
 
     def deliverable(dest: str) -> bool:
         """A suspended local mailbox gets nothing, not even through a forwarder."""
-        return dest not in mailboxes or dest in incoming_ok
+        return dest not in refusing
 
-    valias: list[tuple[str, str]] = []
-    access = {a: SUSPENDED_INCOMING_REPLY for a in mailboxes if a not in incoming_ok}
+    valias: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    access: dict[str, dict[str, str]] = defaultdict(dict)
+    for a, m in mailboxes.items():
+        if m.suspend_incoming:
+            access[domain_of(a)][a] = SUSPENDED_INCOMING_REPLY
     forwarded = set()
     per_domain_known: dict[str, set[str]] = defaultdict(set)
     for a in mailboxes:
@@ -88,23 +98,24 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
         forwarded.add(addr)
         targets = [safe_address(d) for d in f.destinations if d != addr]
         targets = [d for d in dict.fromkeys(targets) if deliverable(d)]
-        if addr in mailboxes and f.keep_copy and addr in incoming_ok:
+        if addr in mailboxes and f.keep_copy and deliverable(addr):
             # a self-reference ends Postfix's alias recursion: deliver here *and* forward
             targets.insert(0, addr)
         if targets:
-            valias.append((addr, ",".join(targets)))
+            valias[domain_of(addr)].append((addr, ",".join(targets)))
         else:
             # Everything it would reach is suspended (or it has nowhere to go): refuse at RCPT
             # with the suspension reply instead of accepting mail that would vanish.
-            access[addr] = SUSPENDED_INCOMING_REPLY
+            access[domain_of(addr)][addr] = SUSPENDED_INCOMING_REPLY
     for d in snapshot.domains:
         action = d.catchall_action
         if action == "reject":
             if d.catchall_reject_reason:
-                access[d.name] = f"550 5.1.1 {names.reply_text(d.catchall_reject_reason)}"
+                access[d.name][d.name] = (
+                    f"550 5.1.1 {names.reply_text(d.catchall_reject_reason)}")
                 # DUNNO stops the lookup falling back to the domain key for real addresses.
                 for a in per_domain_known[d.name]:
-                    access.setdefault(a, "DUNNO")
+                    access[d.name].setdefault(a, "DUNNO")
             continue
         if action == "deliver":
             if not d.catchall_target:
@@ -124,13 +135,14 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
         # "@domain" would also catch existing mailboxes; an identity entry keeps each one.
         for a in sorted(per_domain_known[d.name]):
             if a in mailboxes and a not in forwarded:
-                valias.append((a, a))
-        valias.append((f"@{d.name}", target))
+                valias[d.name].append((a, a))
+        valias[d.name].append((f"@{d.name}", target))
     return {
         "postfix/vdomains": map_text((name, "OK") for name in domains),
         "postfix/vmailbox": map_text((a, "OK") for a in mailboxes),
-        "postfix/valias": map_text(valias),
-        "postfix/recipient_access": map_text(sorted(access.items())),
+        "postfix/valias": map_text(e for name in domains for e in valias.get(name, ())),
+        "postfix/recipient_access": map_text(
+            e for name in domains for e in sorted(access.get(name, {}).items())),
         "postfix/sender_login": map_text((a, a) for a in mailboxes),
         "postfix/sasl_access": map_text(
             (a, SUSPENDED_OUTGOING_REPLY) for a, m in mailboxes.items() if m.suspend_outgoing

@@ -43,6 +43,7 @@ class DialectRenderer:
         ctx = settings_context(snapshot.settings, root)
         sql = sql_context(snapshot.settings, d, root) if d.sql else None
         ctx.update(
+            settings_digest=settings_digest(snapshot.settings),
             v24=d.v24,
             mode_label="SQL" if d.sql else "files",
             sql=sql,
@@ -78,6 +79,20 @@ class DialectRenderer:
             files.update(sql.postfix_files)
             files.update(sql_mode_maps())
         return dict(sorted(files.items()))
+
+
+#: The way the data files are laid out (bumped when it changes): part of `settings_digest`,
+#: so an incremental render never splices into a release laid out differently.
+LAYOUT = "keyed files grouped by domain, 1"
+
+
+def settings_digest(settings: StackSettings) -> str:
+    """Names the settings and layout a files-mode release was rendered with (a comment in
+    dovecot.conf): equal digests let the incremental render reuse the release's data files,
+    some of which depend on settings no governing file shows (mail_root, reveal_deny_reason)."""
+    # the version as the dialect reads it ("2.3.19.1" renders as "2.3" does)
+    settings = dataclasses.replace(settings, dovecot_version=dialect_of(settings).version)
+    return hashlib.sha256(f"{LAYOUT}\0{settings!r}".encode()).hexdigest()[:32]
 
 
 #: Every dialect and its renderer, listed here and nowhere else.
