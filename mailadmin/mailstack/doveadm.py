@@ -6,9 +6,10 @@ is set). A client authenticates with ``doveadm_password``, which every node read
 same small file outside the release (`ensure_secret`): never in a revision, 0640
 root:dovecot.
 
-Moving a mailbox (`pull_mailbox`) runs on the TARGET node, as Dovecot 2.3 supports it::
+Moving a mailbox (`pull_mailbox`) runs on the TARGET node, as Dovecot 2.3 supports it,
+asked from wherever the panel runs (``-S``: the target's doveadm server runs it)::
 
-    doveadm -c TARGET.conf sync -1 -R -u ADDRESS tcp:SOURCE:PORT
+    doveadm -c LOCAL.conf sync -S TARGET:PORT -1 -R -u ADDRESS tcp:SOURCE:PORT
 
 ``sync`` with ``-R`` reverses the direction (the remote end is the source) and ``-1`` makes it
 one-way: the source is never modified, and mail that arrived on the target is kept, which
@@ -125,31 +126,50 @@ def _last_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def pull_mailbox(config_dir: str | Path, address: str, source: Endpoint, *,
-                 doveadm: str = "doveadm") -> None:
-    """One one-way pass: copy into this node's mailbox `address` whatever the source node's
-    copy has and this one lacks (see the module doc). Raises DoveadmFailed."""
+def pull_mailbox(config_dir: str | Path, address: str, source: Endpoint, target: Endpoint,
+                 *, doveadm: str = "doveadm") -> None:
+    """One one-way pass, run by the target node's doveadm server: copy into the target's
+    mailbox `address` whatever the source's copy has and the target's lacks (see the module
+    doc). Raises DoveadmFailed."""
     address = safe_address(address)
-    done = _run(config_dir, ["sync", "-1", "-R", "-u", address, source.dsync], doveadm)
+    done = _run(config_dir, remote_args(["sync", "-1", "-R", "-u", address, source.dsync],
+                                        target), doveadm)
     if done.returncode != 0:
-        raise DoveadmFailed(f"copying {address} from {source.socket} failed "
-                            f"(doveadm sync exited {done.returncode}): {_last_line(done)}")
+        raise DoveadmFailed(f"copying {address} from {source.socket} to {target.socket} "
+                            f"failed (doveadm sync exited {done.returncode}): "
+                            f"{_last_line(done)}")
 
 
-def mailbox_state(config_dir: str | Path, address: str, *,
+def mailbox_state(config_dir: str | Path, address: str, node: Endpoint, *,
                   doveadm: str = "doveadm") -> tuple[tuple[str, ...], ...]:
-    """What a pass can change, per folder of this node's copy: name, messages, next UID and
-    highest modification sequence (flags and keywords bump it). Equal before and after a
-    pass: the pass copied nothing new."""
+    """What a pass can change, per folder of `node`'s copy of `address`: name, messages,
+    next UID and highest modification sequence (flags and keywords bump it). Equal before
+    and after a pass: the pass copied nothing new."""
     address = safe_address(address)
-    done = _run(config_dir, ["-f", "tab", "mailbox", "status", "-u", address,
-                             "messages uidnext highestmodseq", "*"], doveadm, timeout=600)
+    done = _run(config_dir, remote_args(["-f", "tab", "mailbox", "status", "-u", address,
+                                         "messages uidnext highestmodseq", "*"], node),
+                doveadm, timeout=600)
     if done.returncode != 0:
-        raise DoveadmFailed(f"reading the folders of {address} failed "
+        raise DoveadmFailed(f"reading the folders of {address} on {node.socket} failed "
                             f"(doveadm mailbox status exited {done.returncode}): "
                             f"{_last_line(done)}")
     rows = [tuple(line.split("\t")) for line in done.stdout.splitlines()[1:] if line.strip()]
     return tuple(sorted(rows))
+
+
+@dataclasses.dataclass(frozen=True)
+class DoveadmMover:
+    """Copies mailboxes between nodes with the local doveadm, whose configuration (under
+    `config_dir`) supplies the doveadm password; every command runs on a node's server."""
+
+    config_dir: str
+    doveadm: str = "doveadm"
+
+    def pull(self, address: str, source: Endpoint, target: Endpoint) -> None:
+        pull_mailbox(self.config_dir, address, source, target, doveadm=self.doveadm)
+
+    def state(self, address: str, node: Endpoint) -> tuple[tuple[str, ...], ...]:
+        return mailbox_state(self.config_dir, address, node, doveadm=self.doveadm)
 
 
 def remote_args(args: list[str], node: Endpoint | None) -> list[str]:
@@ -158,5 +178,5 @@ def remote_args(args: list[str], node: Endpoint | None) -> list[str]:
     if node is None:
         return args
     # options follow the command words: ["-f", "tab", "quota", "get", ...]
-    words = 2 if args[:1] != ["-f"] else 4
+    words = 4 if args[:1] == ["-f"] else 1 if args[:1] == ["sync"] else 2
     return [*args[:words], "-S", node.socket, *args[words:]]

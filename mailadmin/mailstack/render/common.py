@@ -102,7 +102,7 @@ def settings_context(s: StackSettings, root: str) -> dict[str, object]:
 
 
 #: The file with ``doveadm_password = ...`` under the config folder, outside every release.
-DOVEADM_SECRET = "doveadm/doveadm-password.conf.ext"
+DOVEADM_SECRET = "doveadm/doveadm-password.conf.ext"  # noqa: S105 (a file name)
 
 
 def doveadm_secret_file(s: StackSettings) -> str:
