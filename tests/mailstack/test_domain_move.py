@@ -11,6 +11,7 @@ a subfolder) and read back over node-b's IMAP after the move.
 from __future__ import annotations
 
 import dataclasses
+import grp
 import json
 import os
 import re
@@ -370,3 +371,24 @@ def test_cli_moves_it_back(two_nodes: Nodes) -> None:
     assert json.loads(again.output)["error"]["code"] == "conflict"
     assert len(two_nodes.move_events()) == 2
 
+
+
+def test_node_runner_apply_renders_the_doveadm_server(two_nodes: Nodes) -> None:
+    """With two nodes, `apply_on_node` renders this node's doveadm server at its address;
+    the password file is 0640 root:dovecot and no revision holds the password. (Last: it
+    re-applies node-a with the production password file.)"""
+    with transaction(two_nodes.factory) as s:
+        report = nodes.apply_on_node(s, OP, "node-a")
+        assert report.revision.state == "applied", report.revision.validation_output
+        files = json.loads(report.revision.files or "{}")
+    conf = (two_nodes.a.dir / "config/current/dovecot/dovecot.conf").read_text()
+    secret = two_nodes.a.dir / "config/doveadm/doveadm-password.conf.ext"
+    assert (f"service doveadm {{\n  inet_listener doveadm {{\n    address = {ADDRESSES['a']}\n"
+            f"    port = {two_nodes.doveadm_port}\n") in conf
+    assert f"!include {secret}\n" in conf
+    st = secret.stat()
+    assert oct(st.st_mode & 0o777) == "0o640" and st.st_uid == 0
+    assert st.st_gid == grp.getgrnam("dovecot").gr_gid
+    assert "doveadm_password" not in conf
+    assert all("doveadm_password" not in text for text in files.values())
+    _wait_listening(ADDRESSES["a"], two_nodes.doveadm_port)
