@@ -90,7 +90,6 @@ def main() -> None:
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
     base_a = free_port_base()
-    base_b = base_a + 1000 if base_a + 1000 < 60000 else base_a - 1000
     doveadm_port = base_a + 345
     secret = directory / "doveadm" / "doveadm-password.conf.ext"
     dir_a, dir_b = directory / "a", directory / "b"
@@ -118,7 +117,9 @@ def main() -> None:
         with factory() as s:
             row = settings_from_server_settings(get_server_settings(s))
             ensure_vmail_user(row.vmail_uid, row.vmail_gid)
-            for key, folder, base in (("a", dir_a, base_a), ("b", dir_b, base_b)):
+            for key, folder in (("a", dir_a), ("b", dir_b)):
+                # node-b's base is chosen once node-a holds its ports
+                base = base_a if key == "a" else free_port_base()
                 folder.mkdir(mode=0o755)
                 settings = dataclasses.replace(
                     row, config_dir=f"{folder}/config", run_dir=f"{folder}/run",

@@ -4,6 +4,7 @@ the doveadm server (tests/mailstack/test_domain_move.py moves mail between real 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 import typing as t
@@ -22,11 +23,20 @@ from mailadmin.models.users import Role
 from mailadmin.services import accounts, domains, mailboxes, nodes
 from mailadmin.services.context import Actor
 from mailadmin.services.domain_move import MoveFailed, plan_move
-from mailadmin.workers.domain_mover import MAX_PASSES, copy_until_settled, move_domain
+from mailadmin.workers.domain_mover import (
+    MAX_PASSES,
+    copy_until_settled,
+    move_domain,
+    wait_for_nodes,
+)
 
 from .mailstack.test_render import SETTINGS
 
 OP = Actor.operator()
+#: The operator with a clock that stands still: whether a runner counts as online (checked
+#: in within 30 s) must not depend on how fast the test runs.
+NOW = dt.datetime(2026, 12, 6, 5, 0, tzinfo=dt.UTC)
+STILL = dataclasses.replace(OP, clock=lambda: NOW)
 A = Endpoint("127.0.3.1", 12345)
 B = Endpoint("127.0.3.2", 12345)
 
@@ -77,8 +87,8 @@ def _world(factory: sessionmaker[Session]) -> None:
         domains.add_domain(s, OP, "single.test", customer="mover")
         for address in ("ann@move.test", "bob@move.test"):
             mailboxes.create_mailbox(s, OP, address, "correct horse 9")
-        nodes.node_checkin(s, OP, "node-a", "127.0.3.1")
-        nodes.node_checkin(s, OP, "node-b", "127.0.3.2")
+        nodes.node_checkin(s, STILL, "node-a", "127.0.3.1")
+        nodes.node_checkin(s, STILL, "node-b", "127.0.3.2")
         s.flush()
         node_a = s.scalars(select(MailNode).where(MailNode.name == "node-a")).one()
         s.scalars(select(Domain).where(Domain.name == "move.test")).one().node_id = node_a.id
@@ -98,8 +108,11 @@ def test_move_switches_after_the_copy_and_records_it(
         before = s.get(ServerSettings, 1)
         changed = before.config_changed_at if before else None
     mover = FakeMover()
-    report = move_domain(session_factory, lambda _s: OP, "move.test", "node-b", mover=mover)
+    report = move_domain(session_factory, lambda _s: STILL, "move.test", "node-b", mover=mover,
+                         wait_seconds=0)
     assert report.passes == 2 and report.final_errors == ()
+    # both runners checked in just now and neither has applied the switch
+    assert report.behind == ("node-a", "node-b")
     # two passes each, then one last pass each after the switch
     assert mover.pulls == ["ann@move.test"] * 2 + ["bob@move.test"] * 2 + [
         "ann@move.test", "bob@move.test"]
@@ -119,7 +132,7 @@ def test_a_failed_copy_names_the_mailbox_and_switches_nothing(
             "bob@move.test could not be copied to node-b, so nothing was switched: "
             "move.test stays on node-a")):
         move_domain(session_factory, lambda _s: OP, "move.test", "node-b",
-                    mover=FakeMover(fail="bob@move.test"))
+                    mover=FakeMover(fail="bob@move.test"), wait_seconds=0)
     assert _node_of(session_factory, "move.test") == "node-a"
 
 
@@ -133,7 +146,7 @@ def test_a_domain_on_no_node_names_its_source(session_factory: sessionmaker[Sess
         with pytest.raises(ValidationError, match="is on node-a, not on node-b"):
             plan_move(s, OP, "move.test", "node-a", source="node-b")
     move_domain(session_factory, lambda _s: OP, "single.test", "node-b", source="node-a",
-                mover=FakeMover())
+                mover=FakeMover(), wait_seconds=0)
     assert _node_of(session_factory, "single.test") == "node-b"
 
 
@@ -149,8 +162,26 @@ def test_mailboxes_added_during_the_copy_stop_the_switch(
             super().pull(address, source, target)
 
     with pytest.raises(Conflict, match="changed during the copy"):
-        move_domain(session_factory, lambda _s: OP, "move.test", "node-b", mover=Adding())
+        move_domain(session_factory, lambda _s: OP, "move.test", "node-b", mover=Adding(),
+                    wait_seconds=0)
     assert _node_of(session_factory, "move.test") == "node-a"
+
+
+def test_the_last_pass_waits_only_for_online_nodes_behind(
+        session_factory: sessionmaker[Session]) -> None:
+    _world(session_factory)
+    with session_factory() as s, s.begin():
+        nodes.node_checkin(s, STILL, "node-c", "127.0.3.3")
+    assert wait_for_nodes(session_factory, lambda _s: STILL, 0) == (
+        "node-a", "node-b", "node-c")
+    with session_factory() as s, s.begin():
+        changed = s.get(ServerSettings, 1).config_changed_at  # type: ignore[union-attr]
+        for node in s.scalars(select(MailNode)):
+            if node.name == "node-a":  # its runner stopped a while ago
+                node.last_seen_at = NOW - dt.timedelta(minutes=5)
+            elif node.name == "node-b":  # it has applied everything
+                node.applied_through = changed
+    assert wait_for_nodes(session_factory, lambda _s: STILL, 0) == ("node-c",)
 
 
 def _snapshot(**settings: t.Any) -> StackSnapshot:

@@ -22,10 +22,13 @@ if t.TYPE_CHECKING:
 @click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
 @click.option("--from", "source", metavar="NODE",
               help="The node that holds it, for a domain that names none yet.")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=300.0,
+              show_default=True, metavar="SECONDS",
+              help="How long the last copy waits for the online nodes to apply the switch.")
 @json_option
 @pass_state
 def domain_move(state: CliState, domain: str, to: str, source: str | None,
-                as_json: bool) -> None:
+                wait_seconds: float, as_json: bool) -> None:
     """Move a domain's mail to another node (the server admin): copy every mailbox with
     doveadm sync until a pass copies nothing new, switch the domain over, then copy once more
     what arrived meanwhile. A failed copy switches nothing."""
@@ -50,7 +53,8 @@ def domain_move(state: CliState, domain: str, to: str, source: str | None,
 
     try:
         report = move_domain(state.session_factory, state.actor, domain, to, source=source,
-                             mover=None, progress=progress, planned=planned)
+                             mover=None, progress=progress, planned=planned,
+                             wait_seconds=wait_seconds)
     except MailadminError as exc:
         fail(as_json, exc.message, code=exc.code, field=exc.field, usage=False)
     finally:
@@ -60,11 +64,19 @@ def domain_move(state: CliState, domain: str, to: str, source: str | None,
         echo_json({"domain": report.domain, "from": report.source, "to": report.target,
                    "mailboxes": list(report.mailboxes), "passes": report.passes,
                    "final_errors": [{"mailbox": a, "error": e}
-                                    for a, e in report.final_errors]})
+                                    for a, e in report.final_errors],
+                   "nodes_behind": list(report.behind)})
     else:
         click.echo(f"Moved {report.domain} from {report.source} to {report.target}: "
                    f"{len(report.mailboxes)} mailboxes, at most {report.passes} passes.")
         for address, error in report.final_errors:
             click.echo(f"  the last copy of {address} failed: {error}", err=True)
+        if report.behind:
+            click.echo(f"  {', '.join(report.behind)} had not applied the switch when the "
+                       f"last copy ran: mail they took for {report.domain} since then is on "
+                       f"{report.source}.", err=True)
+        if report.final_errors or report.behind:
+            click.echo(f"  Copy it over on {report.target} with: doveadm sync -1 -R -u "
+                       f"ADDRESS tcp:<{report.source}'s address>:<doveadm_port>", err=True)
     if report.final_errors:
         raise SystemExit(1)

@@ -3,13 +3,14 @@
 Unlike a service it owns its transactions (see `services.domain_move` for the rules and the
 steps): the plan is read in one, the copy runs outside any (it can take hours, and must not
 hold a lock on the domain), and the switch commits in one of its own, so that the nodes
-re-render while the last pass runs. A copy that fails raises `MoveFailed` and switches
-nothing.
+re-render; the last pass runs once they have (`wait_for_nodes`), so that mail the old node
+took meanwhile comes along. A copy that fails raises `MoveFailed` and switches nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing as t
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ from ..db import transaction
 from ..mailstack.doveadm import DoveadmFailed, DoveadmMover, Endpoint
 from ..services.context import Actor
 from ..services.domain_move import MoveFailed, MovePlan, plan_move, switch_node
+from ..services.nodes import list_nodes
 
 #: A pass copies nothing new within this many passes, or the switch goes ahead anyway (the
 #: last pass after the switch copies the rest: the source stops getting mail then).
@@ -26,6 +28,8 @@ MAX_PASSES = 5
 
 #: Told (mailbox, step) after each mailbox: step is "copied" or "final".
 Progress = Callable[[str, str], None]
+#: How long the last pass waits for the online nodes to apply the switch, by default.
+WAIT_FOR_NODES = 300.0
 
 
 class Mover(t.Protocol):
@@ -47,6 +51,24 @@ class MoveReport:
     #: Mailboxes whose last pass after the switch failed (the domain is switched; run the
     #: printed doveadm command again for them), with the error.
     final_errors: tuple[tuple[str, str], ...] = ()
+    #: Online nodes that had not applied the switch when the last pass ran (mail they take
+    #: for the domain afterwards still goes to the old node until they do).
+    behind: tuple[str, ...] = ()
+
+
+def wait_for_nodes(factory: sessionmaker[Session], actor_for: Callable[[Session], Actor],
+                   seconds: float, *, poll: float = 0.5) -> tuple[str, ...]:
+    """Wait up to `seconds` until every online node has applied the latest change; the
+    names of those still behind. A node whose runner is offline is not waited for: it
+    applies the switch only when its runner is back."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with transaction(factory) as session:
+            statuses = list_nodes(session, actor_for(session))
+        behind = tuple(n.name for n in statuses if n.online and not n.current)
+        if not behind or time.monotonic() >= deadline:
+            return behind
+        time.sleep(poll)
 
 
 def copy_until_settled(mover: Mover, address: str, source: Endpoint, target: Endpoint) -> int:
@@ -71,9 +93,13 @@ def move_domain(
     mover: Mover | None = None,
     progress: Progress | None = None,
     planned: Callable[[MovePlan], None] | None = None,
+    wait_seconds: float = WAIT_FOR_NODES,
 ) -> MoveReport:
     """Move `domain` to node `to` (see the module doc). Raises a refusal from `plan_move`
-    or `switch_node`, or MoveFailed when a mailbox could not be copied."""
+    or `switch_node`, or MoveFailed when a mailbox could not be copied.
+
+    After the switch, the last pass waits (up to `wait_seconds`) until the online nodes have
+    applied it: until then they still hand the domain's mail to the old node."""
     with transaction(factory) as session:
         plan = plan_move(session, actor_for(session), domain, to, source=source)
     if planned is not None:
@@ -92,6 +118,7 @@ def move_domain(
             progress(address, "copied")
     with transaction(factory) as session:
         switch_node(session, actor_for(session), plan, passes=most)
+    behind = wait_for_nodes(factory, actor_for, wait_seconds)
     errors = []
     for address in plan.mailboxes:
         try:
@@ -101,4 +128,4 @@ def move_domain(
         if progress is not None:
             progress(address, "final")
     return MoveReport(plan.domain, plan.source, plan.target, plan.mailboxes, most,
-                      tuple(errors))
+                      tuple(errors), behind)

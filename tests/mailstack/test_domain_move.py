@@ -128,7 +128,6 @@ def two_nodes() -> Iterator[Nodes]:
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
     base_a = free_port_base()
-    base_b = base_a + 1000 if base_a + 1000 < 60000 else base_a - 1000
     doveadm_port = base_a + 345
     dir_a, dir_b = directory / "a", directory / "b"
     secret = directory / "doveadm" / "doveadm-password.conf.ext"
@@ -167,7 +166,9 @@ def two_nodes() -> Iterator[Nodes]:
             row = settings_from_server_settings(get_server_settings(s))
             ensure_vmail_user(row.vmail_uid, row.vmail_gid)
             made = {}
-            for key, folder, base in (("a", dir_a, base_a), ("b", dir_b, base_b)):
+            for key, folder in (("a", dir_a), ("b", dir_b)):
+                # node-b's base is chosen once node-a holds its ports
+                base = base_a if key == "a" else free_port_base()
                 folder.mkdir(mode=0o755)
                 settings = _node_settings(row, folder, base, ADDRESSES[key], secret, key)
                 # both nodes render every mailbox (placement per node is not this test's)
@@ -267,7 +268,7 @@ def test_a_failed_copy_switches_nothing(two_nodes: Nodes, mail_on_a: t.Any) -> N
     stop_sandbox(two_nodes.b.dir)
     try:
         with pytest.raises(MoveFailed) as failed:
-            move_domain(two_nodes.factory, lambda _s: OP, DOMAIN, "node-b")
+            move_domain(two_nodes.factory, lambda _s: OP, DOMAIN, "node-b", wait_seconds=0)
     finally:
         start_sandbox(two_nodes.b.dir, two_nodes.b.base)
         _wait_listening(ADDRESSES["b"], two_nodes.doveadm_port)
@@ -303,7 +304,7 @@ def test_move_copies_every_message_folder_and_flag(two_nodes: Nodes, mail_on_a: 
     mover = LateMail(two_nodes)
     told: list[tuple[str, str]] = []
     report = move_domain(two_nodes.factory, lambda _s: OP, DOMAIN, "node-b", mover=mover,
-                         progress=lambda a, step: told.append((a, step)))
+                         progress=lambda a, step: told.append((a, step)), wait_seconds=0)
     assert report.final_errors == ()
     assert report.source == "node-a" and report.target == "node-b"
     # a pass that copied nothing new ended each mailbox's copy, then one pass after the switch
@@ -357,7 +358,7 @@ def test_cli_moves_it_back(two_nodes: Nodes) -> None:
     ann = f"ann@{DOMAIN}"
     result = CliRunner().invoke(
         main, ["--instance", str(two_nodes.instance), "domain", "move", DOMAIN,
-               "--to", "node-a"],
+               "--to", "node-a", "--wait", "0"],
         env={"MAILADMIN_DATABASE_URL": two_nodes.url}, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert f"Moved {DOMAIN} from node-b to node-a: 2 mailboxes" in result.output
