@@ -121,9 +121,18 @@ def _run(config_dir: str | Path, args: list[str], doveadm: str,
         raise DoveadmFailed(f"doveadm {args[0]} timed out after {timeout:.0f}s") from None
 
 
+#: What doveadm says when the nodes' doveadm passwords differ.
+_AUTH_FAILED = "authentication failed"
+
+
 def _last_line(done: subprocess.CompletedProcess[str]) -> str:
-    lines = (done.stderr or done.stdout).strip().splitlines()
-    return lines[-1][:300] if lines else "no output"
+    text = (done.stderr or done.stdout).strip()
+    lines = text.splitlines()
+    last = lines[-1][:300] if lines else "no output"
+    if _AUTH_FAILED in text:
+        last += (" (a node refused the doveadm password: every node must have the same "
+                 "doveadm-password.conf.ext)")
+    return last
 
 
 def pull_mailbox(config_dir: str | Path, address: str, source: Endpoint, target: Endpoint,

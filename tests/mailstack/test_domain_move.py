@@ -393,3 +393,9 @@ def test_node_runner_apply_renders_the_doveadm_server(two_nodes: Nodes) -> None:
     assert "doveadm_password" not in conf
     assert all("doveadm_password" not in text for text in files.values())
     _wait_listening(ADDRESSES["a"], two_nodes.doveadm_port)
+    # node-a now has a password file of its own, unlike node-b: a move is refused by the
+    # nodes, says why, and switches nothing
+    assert two_nodes.node_of() == "node-a"
+    with pytest.raises(MoveFailed, match=r"same doveadm-password\.conf\.ext"):
+        move_domain(two_nodes.factory, lambda _s: OP, DOMAIN, "node-b", wait_seconds=0)
+    assert two_nodes.node_of() == "node-a"
