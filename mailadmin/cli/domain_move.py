@@ -76,7 +76,7 @@ def domain_move(state: CliState, domain: str, to: str, source: str | None,
                        f"last copy ran: mail they took for {report.domain} since then is on "
                        f"{report.source}.", err=True)
         if report.final_errors or report.behind:
-            click.echo(f"  Copy it over on {report.target} with: doveadm sync -1 -R -u "
+            click.echo(f"  Copy it over on {report.target} with: doveadm sync -1 -f -R -u "
                        f"ADDRESS tcp:<{report.source}'s address>:<doveadm_port>", err=True)
     if report.final_errors:
         raise SystemExit(1)

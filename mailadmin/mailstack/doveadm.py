@@ -9,14 +9,17 @@ root:dovecot.
 Moving a mailbox (`pull_mailbox`) runs on the TARGET node, as Dovecot 2.3 supports it,
 asked from wherever the panel runs (``-S``: the target's doveadm server runs it)::
 
-    doveadm -c LOCAL.conf sync -S TARGET:PORT -1 -R -u ADDRESS tcp:SOURCE:PORT
+    doveadm -c LOCAL.conf sync -S TARGET:PORT -1 -f -R -u ADDRESS tcp:SOURCE:PORT
 
 ``sync`` with ``-R`` reverses the direction (the remote end is the source) and ``-1`` makes it
 one-way: the source is never modified, and mail that arrived on the target is kept, which
-the final pass after the switch depends on (``backup -R`` would delete it). Messages are
-matched by GUID, so a pass copies only what the target lacks: flags, keywords and folders
-come along. Run on the target, the local side is the user's new home and the remote side is
-the source's doveadm server answering as that user.
+the final pass after the switch depends on (``backup -R`` would delete it). A pass copies
+only what the target lacks: flags, keywords and folders come along. ``-f`` (full sync) is
+needed: without it dsync skips a folder whose summary (UID validity, next UID, highest
+modseq) is the same on both sides, and after the switch both sides can have taken one new
+message each - the source's would then never be copied (seen with 2.3.19: "Mailboxes are
+equal"; the two-node test has this case). Run on the target, the local side is the user's
+new home and the remote side is the source's doveadm server answering as that user.
 
 Asking another node (`remote_args`): a mail command run with ``-S HOST:PORT`` is executed by
 that node's doveadm server (doveadm(1): "-S socket_path ... or a hostname and port").
@@ -141,8 +144,8 @@ def pull_mailbox(config_dir: str | Path, address: str, source: Endpoint, target:
     mailbox `address` whatever the source's copy has and the target's lacks (see the module
     doc). Raises DoveadmFailed."""
     address = safe_address(address)
-    done = _run(config_dir, remote_args(["sync", "-1", "-R", "-u", address, source.dsync],
-                                        target), doveadm)
+    done = _run(config_dir, remote_args(["sync", "-1", "-f", "-R", "-u", address,
+                                         source.dsync], target), doveadm)
     if done.returncode != 0:
         raise DoveadmFailed(f"copying {address} from {source.socket} to {target.socket} "
                             f"failed (doveadm sync exited {done.returncode}): "
