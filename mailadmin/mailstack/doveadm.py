@@ -9,16 +9,18 @@ root:dovecot.
 Moving a mailbox (`pull_mailbox`) runs on the TARGET node, as Dovecot 2.3 supports it,
 asked from wherever the panel runs (``-S``: the target's doveadm server runs it)::
 
-    doveadm -c LOCAL.conf sync -S TARGET:PORT -1 -f -R -u ADDRESS tcp:SOURCE:PORT
+    doveadm -c LOCAL.conf sync -S TARGET:PORT -1 [-f] -R -u ADDRESS tcp:SOURCE:PORT
 
 ``sync`` with ``-R`` reverses the direction (the remote end is the source) and ``-1`` makes it
 one-way: the source is never modified, and mail that arrived on the target is kept, which
 the final pass after the switch depends on (``backup -R`` would delete it). A pass copies
-only what the target lacks: flags, keywords and folders come along. ``-f`` (full sync) is
-needed: without it dsync skips a folder whose summary (UID validity, next UID, highest
-modseq) is the same on both sides, and after the switch both sides can have taken one new
-message each - the source's would then never be copied (seen with 2.3.19: "Mailboxes are
-equal"; the two-node test has this case). Run on the target, the local side is the user's
+only what the target lacks: flags, keywords and folders come along. The first and the last
+pass are full (``-f``): without it dsync skips a folder whose summary (UID validity, next
+UID, highest modseq) is the same on both sides, and after the switch both sides can have
+taken one new message each - the source's would then never be copied (seen with 2.3.19:
+"Mailboxes are equal"; the two-node test has this case); a target left with an old copy
+(a domain moved back) is the same case. In between, only the source changes, and the quick
+check is right (and several times faster). Run on the target, the local side is the user's
 new home and the remote side is the source's doveadm server answering as that user.
 
 Asking another node (`remote_args`): a mail command run with ``-S HOST:PORT`` is executed by
@@ -139,13 +141,15 @@ def _last_line(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def pull_mailbox(config_dir: str | Path, address: str, source: Endpoint, target: Endpoint,
-                 *, doveadm: str = "doveadm") -> None:
+                 *, full: bool = True, doveadm: str = "doveadm") -> None:
     """One one-way pass, run by the target node's doveadm server: copy into the target's
     mailbox `address` whatever the source's copy has and the target's lacks (see the module
-    doc). Raises DoveadmFailed."""
+    doc). `full` (``-f``) compares every message; without it a folder whose summary is
+    unchanged is skipped, which is right only while the target takes no mail of its own.
+    Raises DoveadmFailed."""
     address = safe_address(address)
-    done = _run(config_dir, remote_args(["sync", "-1", "-f", "-R", "-u", address,
-                                         source.dsync], target), doveadm)
+    args = ["sync", "-1", *(["-f"] if full else []), "-R", "-u", address, source.dsync]
+    done = _run(config_dir, remote_args(args, target), doveadm)
     if done.returncode != 0:
         raise DoveadmFailed(f"copying {address} from {source.socket} to {target.socket} "
                             f"failed (doveadm sync exited {done.returncode}): "
@@ -177,8 +181,10 @@ class DoveadmMover:
     config_dir: str
     doveadm: str = "doveadm"
 
-    def pull(self, address: str, source: Endpoint, target: Endpoint) -> None:
-        pull_mailbox(self.config_dir, address, source, target, doveadm=self.doveadm)
+    def pull(self, address: str, source: Endpoint, target: Endpoint, *,
+             full: bool = True) -> None:
+        pull_mailbox(self.config_dir, address, source, target, full=full,
+                     doveadm=self.doveadm)
 
     def state(self, address: str, node: Endpoint) -> tuple[tuple[str, ...], ...]:
         return mailbox_state(self.config_dir, address, node, doveadm=self.doveadm)

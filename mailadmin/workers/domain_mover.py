@@ -35,7 +35,8 @@ WAIT_FOR_NODES = 300.0
 class Mover(t.Protocol):
     """Copies one mailbox between nodes and says what a node's copy holds."""
 
-    def pull(self, address: str, source: Endpoint, target: Endpoint) -> None: ...
+    def pull(self, address: str, source: Endpoint, target: Endpoint, *,
+             full: bool = True) -> None: ...
 
     def state(self, address: str, node: Endpoint) -> tuple[tuple[str, ...], ...]: ...
 
@@ -72,10 +73,11 @@ def wait_for_nodes(factory: sessionmaker[Session], actor_for: Callable[[Session]
 
 
 def copy_until_settled(mover: Mover, address: str, source: Endpoint, target: Endpoint) -> int:
-    """Pull `address` until a pass changes nothing on the target; the number of passes."""
+    """Pull `address` until a pass changes nothing on the target; the number of passes.
+    The first pass is full (the target may hold an older copy), the others quick."""
     before = None
     for passes in range(1, MAX_PASSES + 1):
-        mover.pull(address, source, target)
+        mover.pull(address, source, target, full=passes == 1)
         after = mover.state(address, target)
         if after == before:
             return passes
@@ -122,7 +124,7 @@ def move_domain(
     errors = []
     for address in plan.mailboxes:
         try:
-            mover.pull(address, src, dst)
+            mover.pull(address, src, dst, full=True)
         except DoveadmFailed as exc:
             errors.append((address, exc.message))
         if progress is not None:

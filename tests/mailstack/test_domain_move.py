@@ -290,7 +290,8 @@ class LateMail:
         self.sent = False
         self.pulls: list[str] = []
 
-    def pull(self, address: str, source: Endpoint, target: Endpoint) -> None:
+    def pull(self, address: str, source: Endpoint, target: Endpoint, *,
+             full: bool = True) -> None:
         if not self.sent and self.nodes.node_of() == "node-b":
             # as many new messages on each side: the folders' summaries (next UID, ...) match,
             # and only a full sync sees that they hold different messages under one UID
@@ -298,7 +299,7 @@ class LateMail:
             _append(self.nodes.b.imap, f"ann@{DOMAIN}", "INBOX", "", "first on b")
             self.sent = True
         self.pulls.append(address)
-        self.inner.pull(address, source, target)
+        self.inner.pull(address, source, target, full=full)
 
     def state(self, address: str, node: Endpoint) -> tuple[tuple[str, ...], ...]:
         return self.inner.state(address, node)
