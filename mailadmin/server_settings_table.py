@@ -203,6 +203,11 @@ TABLE: tuple[Setting, ...] = (
             snapshot="dkim_key_dir", group=_STORAGE),
     Setting("dkim_milter_port", int, 8891, "Loopback port of the OpenDKIM signer (milter)",
             _C.PORT, snapshot="dkim_milter_port", group=_LISTENING),
+    # Several mail nodes only: each node's Dovecot answers the others' doveadm (domain moves
+    # with dsync, usage read-back) on its node address; a single server has no such listener.
+    Setting("doveadm_port", int, 12345,
+            "doveadm server port between mail nodes (several nodes only)", _C.PORT,
+            snapshot="doveadm_port", group=_LISTENING),
 )
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in TABLE}

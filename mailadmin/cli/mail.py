@@ -35,6 +35,7 @@ from .common import (
     stdin_password,
     work,
 )
+from .domain_move import domain_move
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -585,3 +586,4 @@ def forwarder_list(state: CliState, domain: str | None, search: str | None, page
 # --- app passwords (their own module; a subgroup of `mailbox`) --------------------------------
 
 mailbox_group.add_command(app_password_group)
+domain_group.add_command(domain_move)

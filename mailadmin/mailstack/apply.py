@@ -35,6 +35,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import MailadminError
+from .doveadm import ensure_secret
 from .render import POSTFIX_HASH_MAPS, render, render_release
 from .render.opendkim import CONF as OPENDKIM_CONF
 from .snapshot import StackSnapshot
@@ -708,7 +709,13 @@ def apply_snapshot(
     progress: Callable[[str], None] | None = None,
     reuse_release: bool = True,
 ) -> ApplyResult:
-    """Render `snapshot` and apply it to ``snapshot.settings.config_dir`` (see apply_files)."""
+    """Render `snapshot` and apply it to ``snapshot.settings.config_dir`` (see apply_files).
+
+    With several mail nodes (a doveadm listener), the doveadm password file the release
+    includes is created first if missing (kept outside the release: see `doveadm`).
+    """
+    if snapshot.settings.doveadm_address is not None:
+        ensure_secret(snapshot.settings)
     checksum, files = render_release(snapshot)
     return apply_files(
         snapshot.settings.config_dir, checksum, files,

@@ -19,6 +19,7 @@ __all__ = [
     "hostname",
     "instance_name",
     "ipv4_listen",
+    "node_address",
     "password_hash",
     "path",
     "port",
@@ -63,6 +64,19 @@ def ipv4_listen(value: str) -> str:
     except ValueError as exc:
         raise UnsafeName(f"listen address must be an IPv4 address, not {value!r}") from exc
     return str(ip)
+
+
+def node_address(value: str) -> str:
+    """Where the other mail nodes reach this one: an IPv4 address or a host name."""
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        pass
+    try:
+        return safe_domain(value)
+    except UnsafeName:
+        raise UnsafeName(f"a node address is an IPv4 address or a host name, not {value!r}"
+                         ) from None
 
 
 def port(value: int) -> int:

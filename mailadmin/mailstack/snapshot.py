@@ -117,6 +117,13 @@ class StackSettings:
     dkim_key_dir: str = DEFAULTS["dkim_key_dir"]
     #: Loopback port OpenDKIM listens on; Postfix hands it every message as a milter.
     dkim_milter_port: int = DEFAULTS["dkim_milter_port"]
+    #: Several mail nodes: the address this node's doveadm server listens on for the other
+    #: nodes (its `MailNode.address`). None (a single server): no doveadm listener at all.
+    doveadm_address: str | None = None
+    doveadm_port: int = DEFAULTS["doveadm_port"]
+    #: The file holding ``doveadm_password = ...`` (0640 root:dovecot, outside the release,
+    #: never in a revision); None: ``<config_dir>/doveadm/doveadm-password.conf.ext``.
+    doveadm_secret_file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

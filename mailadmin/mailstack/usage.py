@@ -9,6 +9,10 @@ resource in KiB (rounded up) and MESSAGE as a count; bytes here are therefore Ki
 two lines per user; ``-u ADDRESS`` asks for one, ``-u '*@DOMAIN'`` for a domain's.
 ``doveadm quota recalc -u ADDRESS`` recounts the mailbox from its files (mail copied into
 the Maildir by hand, a damaged ``maildirsize``).
+
+With several mail nodes, `node` names the doveadm server of the node that holds the
+mailboxes: the same command then runs there (``-S HOST:PORT``, see `doveadm`), answered from
+that node's configuration and mail; the local configuration only supplies the password.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from ..errors import MailadminError, NotFound
 from ..names import domain_of, safe_address, safe_domain
+from .doveadm import Endpoint, remote_args
 
 #: The quota root name in the generated dovecot.conf (``quota = maildir:User quota``).
 QUOTA_ROOT = "User quota"
@@ -51,14 +56,14 @@ def dovecot_conf(config_dir: str | Path) -> Path:
 
 
 def _doveadm(
-    config_dir: str | Path, args: list[str], doveadm: str
+    config_dir: str | Path, args: list[str], doveadm: str, node: Endpoint | None = None
 ) -> subprocess.CompletedProcess[str]:
     conf = dovecot_conf(config_dir)
     if not conf.exists():
         raise UsageUnavailable(
             f"No configuration is in force under {config_dir} yet; apply it first."
         )
-    cmd = [doveadm, "-c", str(conf), *args]
+    cmd = [doveadm, "-c", str(conf), *remote_args(args, node)]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT, check=False)
     except FileNotFoundError:
@@ -115,19 +120,21 @@ def parse_quota_get(text: str, address: str | None = None) -> dict[str, Usage]:
     return result
 
 
-def read_all(config_dir: str | Path, *, doveadm: str = "doveadm") -> dict[str, Usage]:
+def read_all(config_dir: str | Path, *, doveadm: str = "doveadm",
+             node: Endpoint | None = None) -> dict[str, Usage]:
     """Usage of every mailbox the servers know, in one ``doveadm quota get -A``."""
-    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-A"], doveadm)
+    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-A"], doveadm, node)
     if proc.returncode != 0:
         raise UsageUnavailable(f"doveadm quota get -A exited {proc.returncode}: "
                                f"{proc.stderr.strip()[-2000:]}")
     return parse_quota_get(proc.stdout)
 
 
-def read_one(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") -> Usage:
+def read_one(config_dir: str | Path, address: str, *, doveadm: str = "doveadm",
+             node: Endpoint | None = None) -> Usage:
     """Usage of one mailbox. Raises NotFound when Dovecot does not know it (not applied yet)."""
     safe_address(address)
-    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", address], doveadm)
+    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", address], doveadm, node)
     if proc.returncode == EX_NOUSER:
         raise NotFound(f"The mail server does not know {address} yet; apply the configuration "
                        "first.", field="address")
@@ -141,12 +148,14 @@ def read_one(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") 
 
 
 def read_domain(
-    config_dir: str | Path, domain: str, *, doveadm: str = "doveadm"
+    config_dir: str | Path, domain: str, *, doveadm: str = "doveadm",
+    node: Endpoint | None = None,
 ) -> dict[str, Usage]:
     """Every mailbox of one domain in one call (``-u '*@domain'``: doveadm iterates the
     userdb and keeps the matching users)."""
     safe_domain(domain)
-    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", f"*@{domain}"], doveadm)
+    proc = _doveadm(config_dir, ["-f", "tab", "quota", "get", "-u", f"*@{domain}"], doveadm,
+                    node)
     if proc.returncode != 0:
         raise UsageUnavailable(f"doveadm quota get -u '*@{domain}' exited {proc.returncode}: "
                                f"{proc.stderr.strip()[-2000:]}")
@@ -154,26 +163,28 @@ def read_domain(
 
 
 def read_many(
-    config_dir: str | Path, addresses: Iterable[str], *, doveadm: str = "doveadm"
+    config_dir: str | Path, addresses: Iterable[str], *, doveadm: str = "doveadm",
+    node: Endpoint | None = None,
 ) -> dict[str, Usage]:
     """Usage of the given mailboxes: one call per domain (one ``-u`` call for a single
     address). Addresses the servers do not know yet are left out."""
     wanted = list(dict.fromkeys(addresses))
     if len(wanted) == 1:
         try:
-            return {wanted[0]: read_one(config_dir, wanted[0], doveadm=doveadm)}
+            return {wanted[0]: read_one(config_dir, wanted[0], doveadm=doveadm, node=node)}
         except NotFound:
             return {}
     found: dict[str, Usage] = {}
     for domain in sorted({domain_of(a) for a in wanted}):
-        found.update(read_domain(config_dir, domain, doveadm=doveadm))
+        found.update(read_domain(config_dir, domain, doveadm=doveadm, node=node))
     return {a: found[a] for a in wanted if a in found}
 
 
-def recalc(config_dir: str | Path, address: str, *, doveadm: str = "doveadm") -> None:
+def recalc(config_dir: str | Path, address: str, *, doveadm: str = "doveadm",
+           node: Endpoint | None = None) -> None:
     """Recount one mailbox's usage from its files (``doveadm quota recalc -u``)."""
     safe_address(address)
-    proc = _doveadm(config_dir, ["quota", "recalc", "-u", address], doveadm)
+    proc = _doveadm(config_dir, ["quota", "recalc", "-u", address], doveadm, node)
     if proc.returncode == EX_NOUSER:
         raise NotFound(f"The mail server does not know {address} yet; apply the configuration "
                        "first.", field="address")

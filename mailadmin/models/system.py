@@ -195,6 +195,8 @@ class ServerSettings(Base):
     #: DKIM private keys live in <dkim_key_dir>/<domain>/<selector>.private.
     dkim_key_dir: Mapped[str] = mapped_column(String(1024), default=DEFAULTS["dkim_key_dir"])
     dkim_milter_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["dkim_milter_port"])
+    #: Where each mail node's doveadm server listens for the other nodes (several nodes).
+    doveadm_port: Mapped[int] = mapped_column(Integer, default=DEFAULTS["doveadm_port"])
     #: When the mail data last changed, so an apply can coalesce a burst of changes and the
     #: panel can tell whether the servers have caught up.
     config_changed_at: Mapped[dt.datetime | None] = mapped_column(PreciseUTCDateTime())

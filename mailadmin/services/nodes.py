@@ -15,7 +15,7 @@ import datetime as dt
 import ipaddress
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, ValidationError
@@ -121,7 +121,10 @@ def apply_on_node(session: Session, actor: Actor, name: str, *,
     """
     require_admin(actor, "runs mail nodes")
     node = _node(session, check_node_name(name), lock=True)
-    report = apply_config_report(session, actor, progress=progress, tools=tools)
+    # several nodes: each one's Dovecot answers the others' doveadm (domain moves, usage)
+    several = (session.scalar(select(func.count(MailNode.id))) or 0) > 1
+    report = apply_config_report(session, actor, progress=progress, tools=tools,
+                                 doveadm_address=node.address if several else None)
     revision = report.revision
     node.last_seen_at = actor.now()
     if revision.state == "applied":

@@ -45,6 +45,7 @@ from ..mailstack import (
     write_render,
 )
 from ..mailstack.apply import Tools, diff_files, ensure_log_dir
+from ..mailstack.doveadm import ensure_secret as ensure_doveadm_secret
 from ..mailstack.snapshot import StackSnapshot
 from ..mailstack.version import detect_dovecot_version
 from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, ServerSettings
@@ -204,11 +205,13 @@ def apply_config_report(
     *,
     progress: Progress | None = None,
     tools: Tools | None = None,
+    doveadm_address: str | None = None,
 ) -> ApplyReport:
     """Render the database, apply it to the servers and record the outcome (admin only).
 
     A refusal by the real tools (or a render error) is recorded as a ``failed`` revision and
-    returned; the files in force stay byte-for-byte as they were.
+    returned; the files in force stay byte-for-byte as they were. `doveadm_address` (one of
+    several mail nodes: its own address) adds the doveadm server the other nodes reach.
     """
     require_admin(actor, "can apply the mail server configuration")
     step = progress or (lambda _name: None)
@@ -219,6 +222,8 @@ def apply_config_report(
     watermark = _changed_at_now(session)
     started = actor.now()
     settings = settings_from_server_settings(row)
+    if doveadm_address is not None:
+        settings = dataclasses.replace(settings, doveadm_address=doveadm_address)
     in_force = session.scalars(
         select(ConfigRevision).options(defer(ConfigRevision.files))
         .where(ConfigRevision.state == "applied").order_by(ConfigRevision.id.desc()).limit(1)
@@ -265,6 +270,12 @@ def apply_config_report(
     t1 = time.perf_counter()
     try:
         ensure_log_dir(settings.log_dir)
+        if settings.doveadm_address is not None:
+            try:
+                ensure_doveadm_secret(settings)
+            except OSError as exc:
+                raise ApplyError("write", "cannot write the doveadm password file: "
+                                 f"{exc.strerror or exc}") from None
         result = apply_files(settings.config_dir, checksum, files, tools=tools,
                              progress=on_stage,
                              base=incremental.base if incremental else None,

@@ -6,6 +6,10 @@ refresh reads every mailbox in one ``doveadm quota get -A``; a reseller or custo
 reads only their own domains, one ``doveadm quota get -u '*@domain'`` each. Mailboxes
 Dovecot does not know yet (created since the last apply) keep what they had.
 
+With several mail nodes a mailbox's usage is read from the node that holds its domain
+(``domains.node_id``): the same doveadm command, run by that node's doveadm server
+(`NodeReader`); mailboxes of domains on no node are read locally, as on a single server.
+
 Every function takes the caller's Session and Actor and only flushes.
 """
 
@@ -20,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from ..errors import NotFound
 from ..mailstack import usage as dovecot_usage
+from ..mailstack.doveadm import Endpoint
 from ..mailstack.usage import Usage
-from ..models import Domain, Mailbox, PanelUser, Role
+from ..models import Domain, Mailbox, MailNode, PanelUser, Role
 from ..names import domain_to_unicode
 from .audit import record_event
 from .context import Actor
@@ -37,6 +42,8 @@ CRITICAL_PERCENT = 95
 Progress = Callable[[int, int], None]
 #: (config_dir, addresses or None for all) -> usage per address; tests and odd setups swap it.
 Reader = Callable[[str, "list[str] | None"], Mapping[str, Usage]]
+#: The same, run on a node's doveadm server: (config_dir, node, addresses or None for all).
+NodeReader = Callable[[str, Endpoint, "list[str] | None"], Mapping[str, Usage]]
 
 _BATCH = 1000
 
@@ -56,6 +63,44 @@ def _default_reader(config_dir: str, addresses: list[str] | None) -> Mapping[str
     if addresses is None:
         return dovecot_usage.read_all(config_dir)
     return dovecot_usage.read_many(config_dir, addresses)
+
+
+def _default_node_reader(config_dir: str, node: Endpoint,
+                         addresses: list[str] | None) -> Mapping[str, Usage]:
+    if addresses is None:
+        return dovecot_usage.read_all(config_dir, node=node)
+    return dovecot_usage.read_many(config_dir, addresses, node=node)
+
+
+def _nodes_of(session: Session, addresses: list[str]) -> dict[str, Endpoint | None]:
+    """The doveadm server of the node that holds each address's domain (None: local)."""
+    port = get_server_settings(session).doveadm_port
+    where: dict[str, Endpoint | None] = {}
+    # every domain on a node: none on a single server, one row per domain at most
+    for name, address in session.execute(
+        select(Domain.name, MailNode.address).join(MailNode, MailNode.id == Domain.node_id)
+    ):
+        where[name] = Endpoint(address, port)
+    return {a: where.get(a.rpartition("@")[2]) for a in addresses}
+
+
+def _read_by_node(session: Session, config_dir: str, addresses: list[str], *, every: bool,
+                  read: Reader, read_node: NodeReader) -> dict[str, Usage]:
+    """Usage of `addresses`, each asked of its domain's node (`every`: with one ``-A``
+    per node instead of per-domain calls, as the admin's full refresh does)."""
+    groups: dict[Endpoint | None, list[str]] = {}
+    for address, node in _nodes_of(session, addresses).items():
+        groups.setdefault(node, []).append(address)
+    found: dict[str, Usage] = {}
+    for node, wanted in groups.items():
+        if node is None:
+            got = read(config_dir, None if every else wanted)
+        else:
+            got = read_node(config_dir, node, None if every else wanted)
+        keep = set(wanted)
+        # a node may know users of other nodes' domains: only its own count
+        found.update({a: u for a, u in got.items() if a in keep})
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +163,7 @@ def refresh_usage(
     address: str | None = None,
     progress: Progress | None = None,
     reader: Reader | None = None,
+    node_reader: NodeReader | None = None,
 ) -> RefreshReport:
     """Read usage from Dovecot and store it for the actor's mailboxes (or one `address`).
 
@@ -127,18 +173,17 @@ def refresh_usage(
     """
     require_mail_manager(actor)
     read = reader or _default_reader
+    read_node = node_reader or _default_node_reader
     config_dir = _config_dir(session)
     now = actor.now()
     if address is not None:
         mailbox = get_mailbox(session, actor, address)
         boxes = [(mailbox.id, mailbox.address)]
-        found = read(config_dir, [mailbox.address])
     else:
         boxes = _scoped_mailboxes(session, actor)
-        if actor.role is Role.ADMIN:
-            found = read(config_dir, None)
-        else:
-            found = read(config_dir, [a for _, a in boxes])
+    found = _read_by_node(session, config_dir, [a for _, a in boxes],
+                          every=address is None and actor.role is Role.ADMIN,
+                          read=read, read_node=read_node)
     return _store(session, boxes, found, now, progress)
 
 
@@ -151,8 +196,13 @@ def recalculate(
     require_mail_manager(actor)
     mailbox = get_mailbox(session, actor, address)
     config_dir = _config_dir(session)
-    (recalc or dovecot_usage.recalc)(config_dir, mailbox.address)
-    found = (reader or _default_reader)(config_dir, [mailbox.address])
+    node = _nodes_of(session, [mailbox.address])[mailbox.address]
+    if recalc is not None:
+        recalc(config_dir, mailbox.address)
+    else:
+        dovecot_usage.recalc(config_dir, mailbox.address, node=node)
+    found = _read_by_node(session, config_dir, [mailbox.address], every=False,
+                          read=reader or _default_reader, read_node=_default_node_reader)
     if mailbox.address not in found:
         raise NotFound(f"The mail server does not know {mailbox.address} yet; apply the "
                        "configuration first.", field="address")

@@ -72,6 +72,7 @@ def settings_context(s: StackSettings, root: str) -> dict[str, object]:
         raise RenderError(f"invalid auth_failure_delay {s.auth_failure_delay!r}")
     listen = names.ipv4_listen(s.listen_address)
     return {
+        "doveadm": doveadm_context(s),
         "header": HEADER,
         "root": root,
         "instance_name": names.instance_name(s.instance_name),
@@ -97,6 +98,26 @@ def settings_context(s: StackSettings, root: str) -> dict[str, object]:
         "smtp_listen": _postfix_listen(listen, ports.smtp),
         "submission_listen": (_postfix_listen(listen, ports.submission)
                               if ports.submission else None),
+    }
+
+
+#: The file with ``doveadm_password = ...`` under the config folder, outside every release.
+DOVEADM_SECRET = "doveadm/doveadm-password.conf.ext"  # noqa: S105 (a file name)
+
+
+def doveadm_secret_file(s: StackSettings) -> str:
+    """Where the doveadm password of these settings lives (0640 root:dovecot)."""
+    return names.path(s.doveadm_secret_file or f"{s.config_dir}/{DOVEADM_SECRET}")
+
+
+def doveadm_context(s: StackSettings) -> dict[str, object] | None:
+    """The doveadm server between mail nodes, or None for a single server (no listener)."""
+    if s.doveadm_address is None:
+        return None
+    return {
+        "address": names.node_address(s.doveadm_address),
+        "port": names.port(s.doveadm_port),
+        "secret_file": doveadm_secret_file(s),
     }
 
 
