@@ -76,6 +76,17 @@ def node_run(state: CliState, name: str | None, address: str, quiet_seconds: flo
         raise click.ClickException("The apply failed; the configuration in force is unchanged.")
 
 
+@node_group.command("add")
+@click.argument("name")
+@click.option("--address", required=True, help="Where the other nodes reach this one.")
+@pass_state
+def node_add(state: CliState, name: str, address: str) -> None:
+    """Register a mail node before its runner first checks in (new domains may go to it)."""
+    with state.unit_of_work() as (session, actor):
+        node = nodes.add_node(session, actor, name, address)
+        click.echo(f"Node {node.name} at {node.address}.")
+
+
 @node_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state

@@ -90,6 +90,25 @@ def _node(session: Session, name: str, *, lock: bool = False) -> MailNode:
     return node
 
 
+def add_node(session: Session, actor: Actor, name: str, address: str) -> MailNode:
+    """Register a node ahead of its runner (`mailadmin node add`), so domains can be placed
+    on it; an existing node keeps its row (its address is updated)."""
+    require_admin(actor, "adds mail nodes")
+    name, address = check_node_name(name), check_node_address(address)
+    node = session.scalars(select(MailNode).where(MailNode.name == name)).first()
+    if node is None:
+        node = MailNode(name=name, address=address, role="mail", created_at=actor.now())
+        session.add(node)
+        record_event(session, actor, "node.register", object_type="node", object_label=name,
+                     after={"address": address})
+    elif node.address != address:
+        record_event(session, actor, "node.address", object_type="node", object_label=name,
+                     before={"address": node.address}, after={"address": address})
+        node.address = address
+    session.flush()
+    return node
+
+
 def node_checkin(session: Session, actor: Actor, name: str, address: str) -> NodeCheck:
     """Register the node on its first check-in, note that its runner is alive, and say
     whether a change is waiting for it."""
