@@ -19,6 +19,8 @@ __all__ = [
     "hostname",
     "instance_name",
     "ipv4_listen",
+    "node_address",
+    "node_name",
     "password_hash",
     "path",
     "port",
@@ -81,3 +83,26 @@ def instance_name(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", value):
         raise UnsafeName(f"unsafe instance name {value!r}")
     return value
+
+
+_NODE_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def node_name(value: str) -> str:
+    """A mail node's name (the same rule as `services.nodes.check_node_name`)."""
+    if not _NODE_NAME_RE.fullmatch(value):
+        raise UnsafeName(f"unsafe mail node name {value!r}")
+    return value
+
+
+def node_address(value: str) -> str:
+    """Where other nodes reach a mail node: an IPv4 address or a host name (it goes into a
+    passwd-file extra field and a Postfix transport, unquoted)."""
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        pass
+    try:
+        return safe_domain(value)
+    except UnsafeName:
+        raise UnsafeName(f"unsafe mail node address {value!r}") from None

@@ -25,6 +25,7 @@ from ..models import (
     Forwarder,
     ForwarderDestination,
     Mailbox,
+    MailNode,
     PanelUser,
     ServerSettings,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "DomainSnap",
     "ForwarderSnap",
     "MailboxSnap",
+    "NodeSnap",
     "StackPorts",
     "StackSettings",
     "StackSnapshot",
@@ -115,6 +117,10 @@ class StackSettings:
     dkim_key_dir: str = DEFAULTS["dkim_key_dir"]
     #: Loopback port OpenDKIM listens on; Postfix hands it every message as a milter.
     dkim_milter_port: int = DEFAULTS["dkim_milter_port"]
+    #: The mail node these files are for (`mailadmin node run --name`). None renders every
+    #: domain as local, as on a single server; a name proxies the logins and hands on the
+    #: incoming mail of the domains another node holds (see `render.routing`).
+    node_name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +129,16 @@ class DomainSnap:
     catchall_action: str
     catchall_reject_reason: str | None
     catchall_target: str | None
+    #: The mail node holding the domain's mail; None: every node (a single server).
+    node: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSnap:
+    """A mail node as the other nodes reach it."""
+
+    name: str
+    address: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,10 +220,12 @@ class StackSnapshot:
     app_passwords: tuple[AppPasswordSnap, ...] = ()
     #: No keys: no OpenDKIM files and no milter in main.cf.
     dkim_keys: tuple[DkimKeySnap, ...] = ()
+    #: Every mail node (none on a single server), by name.
+    nodes: tuple[NodeSnap, ...] = ()
 
 
 def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
-    """Read everything the mail servers need in six queries, ordered for stable output.
+    """Read everything the mail servers need in seven queries, ordered for stable output.
 
     Only enabled autoresponders are included; their dates are enforced by the Sieve script
     itself so that a script does not need re-rendering when its period starts or ends.
@@ -224,16 +242,20 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
     # PanelUser.mail_suspended, the one rule, as a join condition (no IN over 100k rows)
     owner_suspended = PanelUser.mail_suspended
     domains = tuple(
-        DomainSnap(name, action, reason, target)
-        for name, action, reason, target in session.execute(
+        DomainSnap(name, action, reason, target, node)
+        for name, action, reason, target, node in session.execute(
             select(
                 Domain.name,
                 Domain.catchall_action,
                 Domain.catchall_reject_reason,
                 Domain.catchall_target,
-            ).where(verified).order_by(Domain.name)
+                MailNode.name,
+            ).outerjoin(MailNode, Domain.node_id == MailNode.id)
+            .where(verified).order_by(Domain.name)
         )
     )
+    nodes = tuple(NodeSnap(name, address) for name, address in session.execute(
+        select(MailNode.name, MailNode.address).order_by(MailNode.name)))
     mailboxes = tuple(
         MailboxSnap(local, dom, password_hash, quota, imap, pop3, smtp,
                     login or bool(suspended), incoming or bool(suspended),
@@ -344,7 +366,7 @@ def build_snapshot(session: Session, settings: StackSettings) -> StackSnapshot:
         )
     )
     return StackSnapshot(settings, domains, mailboxes, forwarders, autoresponders,
-                         app_passwords=app_passwords, dkim_keys=dkim_keys)
+                         app_passwords=app_passwords, dkim_keys=dkim_keys, nodes=nodes)
 
 
 def _column(row: ServerSettings, name: str) -> t.Any:

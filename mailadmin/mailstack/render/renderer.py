@@ -19,6 +19,7 @@ from .dovecot import (
 )
 from .opendkim import milter_address, opendkim_files
 from .postfix import hash_tables, postfix_maps, sql_mode_maps
+from .routing import SINGLE, listen_context, routing
 from .sieve import sieve_files
 from .sql import sql_context
 from .templates import render_template
@@ -42,6 +43,9 @@ class DialectRenderer:
         d = self.dialect
         ctx = settings_context(snapshot.settings, root)
         sql = sql_context(snapshot.settings, d, root) if d.sql else None
+        # SQL mode does not route between nodes yet: every node serves every domain
+        route = SINGLE if d.sql else routing(snapshot)
+        ctx.update(listen_context(route, str(ctx["listen"])))
         ctx.update(
             v24=d.v24,
             mode_label="SQL" if d.sql else "files",
@@ -62,7 +66,7 @@ class DialectRenderer:
             files["dovecot/users"] = dovecot_users(snapshot, root, d.version)
             for protocol in DENY_PROTOCOLS:
                 files[f"dovecot/deny.{protocol}"] = dovecot_deny(snapshot, protocol)
-            files.update(dovecot_app_passwords(snapshot))
+            files.update(dovecot_app_passwords(snapshot, d.version))
             files.update(postfix_maps(snapshot))
         else:
             if not d.v24:  # 2.4 has the queries in dovecot.conf itself
