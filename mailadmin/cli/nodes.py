@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import threading
+from pathlib import Path
 
 import click
 
 from ..errors import MailadminError
+from ..lab.sandbox import SandboxError, check_sandbox_dir
 from ..services import nodes
 from ..services.stack import ApplyReport
 from ..workers import node_runner
@@ -24,6 +27,19 @@ def _default_name() -> str:
     return socket.gethostname().split(".")[0].lower()
 
 
+def _node_sandbox(directory: Path, port_base: int | None) -> nodes.NodeSandbox:
+    try:
+        directory = check_sandbox_dir(directory)
+    except (SandboxError, OSError) as exc:
+        raise click.ClickException(f"refusing the sandbox folder: {exc}") from None
+    if port_base is None:
+        state_file = directory / "sandbox.json"
+        if not state_file.exists():
+            raise click.UsageError("--port-base is needed for a sandbox that is not running")
+        port_base = int(json.loads(state_file.read_text())["port_base"])
+    return nodes.NodeSandbox(str(directory), port_base)
+
+
 @node_group.command("run")
 @click.option("--name", default=None, help="This node's name [default: the short host name].")
 @click.option("--address", default="127.0.0.1", show_default=True,
@@ -35,9 +51,17 @@ def _default_name() -> str:
                    "(all but PostgreSQL).")
 @click.option("--once", is_flag=True,
               help="Apply what is pending once, then exit (at once when nothing is).")
+@click.option("--sandbox", "sandbox_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Lab: this node's servers run from this sandbox folder on --address "
+                   "(see 'mailadmin sandbox start --nodes'), not from the server settings.")
+@click.option("--port-base", type=int, default=None,
+              help="With --sandbox: the sandbox's port base [default: the one it started "
+                   "with].")
 @pass_state
 def node_run(state: CliState, name: str | None, address: str, quiet_seconds: float,
-             interval: float, once: bool) -> None:
+             interval: float, once: bool, sandbox_dir: Path | None,
+             port_base: int | None) -> None:
     """Keep this machine's Dovecot + Postfix current: the only process that writes their
     files and reloads them (run it as root, or as a user that may)."""
     name = name or _default_name()
@@ -46,6 +70,7 @@ def node_run(state: CliState, name: str | None, address: str, quiet_seconds: flo
         nodes.check_node_address(address)
     except MailadminError as exc:
         raise click.UsageError(exc.message) from None
+    sandbox = _node_sandbox(sandbox_dir, port_base) if sandbox_dir is not None else None
     stop = threading.Event()
     if not once:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -65,7 +90,7 @@ def node_run(state: CliState, name: str | None, address: str, quiet_seconds: flo
     try:
         result = node_runner.run_node(
             state.session_factory, state.engine, name, address, quiet_seconds=quiet_seconds,
-            interval=interval, once=once, stop=stop, on_apply=report)
+            interval=interval, once=once, stop=stop, on_apply=report, sandbox=sandbox)
     except KeyboardInterrupt:
         return
     except MailadminError as exc:

@@ -19,13 +19,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, ValidationError
+from ..lab.sandbox import prepare_dirs
 from ..mailstack.apply import Tools
+from ..mailstack.snapshot import StackSettings, settings_from_server_settings
 from ..models import MailNode, ServerSettings, utcnow
 from ..names import UnsafeName, safe_domain
 from .audit import record_event
 from .context import Actor
 from .scope import require_admin
-from .stack import ApplyReport, Progress, apply_config_report, changes_pending
+from .server import get_server_settings
+from .stack import (
+    ApplyReport,
+    Progress,
+    apply_config_report,
+    changes_pending,
+    sandbox_stack_settings,
+)
 
 #: A runner that checked in this recently is taking care of applies.
 RUNNER_FRESH = dt.timedelta(seconds=30)
@@ -42,6 +51,17 @@ class NodeCheck:
     @property
     def pending(self) -> bool:
         return changes_pending(self.changed_at, self.applied_through)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSandbox:
+    """A node whose servers run from a sandbox folder (`mailadmin sandbox start --nodes`)
+    instead of the server settings' paths: several nodes on one machine, each listening on
+    its own loopback address with the same port base, as production nodes use the same
+    ports on different hosts."""
+
+    directory: str
+    port_base: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,16 +151,36 @@ def node_checkin(session: Session, actor: Actor, name: str, address: str) -> Nod
     return NodeCheck(settings.config_changed_at if settings else None, node.applied_through)
 
 
+def node_settings(session: Session, node: MailNode,
+                  sandbox: NodeSandbox | None = None) -> StackSettings:
+    """What `node` renders for: the server settings' paths and ports (or its sandbox's, on
+    its own address), and its name, so it proxies what other nodes hold (`render.routing`)."""
+    if sandbox is None:
+        return settings_from_server_settings(get_server_settings(session), node_name=node.name)
+    try:
+        listen = str(ipaddress.IPv4Address(node.address))
+    except ValueError:
+        raise ValidationError(f"A sandboxed node listens on an IPv4 address, not "
+                              f"{node.address!r}.", field="address") from None
+    settings = sandbox_stack_settings(session, sandbox.directory, sandbox.port_base,
+                                      listen_address=listen, node_name=node.name,
+                                      instance_name=f"mailadmin-{node.name}"[:31].rstrip("-"))
+    prepare_dirs(settings)
+    return settings
+
+
 def apply_on_node(session: Session, actor: Actor, name: str, *,
-                  progress: Progress | None = None, tools: Tools | None = None) -> ApplyReport:
-    """Apply the configuration on this node and record the outcome on its row.
+                  progress: Progress | None = None, tools: Tools | None = None,
+                  sandbox: NodeSandbox | None = None) -> ApplyReport:
+    """Apply this node's configuration on it and record the outcome on its row.
 
     The node's row stays locked until the transaction ends, so two runners (or a runner and
     an operator's `mailadmin node run --once`) never apply on one node at the same time.
     """
     require_admin(actor, "runs mail nodes")
     node = _node(session, check_node_name(name), lock=True)
-    report = apply_config_report(session, actor, progress=progress, tools=tools)
+    report = apply_config_report(session, actor, progress=progress, tools=tools,
+                                 settings=node_settings(session, node, sandbox))
     revision = report.revision
     node.last_seen_at = actor.now()
     if revision.state == "applied":

@@ -203,11 +203,13 @@ def apply_config_report(
     *,
     progress: Progress | None = None,
     tools: Tools | None = None,
+    settings: StackSettings | None = None,
 ) -> ApplyReport:
     """Render the database, apply it to the servers and record the outcome (admin only).
 
     A refusal by the real tools (or a render error) is recorded as a ``failed`` revision and
-    returned; the files in force stay byte-for-byte as they were.
+    returned; the files in force stay byte-for-byte as they were. `settings` replaces the
+    server settings' (a mail node renders for itself: `services.nodes.apply_on_node`).
     """
     require_admin(actor, "can apply the mail server configuration")
     step = progress or (lambda _name: None)
@@ -217,7 +219,7 @@ def apply_config_report(
     row = get_server_settings(session)
     watermark = _changed_at_now(session)
     started = actor.now()
-    settings = settings_from_server_settings(row)
+    settings = settings or settings_from_server_settings(row)
     snapshot = build_snapshot(session, settings)
     timings["snapshot"] = time.perf_counter() - t0
     step("render")
@@ -583,14 +585,22 @@ def sandbox_snapshot(
     the server settings, so the sandbox runs what production would.
     """
     require_admin(actor, "can apply the mail server configuration")
+    return build_snapshot(session, sandbox_stack_settings(session, directory, port_base))
+
+
+def sandbox_stack_settings(session: Session, directory: str | Path, port_base: int,
+                           **overrides: object) -> StackSettings:
+    """`sandbox_settings` for `directory` with what production would run from the server
+    settings (mail owner, message size limit, mode, Dovecot version); `overrides` last (a
+    sandboxed mail node's listen address and name)."""
     row = get_server_settings(session)
     version = row.dovecot_version
     if version == "auto":
         version = detect_dovecot_version()
-    settings = sandbox_settings(
-        directory, port_base,
-        vmail_uid=row.vmail_uid or 5000, vmail_gid=row.vmail_gid or 5000,
-        message_size_limit=row.message_size_limit or 50 * 1024 * 1024,
-        mode=row.stack_mode, dovecot_version=version,
-    )
-    return build_snapshot(session, settings)
+    values: dict[str, object] = {
+        "vmail_uid": row.vmail_uid or 5000, "vmail_gid": row.vmail_gid or 5000,
+        "message_size_limit": row.message_size_limit or 50 * 1024 * 1024,
+        "mode": row.stack_mode, "dovecot_version": version,
+    }
+    values.update(overrides)
+    return sandbox_settings(directory, port_base, **values)  # type: ignore[arg-type]

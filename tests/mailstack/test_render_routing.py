@@ -77,6 +77,8 @@ def test_incoming_mail_for_a_remote_domain_goes_to_the_owners_lmtp() -> None:
     assert "bob@example.com OK" in files["postfix/vmailbox"]
     assert "127.0.2.1:10026 inet" in files["postfix/master.cf"]
     assert "submission_host = 127.0.2.1:10026" in files["dovecot/dovecot.conf"]
+    assert "127.0.2.1:25 inet" in files["postfix/master.cf"]
+    assert "inet_interfaces = loopback-only" in files["postfix/main.cf"]
 
 
 @pytest.mark.parametrize("nodes, node", [

@@ -89,8 +89,13 @@ def listen_context(route: Routing, listen: str) -> dict[str, str]:
     the vacation reinject port on 127.0.0.1, as always. On a node: LMTP on the node's own
     address (the other nodes deliver there), and the reinject port on the listen address
     when that is a loopback address, so test nodes on 127.0.2.x of one machine share a port
-    base."""
+    base (Postfix then takes "loopback-only" as its interfaces)."""
     if not route.multi_node:
         return {"lmtp_listen": "127.0.0.1", "loopback": "127.0.0.1"}
-    loopback = listen if listen.startswith("127.") else "127.0.0.1"
-    return {"lmtp_listen": route.own_address or listen, "loopback": loopback}
+    values = {"lmtp_listen": route.own_address or listen, "loopback": "127.0.0.1"}
+    if listen.startswith("127.") and listen != "127.0.0.1":
+        values["loopback"] = listen
+        # Postfix refuses an inet_interfaces address that no interface has (127.0.2.x is
+        # only routed to lo); master.cf names the address of every listener anyway
+        values["inet_interfaces"] = "loopback-only"
+    return values
