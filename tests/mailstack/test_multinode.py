@@ -244,6 +244,7 @@ def test_mail_sent_to_any_node_lands_in_the_owners_maildir(cluster: Cluster) -> 
     assert got == ["to bob via node-1"]
     assert len(two.maildir_files("bob@beta.test")) == 1
     assert one.maildir_files("bob@beta.test") == []
+    assert not (one.folder / "mail" / "beta.test").exists()  # nothing of it on node-1
     assert f"relay={two.address}[{two.address}]:" in one.log("postfix")
     # and read through node-1, proxied
     assert imap_subjects(one, "bob@beta.test") == ["to bob via node-1"]
@@ -288,3 +289,12 @@ def test_every_node_reports_its_own_apply(cluster: Cluster) -> None:
     # each node runs files of its own: the checksums differ
     assert found["node-1"].applied_checksum != found["node-2"].applied_checksum
 
+
+
+def test_an_unknown_address_of_a_remote_domain_is_refused_at_once(cluster: Cluster) -> None:
+    one = cluster.node("node-1")
+    with (contextlib.closing(smtp(one, one.smtp)) as s,
+          pytest.raises(smtplib.SMTPRecipientsRefused) as refused):
+        s.send_message(message("someone@example.net", "nobody@beta.test", "lost"))
+    code, _ = refused.value.recipients["nobody@beta.test"]
+    assert code == 550

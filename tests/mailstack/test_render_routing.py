@@ -78,6 +78,13 @@ def test_incoming_mail_for_a_remote_domain_goes_to_the_owners_lmtp() -> None:
     assert "127.0.2.1:10026 inet" in files["postfix/master.cf"]
     assert "submission_host = 127.0.2.1:10026" in files["dovecot/dovecot.conf"]
     assert "127.0.2.1:25 inet" in files["postfix/master.cf"]
+    # a remote mailbox skips this node's quota check (the owner's LMTP checks it); a
+    # suspended one is still refused here, and local ones are untouched
+    access = dict(line.split(" ", 1) for line in files["postfix/recipient_access"].splitlines()
+                  if not line.startswith("#"))
+    assert access["bob@example.com"] == "OK"
+    assert access["dave@example.com"].startswith("550 5.2.1")
+    assert "info@xn--bcher-kva.example" not in access
     assert "inet_interfaces = loopback-only" in files["postfix/main.cf"]
 
 

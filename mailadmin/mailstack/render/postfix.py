@@ -132,6 +132,12 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
             if a in mailboxes and a not in forwarded:
                 valias.append((a, a))
         valias.append((f"@{d.name}", target))
+    route = routing(snapshot)
+    for a, m in mailboxes.items():
+        if m.domain in route.remote and access.get(a, "DUNNO") == "DUNNO":
+            # held by another node, whose LMTP checks the quota at RCPT: skip this node's
+            # quota-status, which would open (and create) an empty Maildir here
+            access[a] = "OK"
     return {
         "postfix/vdomains": map_text((name, "OK") for name in domains),
         "postfix/vmailbox": map_text((a, "OK") for a in mailboxes),
@@ -141,6 +147,5 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
         "postfix/sasl_access": map_text(
             (a, SUSPENDED_OUTGOING_REPLY) for a, m in mailboxes.items() if m.suspend_outgoing
         ),
-        "postfix/transport": transport_map(routing(snapshot),
-                                           snapshot.settings.ports.lmtp),
+        "postfix/transport": transport_map(route, snapshot.settings.ports.lmtp),
     }
