@@ -44,14 +44,15 @@ def test_remote_mailboxes_are_proxied_with_their_hash() -> None:
         f"bob@example.com:{HASH}:5000:5000::/var/vmail/example.com/bob::"
         "userdb_quota_rule=*:storage=0 userdb_sieve_before="
         f"{ROOT}/dovecot/sieve/bob@example.com.sieve "
-        "proxy=y host=127.0.2.2 port=%{lport}")
+        "proxy=y host=127.0.2.2 port=%{lport} source_ip=127.0.2.1")
     # app passwords only: the locked hash stays, the login is still proxied
-    assert users["alice@example.com"].endswith("proxy=y host=127.0.2.2 port=%{lport}")
+    assert users["alice@example.com"].endswith("proxy=y host=127.0.2.2 port=%{lport} source_ip=127.0.2.1")
     # its own domain and a domain of no node: local, no proxy (a proxy to itself loops)
     assert "proxy" not in users["info@xn--bcher-kva.example"]
     assert "proxy" not in users["x.y+z_w-v@void.example"]
     app = files["dovecot/app-passwords/imap.1"].splitlines()[1:]
-    assert app == [f"alice@example.com:{APP_HASH}::::::proxy=y host=127.0.2.2 port=%{{lport}}"]
+    assert app == [f"alice@example.com:{APP_HASH}::::::proxy=y host=127.0.2.2 port=%{{lport}} "
+                   "source_ip=127.0.2.1"]
     v24 = RENDERERS[FILES_24](placed(dataclasses.replace(
         SNAPSHOT, settings=dataclasses.replace(SETTINGS, dovecot_version="2.4"))), ROOT)
     assert "proxy=y host=127.0.2.2 port=%{local_port}" in v24["dovecot/users"]
@@ -65,6 +66,7 @@ def test_the_owner_renders_no_proxy_and_lmtp_listens_on_its_address() -> None:
     conf = files["dovecot/dovecot.conf"]
     lmtp = conf[conf.index("inet_listener lmtp"):][:80]
     assert "address = 127.0.2.2" in lmtp
+    assert "login_trusted_networks = 127.0.2.1\n" in conf
     assert f"bob@example.com:{HASH}" in users
 
 

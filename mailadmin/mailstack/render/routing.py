@@ -35,6 +35,9 @@ class Routing:
     #: This node's own address when it is an IPv4 address (its LMTP listens there for the
     #: other nodes); None on a single server.
     own_address: str | None
+    #: The other nodes' IPv4 addresses: Dovecot here trusts them to pass on the address of
+    #: the client whose login they proxy (login_trusted_networks).
+    peers: tuple[str, ...] = ()
 
     @property
     def multi_node(self) -> bool:
@@ -61,12 +64,16 @@ def routing(snapshot: StackSnapshot) -> Routing:
         if d.node not in addresses:
             raise RenderError(f"domain {d.name} is held by an unknown mail node {d.node!r}")
         remote[d.name] = addresses[d.node]
-    own = addresses[this]
+    ips = {name: _ipv4(address) for name, address in addresses.items()}
+    peers = tuple(sorted({ip for name, ip in ips.items() if ip is not None and name != this}))
+    return Routing(this, remote, ips[this], peers)
+
+
+def _ipv4(address: str) -> str | None:
     try:
-        own_ip: str | None = names.ipv4_listen(own)
+        return names.ipv4_listen(address)
     except names.UnsafeName:
-        own_ip = None
-    return Routing(this, remote, own_ip)
+        return None
 
 
 def proxy_fields(route: Routing, domain: str, version: str) -> str:
@@ -74,7 +81,11 @@ def proxy_fields(route: Routing, domain: str, version: str) -> str:
     host = route.remote.get(domain)
     if host is None:
         return ""
-    return f"proxy=y host={host} port={_LOCAL_PORT.get(version, _LOCAL_PORT['2.3'])}"
+    fields = f"proxy=y host={host} port={_LOCAL_PORT.get(version, _LOCAL_PORT['2.3'])}"
+    if route.own_address is not None:
+        # connect from this node's address, which the owner trusts (login_trusted_networks)
+        fields += f" source_ip={route.own_address}"
+    return fields
 
 
 def transport_entries(route: Routing, lmtp_port: int) -> list[tuple[str, str]]:
@@ -91,8 +102,9 @@ def listen_context(route: Routing, listen: str) -> dict[str, str]:
     when that is a loopback address, so test nodes on 127.0.2.x of one machine share a port
     base (Postfix then takes "loopback-only" as its interfaces)."""
     if not route.multi_node:
-        return {"lmtp_listen": "127.0.0.1", "loopback": "127.0.0.1"}
-    values = {"lmtp_listen": route.own_address or listen, "loopback": "127.0.0.1"}
+        return {"lmtp_listen": "127.0.0.1", "loopback": "127.0.0.1", "trusted_nodes": ""}
+    values = {"lmtp_listen": route.own_address or listen, "loopback": "127.0.0.1",
+              "trusted_nodes": " ".join(route.peers)}
     if listen.startswith("127.") and listen != "127.0.0.1":
         values["loopback"] = listen
         # Postfix refuses an inet_interfaces address that no interface has (127.0.2.x is
