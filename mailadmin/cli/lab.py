@@ -138,8 +138,12 @@ def _running_port_base(directory: Path) -> int:
                    "reloading them as production does.")
 @pass_state
 def sandbox_apply_command(state: CliState, directory: Path, restart: bool) -> None:
-    """Re-render the database into a running sandbox and reload (or restart) it."""
+    """Re-render the database into a running sandbox and reload (or restart) it; with nodes,
+    each node's own files into its folder (reloaded)."""
     directory = _sandbox_dir(directory, create=False)
+    if (directory / _NODES_FILE).exists():
+        _apply_nodes(state, directory)
+        return
     port_base = _running_port_base(directory)
     with state.unit_of_work() as (session, actor):
         snapshot = stack_service.sandbox_snapshot(session, actor, directory, port_base)
@@ -240,6 +244,22 @@ def _start_nodes(state: CliState, directory: Path, port_base: int | None, count:
     click.echo(f"Keep a node current: mailadmin node run --name node-1 --address "
                f"{addresses[0]} --sandbox {directory}/node-1. "
                f"Stop: mailadmin sandbox stop --dir {directory}")
+
+
+def _apply_nodes(state: CliState, directory: Path) -> None:
+    """What `node run --once` does for every node a `start --nodes` started here."""
+    for node in json.loads((directory / _NODES_FILE).read_text()):
+        name = str(node["name"])
+        folder = _sandbox_dir(directory / name, create=False)
+        sandbox = node_service.NodeSandbox(str(folder), _running_port_base(folder))
+        with state.unit_of_work() as (session, actor):
+            report = node_service.apply_on_node(session, actor, name, sandbox=sandbox)
+            revision = report.revision
+            if revision.state != "applied":
+                raise click.ClickException(
+                    f"{name}: the apply failed:\n{revision.validation_output}")
+            click.echo(f"{name}: " + ("no change" if report.already_applied
+                                      else f"applied revision {revision.id} (reloaded)"))
 
 
 def _stop_nodes(directory: Path) -> list[str]:

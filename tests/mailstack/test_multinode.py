@@ -72,9 +72,21 @@ class Cluster:
     engine: Engine
     port_base: int
     nodes: tuple[Node, ...]
+    instance: Path
+    url: str
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
+
+    def run_all_cli(self) -> None:
+        """`mailadmin node run --once --sandbox` for each node, as an operator would."""
+        for n in self.nodes:
+            ran = CliRunner().invoke(main, [
+                "--instance", str(self.instance), "node", "run", "--name", n.name,
+                "--address", n.address, "--sandbox", str(n.folder), "--once"],
+                env={"MAILADMIN_DATABASE_URL": self.url})
+            assert ran.exit_code == 0, ran.output
+            assert "applied revision" in ran.output, ran.output
 
     def run_all(self) -> None:
         """Each node's runner applies what is pending, once (as `node run --once` does)."""
@@ -118,7 +130,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
                     domains.add_domain(s, OP, "beta.test", customer="multi", node="node-2")
                     for address in ("anna@alpha.test", "bea@beta.test", "bob@beta.test"):
                         mailboxes.create_mailbox(s, OP, address, PASSWORD)
-                result = Cluster(factory, engine, int(info["port_base"]), found)
+                result = Cluster(factory, engine, int(info["port_base"]), found, instance,
+                                 url)
                 result.run_all()
                 yield result
             finally:
@@ -275,7 +288,7 @@ def test_a_new_password_works_through_every_node_after_the_runners_apply(
     new = "Correct-Battery-Staple-42"
     with transaction(cluster.factory) as s:
         mailboxes.set_mailbox_password(s, OP, "bea@beta.test", new)
-    cluster.run_all()
+    cluster.run_all_cli()
     try:
         for node in (one, two):
             assert eventually(lambda n=node: imap_subjects(n, "bea@beta.test", new)) \
@@ -284,7 +297,13 @@ def test_a_new_password_works_through_every_node_after_the_runners_apply(
     finally:
         with transaction(cluster.factory) as s:
             mailboxes.set_mailbox_password(s, OP, "bea@beta.test", PASSWORD)
-        cluster.run_all()
+        # `sandbox apply` applies each node's own files to every node of the sandbox
+        applied = CliRunner().invoke(main, [
+            "--instance", str(cluster.instance), "sandbox", "apply",
+            "--dir", str(one.folder.parent)], env={"MAILADMIN_DATABASE_URL": cluster.url})
+        assert applied.exit_code == 0, applied.output
+        assert "node-1: applied" in applied.output and "node-2: applied" in applied.output
+    assert eventually(lambda: imap_subjects(one, "bea@beta.test")) is not None
 
 
 def test_every_node_reports_its_own_apply(cluster: Cluster) -> None:
