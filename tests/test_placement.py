@@ -120,3 +120,22 @@ def test_cli_node_add_and_domain_add_node(cli: t.Any, sqlite_engine: Engine) -> 
         placed = dict(s.execute(select(Domain.name, MailNode.name)
                                 .join(MailNode, Domain.node_id == MailNode.id)).all())
     assert placed == {"pick.example": "node-b", "mine.example": "node-a"}
+
+
+def test_with_domains_on_nodes_only_the_node_runners_apply(
+        session_factory: sessionmaker[Session], make_user: t.Any) -> None:
+    from mailadmin.errors import Conflict
+    from mailadmin.services import stack
+    from mailadmin.workers import apply_watcher
+
+    small_package_world(session_factory, make_user)
+    run(session_factory, nodes.add_node, OP, "node-a", "127.0.2.1")
+    run(session_factory, domains.add_domain, OP, "placed.example", customer="bert")
+    # the panel's own apply would render every domain as local: refused before any file
+    with pytest.raises(Conflict, match="node run"):
+        run(session_factory, stack.apply_config_report, OP)
+    with pytest.raises(Conflict):
+        run(session_factory, nodes.apply_from_panel, OP)
+    # the watcher leaves it to the runners (nothing applied, nothing raised)
+    result = apply_watcher.watch(session_factory, quiet_seconds=0, once=True)
+    assert result.applies == 0

@@ -45,3 +45,10 @@ def place_domain(session: Session, actor: Actor, node: str | None = None) -> Mai
     if found is None:
         raise NotFound(f"No mail node named {node}.")
     return found
+
+
+def domains_on_nodes(session: Session) -> bool:
+    """Whether some domain lives on a mail node: then each node renders its own files (it
+    proxies what the others hold), and only the node runners apply (`services.stack`)."""
+    return session.scalar(select(Domain.id).where(Domain.node_id.is_not(None)).limit(1)) \
+        is not None

@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
-from ..errors import MailadminError, NotFound, ValidationError
+from ..errors import Conflict, MailadminError, NotFound, ValidationError
 from ..lab.sandbox import sandbox_settings
 from ..mailstack import (
     ApplyError,
@@ -48,6 +48,7 @@ from ..mailstack.snapshot import StackSnapshot
 from ..mailstack.version import detect_dovecot_version
 from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, ServerSettings
 from ..server_settings_table import RENDERED
+from . import placement
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
@@ -212,6 +213,11 @@ def apply_config_report(
     server settings' (a mail node renders for itself: `services.nodes.apply_on_node`).
     """
     require_admin(actor, "can apply the mail server configuration")
+    if settings is None and placement.domains_on_nodes(session):
+        # one set of files for every domain would serve the other nodes' mailboxes here
+        raise Conflict(
+            "Domains live on several mail nodes: each node's runner ('mailadmin node run') "
+            "applies that node's own configuration; nothing applied here.")
     step = progress or (lambda _name: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
