@@ -210,22 +210,33 @@ def _start_nodes(state: CliState, directory: Path, port_base: int | None, count:
             sandbox = node_service.NodeSandbox(str(folder), port_base)
             with state.unit_of_work() as (session, actor):
                 settings = stack_service.sandbox_stack_settings(session, folder, port_base)
-                if settings.mode != "files" or settings.dovecot_version != "2.3":
-                    raise click.ClickException(
-                        "Sandboxed nodes run files mode with Dovecot 2.3 for now (the server "
-                        f"settings ask for {describe(settings)}).")
-                ensure_vmail_user(settings.vmail_uid, settings.vmail_gid)
-                report = node_service.apply_on_node(session, actor, name, sandbox=sandbox)
+            if settings.mode != "files":
+                raise click.ClickException(
+                    "Sandboxed nodes run files mode for now (the server settings ask for "
+                    f"{describe(settings)}).")
+            ensure_vmail_user(settings.vmail_uid, settings.vmail_gid)
+            chroot = _chroot_for(settings)
+            if chroot is not None:
+                chroot.share(folder)
+            started.append({"name": name, "address": address, "dir": str(folder),
+                            "chroot": chroot is not None})
+            (directory / _NODES_FILE).write_text(json.dumps(started))
+            with state.unit_of_work() as (session, actor):
+                report = node_service.apply_on_node(
+                    session, actor, name, sandbox=sandbox,
+                    tools=chroot.tools() if chroot is not None else None)
                 revision = report.revision
                 if revision.state != "applied":
                     raise click.ClickException(
                         f"{name}: the apply failed:\n{revision.validation_output}")
                 release = folder / "config" / "releases" / revision.checksum
-            info = start_sandbox(folder, port_base, release=release, host=address)
-            started.append({"name": name, "address": address, "dir": str(folder),
-                            **info.ports.as_dict()})
+            if chroot is None:
+                info = start_sandbox(folder, port_base, release=release, host=address)
+            else:
+                info = start_sandbox24(folder, port_base, chroot, host=address)
+            started[-1].update(info.ports.as_dict())
             (directory / _NODES_FILE).write_text(json.dumps(started))
-    except (SandboxError, OSError) as exc:
+    except (SandboxError, ChrootError, OSError) as exc:
         _stop_nodes(directory)
         raise click.ClickException(f"sandbox nodes did not start: {exc}") from None
     except (MailadminError, click.ClickException):
@@ -235,8 +246,8 @@ def _start_nodes(state: CliState, directory: Path, port_base: int | None, count:
         click.echo(json.dumps({"port_base": port_base, "nodes": started}))
         return
     ports = StackPorts.from_base(port_base)
-    click.echo(f"{count} mail node(s) running files mode from {directory}/node-N, each on its "
-               f"own address with the same ports:")
+    click.echo(f"{count} mail node(s) running {describe(settings)} from {directory}/node-N, "
+               "each on its own address with the same ports:")
     for node in started:
         click.echo(f"  {node['name']:<8} {node['address']:<11} folder {node['dir']}")
     click.echo("Ports: " + ", ".join(f"{name} {getattr(ports, name)}" for name in
@@ -252,8 +263,10 @@ def _apply_nodes(state: CliState, directory: Path) -> None:
         name = str(node["name"])
         folder = _sandbox_dir(directory / name, create=False)
         sandbox = node_service.NodeSandbox(str(folder), _running_port_base(folder))
+        tools = ensure_chroot().tools() if node.get("chroot") else None
         with state.unit_of_work() as (session, actor):
-            report = node_service.apply_on_node(session, actor, name, sandbox=sandbox)
+            report = node_service.apply_on_node(session, actor, name, sandbox=sandbox,
+                                                tools=tools)
             revision = report.revision
             if revision.state != "applied":
                 raise click.ClickException(
@@ -276,7 +289,10 @@ def _stop_nodes(directory: Path) -> list[str]:
         folder = directory / str(node.get("name", ""))
         # only a folder of this sandbox, named as start names them
         if folder.parent == directory and folder.name.startswith("node-") and folder.is_dir():
-            stop_sandbox(folder)
+            if node.get("chroot"):
+                stop_sandbox24(folder, ensure_chroot())
+            else:
+                stop_sandbox(folder)
             stopped.append(folder.name)
     state_file.unlink()
     return stopped

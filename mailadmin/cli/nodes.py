@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from ..errors import MailadminError
+from ..lab.chroot24 import ensure_chroot
 from ..lab.sandbox import SandboxError, check_sandbox_dir
+from ..mailstack.apply import Tools
 from ..services import nodes
 from ..services.stack import ApplyReport
 from ..workers import node_runner
@@ -38,6 +40,15 @@ def _node_sandbox(directory: Path, port_base: int | None) -> nodes.NodeSandbox:
             raise click.UsageError("--port-base is needed for a sandbox that is not running")
         port_base = int(json.loads(state_file.read_text())["port_base"])
     return nodes.NodeSandbox(str(directory), port_base)
+
+
+def _sandbox_tools(directory: Path) -> Tools | None:
+    """A sandboxed node started with Dovecot 2.4 validates and reloads with the chroot's
+    tools (`mailadmin.lab.chroot24`)."""
+    state_file = directory / "sandbox.json"
+    if state_file.exists() and json.loads(state_file.read_text()).get("chroot"):
+        return ensure_chroot().tools()
+    return None
 
 
 @node_group.command("run")
@@ -71,6 +82,7 @@ def node_run(state: CliState, name: str | None, address: str, quiet_seconds: flo
     except MailadminError as exc:
         raise click.UsageError(exc.message) from None
     sandbox = _node_sandbox(sandbox_dir, port_base) if sandbox_dir is not None else None
+    tools = _sandbox_tools(Path(sandbox.directory)) if sandbox is not None else None
     stop = threading.Event()
     if not once:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -90,7 +102,8 @@ def node_run(state: CliState, name: str | None, address: str, quiet_seconds: flo
     try:
         result = node_runner.run_node(
             state.session_factory, state.engine, name, address, quiet_seconds=quiet_seconds,
-            interval=interval, once=once, stop=stop, on_apply=report, sandbox=sandbox)
+            interval=interval, once=once, stop=stop, on_apply=report, sandbox=sandbox,
+            tools=tools)
     except KeyboardInterrupt:
         return
     except MailadminError as exc:
