@@ -139,3 +139,21 @@ def test_with_domains_on_nodes_only_the_node_runners_apply(
     # the watcher leaves it to the runners (nothing applied, nothing raised)
     result = apply_watcher.watch(session_factory, quiet_seconds=0, once=True)
     assert result.applies == 0
+
+
+def test_a_node_address_change_is_a_change_for_every_node(
+        session_factory: sessionmaker[Session]) -> None:
+    from mailadmin.models import ServerSettings
+
+    def changed_at() -> object:
+        with transaction(session_factory) as s:
+            row = s.get(ServerSettings, 1)
+            return row.config_changed_at if row is not None else None
+
+    run(session_factory, nodes.add_node, OP, "node-a", "127.0.2.1")
+    first = changed_at()
+    assert first is not None  # a new node: the others' files name it
+    run(session_factory, nodes.node_checkin, OP, "node-a", "127.0.2.1")
+    assert changed_at() == first  # a runner's check-in changes nothing
+    run(session_factory, nodes.node_checkin, OP, "node-a", "127.0.2.9")
+    assert changed_at() != first  # proxies and routes must point at the new address

@@ -200,13 +200,15 @@ def _start_nodes(state: CliState, directory: Path, port_base: int | None, count:
     started: list[dict[str, object]] = []
     (directory / _NODES_FILE).write_text(json.dumps(started))
     try:
+        # every node first: each node's files name the others
+        with state.unit_of_work() as (session, actor):
+            for index, address in enumerate(addresses, start=1):
+                node_service.add_node(session, actor, f"node-{index}", address)
         for index, address in enumerate(addresses, start=1):
             name = f"node-{index}"
             folder = check_sandbox_dir(directory / name)
             stop_sandbox(folder)
             clear_generated(folder)
-            with state.unit_of_work() as (session, actor):
-                node_service.add_node(session, actor, name, address)
             sandbox = node_service.NodeSandbox(str(folder), port_base)
             with state.unit_of_work() as (session, actor):
                 settings = stack_service.sandbox_stack_settings(session, folder, port_base)
