@@ -157,3 +157,18 @@ def test_a_node_address_change_is_a_change_for_every_node(
     assert changed_at() == first  # a runner's check-in changes nothing
     run(session_factory, nodes.node_checkin, OP, "node-a", "127.0.2.9")
     assert changed_at() != first  # proxies and routes must point at the new address
+
+
+def test_the_node_list_says_what_each_node_holds(cli: t.Any) -> None:
+    assert cli("user", "add", "rita", "--role", "reseller").exit_code == 0
+    assert cli("user", "add", "bert", "--role", "customer", "--reseller", "rita").exit_code == 0
+    assert cli("node", "add", "node-a", "--address", "127.0.2.1").exit_code == 0
+    assert cli("node", "add", "node-b", "--address", "127.0.2.2").exit_code == 0
+    assert cli("domain", "add", "a.example", "--customer", "bert").exit_code == 0
+    added = cli("mailbox", "add", "x@a.example", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    listed = json.loads(cli("node", "list", "--json").output)
+    assert {n["name"]: (n["domains"], n["mailboxes"]) for n in listed} == {
+        "node-a": (1, 1), "node-b": (0, 0)}
+    table = cli("node", "list").output
+    assert "1/1" in table and "0/0" in table

@@ -138,9 +138,11 @@ def node_list(state: CliState, as_json: bool) -> None:
     if not found:
         click.echo("No node has checked in yet: run 'mailadmin node run' on each mail server.")
         return
-    rows = [[n.name, n.address, "online" if n.online else "offline",
+    rows = [[n.name, n.address, f"{n.domains}/{n.mailboxes}",
+             "online" if n.online else "offline",
              str(n.applied_revision_id or "-"),
              "current" if n.current else f"behind ({n.lag_seconds:.0f}s)",
              (n.last_error or "").splitlines()[0] if n.last_error else ""] for n in found]
-    click.echo(format_table(["node", "address", "runner", "revision", "state", "last error"],
+    click.echo(format_table(["node", "address", "domains/mailboxes", "runner", "revision",
+                             "state", "last error"],
                             rows))

@@ -15,14 +15,14 @@ import datetime as dt
 import ipaddress
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, ValidationError
 from ..lab.sandbox import prepare_dirs
 from ..mailstack.apply import Tools
 from ..mailstack.snapshot import StackSettings, settings_from_server_settings
-from ..models import MailNode, ServerSettings, utcnow
+from ..models import Domain, Mailbox, MailNode, ServerSettings, utcnow
 from ..names import UnsafeName, safe_domain
 from .audit import record_event
 from .context import Actor
@@ -78,6 +78,9 @@ class NodeStatus:
     lag_seconds: float
     current: bool
     last_error: str | None
+    #: What lives on the node (new domains go to the one with the fewest mailboxes).
+    domains: int = 0
+    mailboxes: int = 0
 
 
 def check_node_name(name: str) -> str:
@@ -208,6 +211,11 @@ def list_nodes(session: Session, actor: Actor) -> list[NodeStatus]:
     now = actor.now()
     settings = session.get(ServerSettings, 1)
     changed = settings.config_changed_at if settings else None
+    held_domains = dict(session.execute(
+        select(Domain.node_id, func.count(Domain.id)).group_by(Domain.node_id)).all())
+    held_mailboxes = dict(session.execute(
+        select(Domain.node_id, func.count(Mailbox.id))
+        .join(Mailbox, Mailbox.domain_id == Domain.id).group_by(Domain.node_id)).all())
     out = []
     for node in session.scalars(select(MailNode).order_by(MailNode.name)):
         current = not changes_pending(changed, node.applied_through)
@@ -218,7 +226,8 @@ def list_nodes(session: Session, actor: Actor) -> list[NodeStatus]:
             last_seen_at=node.last_seen_at, applied_at=node.applied_at,
             applied_revision_id=node.applied_revision_id,
             applied_checksum=node.applied_checksum, lag_seconds=lag, current=current,
-            last_error=node.last_error))
+            last_error=node.last_error, domains=held_domains.get(node.id, 0),
+            mailboxes=held_mailboxes.get(node.id, 0)))
     return out
 
 
