@@ -172,3 +172,23 @@ def test_the_node_list_says_what_each_node_holds(cli: t.Any) -> None:
         "node-a": (1, 1), "node-b": (0, 0)}
     table = cli("node", "list").output
     assert "1/1" in table and "0/0" in table
+
+
+def test_render_for_a_node(cli: t.Any, tmp_path: Path) -> None:
+    assert cli("user", "add", "rita", "--role", "reseller").exit_code == 0
+    assert cli("user", "add", "bert", "--role", "customer", "--reseller", "rita").exit_code == 0
+    assert cli("node", "add", "node-a", "--address", "127.0.2.1").exit_code == 0
+    assert cli("node", "add", "node-b", "--address", "127.0.2.2").exit_code == 0
+    assert cli("domain", "add", "a.example", "--customer", "bert", "--node", "node-a") \
+        .exit_code == 0
+    assert cli("mailbox", "add", "x@a.example", "--password-stdin",
+               stdin=PASSWORD + "\n").exit_code == 0
+    for node, proxied in (("node-b", True), ("node-a", False)):
+        out = tmp_path / node
+        rendered = cli("render", "--out", str(out), "--node", node)
+        assert rendered.exit_code == 0, rendered.output
+        users = next(out.rglob("dovecot/users")).read_text()
+        assert ("proxy=y host=127.0.2.1" in users) is proxied
+    unknown = cli("render", "--out", str(tmp_path / "z"), "--node", "node-z")
+    assert unknown.exit_code != 0
+    assert "not registered" in unknown.output

@@ -108,13 +108,18 @@ def _changed_at_now(session: Session) -> dt.datetime | None:
     )
 
 
-def render_to(session: Session, actor: Actor, out_dir: str | Path) -> dict[str, str]:
-    """Write the configuration for the database as it is now into `out_dir` for inspection.
+def render_to(session: Session, actor: Actor, out_dir: str | Path, *,
+              node: str | None = None) -> dict[str, str]:
+    """Write the configuration for the database as it is now into `out_dir` for inspection
+    (as mail node `node` renders it, when given).
 
     Nothing is validated, compiled or switched; nothing live changes.
     """
     require_admin(actor, "can apply the mail server configuration")
-    snapshot = build_snapshot(session, _stack_settings(session))
+    settings = _stack_settings(session)
+    if node is not None:
+        settings = dataclasses.replace(settings, node_name=node)
+    snapshot = build_snapshot(session, settings)
     return write_render(snapshot, out_dir)
 
 
