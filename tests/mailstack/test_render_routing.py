@@ -109,3 +109,17 @@ def test_a_domain_on_an_unknown_node_is_refused() -> None:
         *snap.domains, DomainSnap("lost.example", "reject", None, None, "node-z")))
     with pytest.raises(RenderError):
         RENDERERS[FILES_23](snap, ROOT)
+
+
+def test_lmtp_never_opens_on_every_interface_for_a_host_name() -> None:
+    nodes = (NodeSnap("node-a", "a.nodes.example"), NodeSnap("node-b", "127.0.2.2"))
+    snap = placed(node="node-a", nodes=nodes)
+    snap = dataclasses.replace(snap, settings=dataclasses.replace(
+        snap.settings, listen_address="0.0.0.0"))  # noqa: S104
+    conf = RENDERERS[FILES_23](snap, ROOT)["dovecot/dovecot.conf"]
+    lmtp = conf[conf.index("inet_listener lmtp"):][:80]
+    assert "address = 127.0.0.1" in lmtp
+    # proxies and routes may name a host
+    b_side = RENDERERS[FILES_23](placed(node="node-b", nodes=nodes), ROOT)
+    assert "lmtp:inet:[a.nodes.example]:24" in b_side["postfix/transport"]
+    assert "host=a.nodes.example" in b_side["dovecot/users"]

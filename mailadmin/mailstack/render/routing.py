@@ -103,7 +103,10 @@ def listen_context(route: Routing, listen: str) -> dict[str, str]:
     base (Postfix then takes "loopback-only" as its interfaces)."""
     if not route.multi_node:
         return {"lmtp_listen": "127.0.0.1", "loopback": "127.0.0.1", "trusted_nodes": ""}
-    values = {"lmtp_listen": route.own_address or listen, "loopback": "127.0.0.1",
+    # LMTP takes no password: with a host name as the node's address and Dovecot on every
+    # interface, it stays on loopback (the other nodes' deliveries wait) rather than open up
+    lmtp = route.own_address or ("127.0.0.1" if listen == "0.0.0.0" else listen)  # noqa: S104
+    values = {"lmtp_listen": lmtp, "loopback": "127.0.0.1",
               "trusted_nodes": " ".join(route.peers)}
     if listen.startswith("127.") and listen != "127.0.0.1":
         values["loopback"] = listen
