@@ -212,11 +212,16 @@ def _start_nodes(state: CliState, directory: Path, port_base: int | None, count:
             sandbox = node_service.NodeSandbox(str(folder), port_base)
             with state.unit_of_work() as (session, actor):
                 settings = stack_service.sandbox_stack_settings(session, folder, port_base)
-            if settings.mode != "files":
+            if settings.mode != "files" and (
+                    state.engine.dialect.name != "sqlite" or settings.dovecot_version != "2.3"):
+                # one grant per node folder would rotate a server database user's password
                 raise click.ClickException(
-                    "Sandboxed nodes run files mode for now (the server settings ask for "
+                    "Sandboxed nodes run files mode, or SQL mode with Dovecot 2.3 on a SQLite "
+                    f"panel database, for now (the server settings ask for "
                     f"{describe(settings)}).")
             ensure_vmail_user(settings.vmail_uid, settings.vmail_gid)
+            if settings.mode == "sql":
+                sql_access.grant(state.engine, settings.config_dir)
             chroot = _chroot_for(settings)
             if chroot is not None:
                 chroot.share(folder)

@@ -123,3 +123,33 @@ def test_lmtp_never_opens_on_every_interface_for_a_host_name() -> None:
     b_side = RENDERERS[FILES_23](placed(node="node-b", nodes=nodes), ROOT)
     assert "lmtp:inet:[a.nodes.example]:24" in b_side["postfix/transport"]
     assert "host=a.nodes.example" in b_side["dovecot/users"]
+
+
+def test_sql_mode_queries_proxy_what_another_node_holds() -> None:
+    from mailadmin.mailstack.render.sql import (
+        app_password_queries,
+        dovecot_queries,
+        transport_query,
+    )
+
+    single = dovecot_queries(SETTINGS)
+    node = dataclasses.replace(SETTINGS, node_name="node-a")
+    for version, port in (("2.3", "%{lport}"), ("2.4", "%{local_port}")):
+        queries = dovecot_queries(node, version, source_ip="127.0.2.1")  # type: ignore[arg-type]
+        password = queries["password_query"]
+        assert "LEFT JOIN mailsrv_domain_nodes r ON r.domain = t.domain" in password
+        assert "CASE WHEN r.node <> 'node-a' THEN 'y' END AS proxy" in password
+        assert f"THEN '{port}' END AS port" in password
+        assert "THEN '127.0.2.1' END AS source_ip" in password
+        assert queries["user_query"] == dovecot_queries(
+            SETTINGS, version)["user_query"]  # type: ignore[arg-type]
+        assert all("AS proxy" in q for q in app_password_queries(
+            node, version).values())  # type: ignore[arg-type]
+    # without a node, the queries are a single server's
+    assert "mailsrv_domain_nodes" not in single["password_query"]
+    assert transport_query("node-a", 10024, "postgresql") == (
+        "SELECT 'lmtp:inet:[' || address || ']:10024' FROM mailsrv_domain_nodes "
+        "WHERE domain = '%s' AND node <> 'node-a'")
+    assert "CONCAT('lmtp:inet:[', address" in transport_query("node-a", 24, "mysql")
+    with pytest.raises(UnsafeName):
+        dovecot_queries(dataclasses.replace(SETTINGS, node_name="x' OR '1"))

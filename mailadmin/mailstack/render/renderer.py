@@ -19,7 +19,7 @@ from .dovecot import (
 )
 from .opendkim import milter_address, opendkim_files
 from .postfix import hash_tables, postfix_maps, sql_mode_maps
-from .routing import SINGLE, listen_context, routing
+from .routing import listen_context, routing
 from .sieve import sieve_files
 from .sql import sql_context
 from .templates import render_template
@@ -42,9 +42,12 @@ class DialectRenderer:
     def __call__(self, snapshot: StackSnapshot, root: str) -> Files:
         d = self.dialect
         ctx = settings_context(snapshot.settings, root)
-        sql = sql_context(snapshot.settings, d, root) if d.sql else None
-        # SQL mode does not route between nodes yet: every node serves every domain
-        route = SINGLE if d.sql else routing(snapshot)
+        route = routing(snapshot)
+        sql = sql_context(snapshot.settings, d, root, source_ip=route.own_address) \
+            if d.sql else None
+        if sql is not None and route.remote and not sql.transport_table:
+            raise RenderError("mail nodes in SQL mode need SQLite or PostgreSQL (MariaDB's "
+                              "Postfix tables do not know the node yet)")
         ctx.update(listen_context(route, str(ctx["listen"])))
         ctx.update(
             v24=d.v24,
