@@ -145,12 +145,15 @@ def domain_group() -> None:
 @domain_group.command("add")
 @click.argument("name")
 @click.option("--customer", metavar="C", help="The customer it belongs to (not for a customer).")
+@click.option("--node", metavar="NODE", default=None,
+              help="Server admin: the mail node that holds it [default: the least loaded].")
 @json_option
 @pass_state
-def domain_add(state: CliState, name: str, customer: str | None, as_json: bool) -> None:
+def domain_add(state: CliState, name: str, customer: str | None, node: str | None,
+               as_json: bool) -> None:
     """Add a domain (an internationalised name is stored as IDNA ASCII)."""
     with work(state, as_json) as (session, actor):
-        domain = domains.add_domain(session, actor, name, customer=customer)
+        domain = domains.add_domain(session, actor, name, customer=customer, node=node)
         data = _domain_json(domain)
         status = domain_ownership.describe(session, domain)
     if as_json:

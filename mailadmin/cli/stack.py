@@ -53,11 +53,13 @@ def _steps(label: str) -> Iterator[Progress]:
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the files into (created if missing).")
+@click.option("--node", default=None, metavar="NODE",
+              help="Render what this mail node runs (it proxies the other nodes' domains).")
 @pass_state
-def render_command(state: CliState, out_dir: Path) -> None:
+def render_command(state: CliState, out_dir: Path, node: str | None) -> None:
     """Write the configuration for the database as it is now; nothing live changes."""
     with state.unit_of_work() as (session, actor):
-        files = stack_service.render_to(session, actor, out_dir)
+        files = stack_service.render_to(session, actor, out_dir, node=node)
     click.echo(f"Wrote {len(files)} files to {out_dir}")
 
 

@@ -224,12 +224,12 @@ def free_port_base(start: int = 20000, stop: int = 60000, step: int = 1000) -> i
     raise SandboxError("no free port range on 127.0.0.1")
 
 
-def wait_for_ports(ports: StackPorts, timeout: float = 15.0) -> None:
+def wait_for_ports(ports: StackPorts, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     for port in ports.as_dict().values():
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                socket.create_connection((host, port), 0.2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -243,10 +243,12 @@ def sandbox_paths(directory: Path) -> tuple[Path, Path]:
 
 
 def start_sandbox(
-    directory: str | Path, port_base: int = 10000, *, release: Path | None = None
+    directory: str | Path, port_base: int = 10000, *, release: Path | None = None,
+    host: str = "127.0.0.1",
 ) -> SandboxInfo:
     """Start Dovecot and Postfix from ``<directory>/config/current``; with `release` (a
-    release folder the caller has just written), only if the link points at it.
+    release folder the caller has just written), only if the link points at it. `host`:
+    where the servers listen (a sandboxed mail node's own loopback address).
 
     The release must have been applied with `sandbox_settings(directory, port_base)`
     (see `sandbox_apply`). Returns once every port accepts connections.
@@ -268,7 +270,8 @@ def start_sandbox(
     )
     _CHILDREN[dov.pid] = dov
     (directory / _STATE_FILE).write_text(json.dumps(
-        {"dovecot_pid": dov.pid, "port_base": port_base, "dovecot_conf": str(dovecot_conf)}
+        {"dovecot_pid": dov.pid, "port_base": port_base, "dovecot_conf": str(dovecot_conf),
+         "host": host}
     ))
     proc = subprocess.run(["postfix", "-c", str(postfix_dir), "start"],
                           capture_output=True, text=True, check=False)
@@ -278,7 +281,7 @@ def start_sandbox(
         stop_sandbox(directory)
         raise SandboxError(f"postfix start failed: {proc.stdout}{proc.stderr}\n{tail}")
     try:
-        wait_for_ports(ports)
+        wait_for_ports(ports, host=host)
     except SandboxError:
         err = b""
         if dov.poll() is not None and dov.stderr is not None:
@@ -383,7 +386,8 @@ def stop_sandbox(directory: str | Path, timeout: float = 10.0) -> None:
 def restart_sandbox(directory: str | Path) -> SandboxInfo:
     directory = Path(directory).absolute()
     state = json.loads((directory / _STATE_FILE).read_text())
-    return start_sandbox(directory, int(state["port_base"]))
+    return start_sandbox(directory, int(state["port_base"]),
+                         host=str(state.get("host", "127.0.0.1")))
 
 
 def sandbox_apply(

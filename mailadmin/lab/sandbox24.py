@@ -33,11 +33,13 @@ from .sandbox import (
 )
 
 
-def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> SandboxInfo:
+def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot, *,
+                    host: str = "127.0.0.1") -> SandboxInfo:
     """Start the chroot's Dovecot 2.4 and the host's Postfix from ``<directory>/config/current``.
 
     `directory` must already be shared with the chroot (`Chroot.share`) and applied with
-    `sandbox24_apply`. Returns once every port accepts connections.
+    `sandbox24_apply` (or, for a mail node, `services.nodes.apply_on_node` with the chroot's
+    tools). Returns once every port accepts connections on `host`.
     """
     directory = Path(directory).absolute()
     dovecot_conf, postfix_dir = sandbox_paths(directory)
@@ -53,7 +55,7 @@ def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> Sa
     _CHILDREN[dov.pid] = dov
     (directory / _STATE_FILE).write_text(json.dumps(
         {"dovecot_pid": dov.pid, "port_base": port_base, "dovecot_conf": str(dovecot_conf),
-         "chroot": str(chroot.root)}
+         "chroot": str(chroot.root), "host": host}
     ))
     proc = subprocess.run(["postfix", "-c", str(postfix_dir), "start"],
                           capture_output=True, text=True, check=False)
@@ -63,7 +65,7 @@ def start_sandbox24(directory: str | Path, port_base: int, chroot: Chroot) -> Sa
         stop_sandbox(directory)
         raise SandboxError(f"postfix start failed: {proc.stdout}{proc.stderr}\n{tail}")
     try:
-        wait_for_ports(ports)
+        wait_for_ports(ports, host=host)
     except SandboxError:
         err = b""
         if dov.poll() is not None and dov.stderr is not None:
@@ -105,7 +107,8 @@ def stop_sandbox24(
 def restart_sandbox24(directory: str | Path, chroot: Chroot) -> SandboxInfo:
     directory = Path(directory).absolute()
     state = json.loads((directory / _STATE_FILE).read_text())
-    return start_sandbox24(directory, int(state["port_base"]), chroot)
+    return start_sandbox24(directory, int(state["port_base"]), chroot,
+                           host=str(state.get("host", "127.0.0.1")))
 
 
 def sandbox24_apply(

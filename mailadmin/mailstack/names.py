@@ -20,6 +20,7 @@ __all__ = [
     "instance_name",
     "ipv4_listen",
     "node_address",
+    "node_name",
     "password_hash",
     "path",
     "port",
@@ -94,4 +95,14 @@ def reply_text(value: str) -> str:
 def instance_name(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", value):
         raise UnsafeName(f"unsafe instance name {value!r}")
+    return value
+
+
+_NODE_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def node_name(value: str) -> str:
+    """A mail node's name (the same rule as `services.nodes.check_node_name`)."""
+    if not _NODE_NAME_RE.fullmatch(value):
+        raise UnsafeName(f"unsafe mail node name {value!r}")
     return value

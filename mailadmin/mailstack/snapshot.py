@@ -26,6 +26,7 @@ from ..models import (
     Forwarder,
     ForwarderDestination,
     Mailbox,
+    MailNode,
     PanelUser,
     ServerSettings,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "DomainSnap",
     "ForwarderSnap",
     "MailboxSnap",
+    "NodeSnap",
     "StackPorts",
     "StackSettings",
     "StackSnapshot",
@@ -124,6 +126,10 @@ class StackSettings:
     #: The file holding ``doveadm_password = ...`` (0640 root:dovecot, outside the release,
     #: never in a revision); None: ``<config_dir>/doveadm/doveadm-password.conf.ext``.
     doveadm_secret_file: str | None = None
+    #: The mail node these files are for (`mailadmin node run --name`). None renders every
+    #: domain as local, as on a single server; a name proxies the logins and hands on the
+    #: incoming mail of the domains another node holds (see `render.routing`).
+    node_name: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +138,16 @@ class DomainSnap:
     catchall_action: str
     catchall_reject_reason: str | None
     catchall_target: str | None
+    #: The mail node holding the domain's mail; None: every node (a single server).
+    node: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSnap:
+    """A mail node as the other nodes reach it."""
+
+    name: str
+    address: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,6 +235,8 @@ class StackSnapshot:
     #: address, of any domain, that refuses incoming mail (forwarders and default addresses
     #: look it up across domains). None / empty: a full snapshot, where both follow from the
     #: rows themselves.
+    #: Every mail node (none on a single server), by name.
+    nodes: tuple[NodeSnap, ...] = ()
     only: frozenset[str] | None = None
     domain_names: tuple[str, ...] = ()
     incoming_suspended: frozenset[str] | None = None
@@ -238,7 +256,7 @@ class StackSnapshot:
 
 def build_snapshot(session: Session, settings: StackSettings,
                    domains: Collection[str] | None = None) -> StackSnapshot:
-    """Read everything the mail servers need in six queries, ordered for stable output.
+    """Read everything the mail servers need in seven queries, ordered for stable output.
 
     With `domains`, a partial snapshot: only the rows of those domains (for the incremental
     render, `render.incremental`), plus the names of all domains and the addresses refusing
@@ -264,16 +282,20 @@ def build_snapshot(session: Session, settings: StackSettings,
     # PanelUser.mail_suspended, the one rule, as a join condition (no IN over 100k rows)
     owner_suspended = PanelUser.mail_suspended
     domain_snaps = tuple(
-        DomainSnap(name, action, reason, target)
-        for name, action, reason, target in session.execute(
+        DomainSnap(name, action, reason, target, node)
+        for name, action, reason, target, node in session.execute(
             select(
                 Domain.name,
                 Domain.catchall_action,
                 Domain.catchall_reject_reason,
                 Domain.catchall_target,
-            ).where(verified).order_by(Domain.name)
+                MailNode.name,
+            ).outerjoin(MailNode, Domain.node_id == MailNode.id)
+            .where(verified).order_by(Domain.name)
         )
     )
+    nodes = tuple(NodeSnap(name, address) for name, address in session.execute(
+        select(MailNode.name, MailNode.address).order_by(MailNode.name)))
     mailboxes = tuple(
         MailboxSnap(local, dom, password_hash, quota, imap, pop3, smtp,
                     login or bool(suspended), incoming or bool(suspended),
@@ -389,7 +411,7 @@ def build_snapshot(session: Session, settings: StackSettings,
     )
     if only is None:
         return StackSnapshot(settings, domain_snaps, mailboxes, forwarders, autoresponders,
-                             app_passwords=app_passwords, dkim_keys=dkim_keys)
+                             app_passwords=app_passwords, dkim_keys=dkim_keys, nodes=nodes)
     refusing = frozenset(
         f"{local}@{dom}" for local, dom in session.execute(
             select(Mailbox.local_part, Domain.name)
@@ -400,7 +422,7 @@ def build_snapshot(session: Session, settings: StackSettings,
         )
     )
     return StackSnapshot(settings, domain_snaps, mailboxes, forwarders, autoresponders,
-                         app_passwords=app_passwords, dkim_keys=dkim_keys, only=only,
+                         app_passwords=app_passwords, dkim_keys=dkim_keys, nodes=nodes, only=only,
                          domain_names=tuple(session.scalars(names_query)),
                          incoming_suspended=refusing)
 

@@ -3,8 +3,9 @@
 `install(factory)` registers listeners on a sessionmaker (``mailadmin.db`` does it for every
 factory it makes). Whenever a flush adds, changes or deletes something the generated
 configuration depends on - a Domain, Mailbox, Forwarder, ForwarderDestination,
-Autoresponder or AppPassword, a customer's ``is_suspended``, or a server setting the renderer
-uses - the transaction sets ``ServerSettings.config_changed_at`` to the time of its commit.
+Autoresponder or AppPassword, a mail node's name or address, a customer's ``is_suspended``,
+or a server setting the renderer uses - the transaction sets
+``ServerSettings.config_changed_at`` to the time of its commit.
 
 The row is touched in ``before_commit`` (or in the commit's own final flush), not at the
 first flush: the single settings row is then locked only for the moment of the commit, so
@@ -34,6 +35,7 @@ from ..models import (
     Forwarder,
     ForwarderDestination,
     Mailbox,
+    MailNode,
     PanelUser,
     Role,
     ServerSettings,
@@ -44,7 +46,10 @@ from ..server_settings_table import RENDERED
 #: Columns whose change alters the rendered configuration (None: every change counts).
 TRACKED: dict[type, frozenset[str] | None] = {
     Domain: frozenset({"name", "owner_id", "catchall_action", "catchall_reject_reason",
-                       "catchall_target", "pending"}),
+                       "catchall_target", "pending", "node_id"}),
+    # every node's files name the others (proxy hosts, LMTP routes, trusted addresses); a
+    # runner's check-in and apply bookkeeping on its row is no change
+    MailNode: frozenset({"name", "address"}),
     Mailbox: frozenset({"domain_id", "local_part", "password_hash", "quota", "imap", "pop3",
                         "smtp", "suspend_login", "suspend_incoming", "suspend_outgoing",
                         "app_passwords_only"}),

@@ -18,7 +18,7 @@ from ..names import (
     split_loosely,
 )
 from ..protocols import Protocol
-from . import dkim_keys, domain_ownership
+from . import dkim_keys, domain_ownership, placement
 from . import limits as package_limits
 from .audit import record_event
 from .context import Actor
@@ -83,14 +83,20 @@ def _audit(
     )
 
 
-def add_domain(session: Session, actor: Actor, name: str, *, customer: str | None = None) -> Domain:
+def add_domain(session: Session, actor: Actor, name: str, *, customer: str | None = None,
+               node: str | None = None) -> Domain:
     """Add a domain to a customer (the actor itself when it is a customer).
+
+    With mail nodes, the domain lives on the least-loaded one (`placement.place_domain`);
+    only the server admin may name the `node`.
 
     Raises InvalidName, Conflict (hosted already, by anyone; or a subdomain or parent of
     another customer's domain), ValidationError (deny list), LimitReached, NotFound. With
     domain verification on, the domain starts pending (see services.domain_ownership).
     """
     ascii_name = refuse_reserved_domain(normalize_domain(name), field="name")
+    if node is not None:
+        placement.place_domain(session, actor, node)  # refuses anyone but the admin first
     owner = resolve_customer(session, actor, customer)
     limits = package_limits.limits_for(session, owner)
     if session.scalars(select(Domain.id).where(Domain.name == ascii_name)).first() is not None:
@@ -100,6 +106,7 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
         )
     domain_ownership.check_claim(session, actor, ascii_name, owner)
     package_limits.check_new_domain(session, owner, limits)
+    placed = placement.place_domain(session, actor, node)
     domain = Domain(
         name=ascii_name,
         owner_id=owner.id,
@@ -111,6 +118,7 @@ def add_domain(session: Session, actor: Actor, name: str, *, customer: str | Non
         allow_self_forwarding=True,
         allow_self_autoresponder=True,
         created_at=actor.now(),
+        node_id=placed.id if placed is not None else None,
     )
     domain_ownership.start_verification(session, actor, domain)
     session.add(domain)

@@ -19,13 +19,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, ValidationError
+from ..lab.sandbox import prepare_dirs
 from ..mailstack.apply import Tools
-from ..models import MailNode, ServerSettings, utcnow
+from ..mailstack.snapshot import StackSettings, settings_from_server_settings
+from ..models import Domain, Mailbox, MailNode, ServerSettings, utcnow
 from ..names import UnsafeName, safe_domain
 from .audit import record_event
 from .context import Actor
 from .scope import require_admin
-from .stack import ApplyReport, Progress, apply_config_report, changes_pending
+from .server import get_server_settings
+from .stack import (
+    ApplyReport,
+    Progress,
+    apply_config_report,
+    changes_pending,
+    sandbox_stack_settings,
+)
 
 #: A runner that checked in this recently is taking care of applies.
 RUNNER_FRESH = dt.timedelta(seconds=30)
@@ -45,6 +54,17 @@ class NodeCheck:
 
 
 @dataclasses.dataclass(frozen=True)
+class NodeSandbox:
+    """A node whose servers run from a sandbox folder (`mailadmin sandbox start --nodes`)
+    instead of the server settings' paths: several nodes on one machine, each listening on
+    its own loopback address with the same port base, as production nodes use the same
+    ports on different hosts."""
+
+    directory: str
+    port_base: int
+
+
+@dataclasses.dataclass(frozen=True)
 class NodeStatus:
     name: str
     address: str
@@ -58,6 +78,9 @@ class NodeStatus:
     lag_seconds: float
     current: bool
     last_error: str | None
+    #: What lives on the node (new domains go to the one with the fewest mailboxes).
+    domains: int = 0
+    mailboxes: int = 0
 
 
 def check_node_name(name: str) -> str:
@@ -90,6 +113,25 @@ def _node(session: Session, name: str, *, lock: bool = False) -> MailNode:
     return node
 
 
+def add_node(session: Session, actor: Actor, name: str, address: str) -> MailNode:
+    """Register a node ahead of its runner (`mailadmin node add`), so domains can be placed
+    on it; an existing node keeps its row (its address is updated)."""
+    require_admin(actor, "adds mail nodes")
+    name, address = check_node_name(name), check_node_address(address)
+    node = session.scalars(select(MailNode).where(MailNode.name == name)).first()
+    if node is None:
+        node = MailNode(name=name, address=address, role="mail", created_at=actor.now())
+        session.add(node)
+        record_event(session, actor, "node.register", object_type="node", object_label=name,
+                     after={"address": address})
+    elif node.address != address:
+        record_event(session, actor, "node.address", object_type="node", object_label=name,
+                     before={"address": node.address}, after={"address": address})
+        node.address = address
+    session.flush()
+    return node
+
+
 def node_checkin(session: Session, actor: Actor, name: str, address: str) -> NodeCheck:
     """Register the node on its first check-in, note that its runner is alive, and say
     whether a change is waiting for it."""
@@ -112,9 +154,28 @@ def node_checkin(session: Session, actor: Actor, name: str, address: str) -> Nod
     return NodeCheck(settings.config_changed_at if settings else None, node.applied_through)
 
 
+def node_settings(session: Session, node: MailNode,
+                  sandbox: NodeSandbox | None = None) -> StackSettings:
+    """What `node` renders for: the server settings' paths and ports (or its sandbox's, on
+    its own address), and its name, so it proxies what other nodes hold (`render.routing`)."""
+    if sandbox is None:
+        return settings_from_server_settings(get_server_settings(session), node_name=node.name)
+    try:
+        listen = str(ipaddress.IPv4Address(node.address))
+    except ValueError:
+        raise ValidationError(f"A sandboxed node listens on an IPv4 address, not "
+                              f"{node.address!r}.", field="address") from None
+    settings = sandbox_stack_settings(session, sandbox.directory, sandbox.port_base,
+                                      listen_address=listen, node_name=node.name,
+                                      instance_name=f"mailadmin-{node.name}"[:31].rstrip("-"))
+    prepare_dirs(settings)
+    return settings
+
+
 def apply_on_node(session: Session, actor: Actor, name: str, *,
-                  progress: Progress | None = None, tools: Tools | None = None) -> ApplyReport:
-    """Apply the configuration on this node and record the outcome on its row.
+                  progress: Progress | None = None, tools: Tools | None = None,
+                  sandbox: NodeSandbox | None = None) -> ApplyReport:
+    """Apply this node's configuration on it and record the outcome on its row.
 
     The node's row stays locked until the transaction ends, so two runners (or a runner and
     an operator's `mailadmin node run --once`) never apply on one node at the same time.
@@ -124,6 +185,7 @@ def apply_on_node(session: Session, actor: Actor, name: str, *,
     # several nodes: each one's Dovecot answers the others' doveadm (domain moves, usage)
     several = (session.scalar(select(func.count(MailNode.id))) or 0) > 1
     report = apply_config_report(session, actor, progress=progress, tools=tools,
+                                 settings=node_settings(session, node, sandbox),
                                  doveadm_address=node.address if several else None)
     revision = report.revision
     node.last_seen_at = actor.now()
@@ -152,6 +214,11 @@ def list_nodes(session: Session, actor: Actor) -> list[NodeStatus]:
     now = actor.now()
     settings = session.get(ServerSettings, 1)
     changed = settings.config_changed_at if settings else None
+    held_domains = dict(session.execute(
+        select(Domain.node_id, func.count(Domain.id)).group_by(Domain.node_id)).all())
+    held_mailboxes = dict(session.execute(
+        select(Domain.node_id, func.count(Mailbox.id))
+        .join(Mailbox, Mailbox.domain_id == Domain.id).group_by(Domain.node_id)).all())
     out = []
     for node in session.scalars(select(MailNode).order_by(MailNode.name)):
         current = not changes_pending(changed, node.applied_through)
@@ -162,7 +229,8 @@ def list_nodes(session: Session, actor: Actor) -> list[NodeStatus]:
             last_seen_at=node.last_seen_at, applied_at=node.applied_at,
             applied_revision_id=node.applied_revision_id,
             applied_checksum=node.applied_checksum, lag_seconds=lag, current=current,
-            last_error=node.last_error))
+            last_error=node.last_error, domains=held_domains.get(node.id, 0),
+            mailboxes=held_mailboxes.get(node.id, 0)))
     return out
 
 

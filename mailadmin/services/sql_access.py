@@ -60,7 +60,7 @@ from ..mailstack.render.sql import (
     postfix_cf,
 )
 
-#: The views of migrations 0004 and 0007; the only objects the mail servers' user may read.
+#: The views of migrations 0004, 0007 and 0015; the only objects the mail servers' user may read.
 VIEWS = (
     "mailsrv_users",
     "mailsrv_domains",
@@ -69,6 +69,7 @@ VIEWS = (
     "mailsrv_recipient_access",
     "mailsrv_app_passwords",
     "mailsrv_app_passwords_only",
+    "mailsrv_domain_nodes",
 )
 _USER_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

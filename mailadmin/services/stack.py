@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, defer
 
-from ..errors import MailadminError, NotFound, ValidationError
+from ..errors import Conflict, MailadminError, NotFound, ValidationError
 from ..lab.sandbox import sandbox_settings
 from ..mailstack import (
     ApplyError,
@@ -48,8 +48,9 @@ from ..mailstack.apply import Tools, diff_files, ensure_log_dir
 from ..mailstack.doveadm import ensure_secret as ensure_doveadm_secret
 from ..mailstack.snapshot import StackSnapshot
 from ..mailstack.version import detect_dovecot_version
-from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, ServerSettings
+from ..models import MAX_ROW_ID, AuditEvent, ConfigRevision, MailNode, ServerSettings
 from ..server_settings_table import RENDERED
+from . import placement
 from .audit import record_event
 from .context import Actor
 from .pagination import Page, clamp
@@ -109,13 +110,18 @@ def _changed_at_now(session: Session) -> dt.datetime | None:
     )
 
 
-def render_to(session: Session, actor: Actor, out_dir: str | Path) -> dict[str, str]:
-    """Write the configuration for the database as it is now into `out_dir` for inspection.
+def render_to(session: Session, actor: Actor, out_dir: str | Path, *,
+              node: str | None = None) -> dict[str, str]:
+    """Write the configuration for the database as it is now into `out_dir` for inspection
+    (as mail node `node` renders it, when given).
 
     Nothing is validated, compiled or switched; nothing live changes.
     """
     require_admin(actor, "can apply the mail server configuration")
-    snapshot = build_snapshot(session, _stack_settings(session))
+    settings = _stack_settings(session)
+    if node is not None:
+        settings = dataclasses.replace(settings, node_name=node)
+    snapshot = build_snapshot(session, settings)
     return write_render(snapshot, out_dir)
 
 
@@ -206,14 +212,22 @@ def apply_config_report(
     progress: Progress | None = None,
     tools: Tools | None = None,
     doveadm_address: str | None = None,
+    settings: StackSettings | None = None,
 ) -> ApplyReport:
     """Render the database, apply it to the servers and record the outcome (admin only).
 
     A refusal by the real tools (or a render error) is recorded as a ``failed`` revision and
-    returned; the files in force stay byte-for-byte as they were. `doveadm_address` (one of
-    several mail nodes: its own address) adds the doveadm server the other nodes reach.
+    returned; the files in force stay byte-for-byte as they were. `settings` replaces the
+    server settings' (a mail node renders for itself: `services.nodes.apply_on_node`);
+    `doveadm_address` (one of several mail nodes: its own address) adds the doveadm server
+    the other nodes reach.
     """
     require_admin(actor, "can apply the mail server configuration")
+    if settings is None and placement.domains_on_nodes(session):
+        # one set of files for every domain would serve the other nodes' mailboxes here
+        raise Conflict(
+            "Domains live on several mail nodes: each node's runner ('mailadmin node run') "
+            "applies that node's own configuration; nothing applied here.")
     step = progress or (lambda _name: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -221,7 +235,7 @@ def apply_config_report(
     row = get_server_settings(session)
     watermark = _changed_at_now(session)
     started = actor.now()
-    settings = settings_from_server_settings(row)
+    settings = settings or settings_from_server_settings(row)
     if doveadm_address is not None:
         settings = dataclasses.replace(settings, doveadm_address=doveadm_address)
     in_force = session.scalars(
@@ -230,8 +244,12 @@ def apply_config_report(
     ).first()
     # The release in force holds the data as of config_applied_at when the last apply made
     # it (not a rollback, nothing switched by hand): then only the domains changed since are
-    # read and rendered (`mailstack.incremental`); anything else is a full render.
-    since = (row.config_applied_at if in_force is not None and in_force.rollback_of_id is None
+    # read and rendered (`mailstack.incremental`); anything else is a full render. With
+    # several nodes the revisions and config_applied_at are shared by all of them, so they
+    # do not say what this node's release holds: a full render.
+    one_node = (session.scalar(select(func.count(MailNode.id))) or 0) <= 1
+    since = (row.config_applied_at if one_node and in_force is not None
+             and in_force.rollback_of_id is None
              and in_force.checksum == current_release(settings.config_dir) else None)
     incremental = None
     try:
@@ -612,14 +630,22 @@ def sandbox_snapshot(
     the server settings, so the sandbox runs what production would.
     """
     require_admin(actor, "can apply the mail server configuration")
+    return build_snapshot(session, sandbox_stack_settings(session, directory, port_base))
+
+
+def sandbox_stack_settings(session: Session, directory: str | Path, port_base: int,
+                           **overrides: object) -> StackSettings:
+    """`sandbox_settings` for `directory` with what production would run from the server
+    settings (mail owner, message size limit, mode, Dovecot version); `overrides` last (a
+    sandboxed mail node's listen address and name)."""
     row = get_server_settings(session)
     version = row.dovecot_version
     if version == "auto":
         version = detect_dovecot_version()
-    settings = sandbox_settings(
-        directory, port_base,
-        vmail_uid=row.vmail_uid or 5000, vmail_gid=row.vmail_gid or 5000,
-        message_size_limit=row.message_size_limit or 50 * 1024 * 1024,
-        mode=row.stack_mode, dovecot_version=version,
-    )
-    return build_snapshot(session, settings)
+    values: dict[str, object] = {
+        "vmail_uid": row.vmail_uid or 5000, "vmail_gid": row.vmail_gid or 5000,
+        "message_size_limit": row.message_size_limit or 50 * 1024 * 1024,
+        "mode": row.stack_mode, "dovecot_version": version,
+    }
+    values.update(overrides)
+    return sandbox_settings(directory, port_base, **values)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from ..mailstack.apply import Tools
 from ..models import ConfigRevision, Role, ServerSettings, utcnow
 from ..services.context import Actor
 from ..services.nodes import runner_active
+from ..services.placement import domains_on_nodes
 from ..services.stack import (
     AUTO_APPLY_INTERVAL_SECONDS,
     AUTO_APPLY_QUIET_SECONDS,
@@ -100,7 +101,10 @@ def watch(
                 automatic = bool(row is not None and row.apply_automatically)
                 if only_when_automatic and automatic and runner_active(session):
                     automatic = False  # `mailadmin node run` applies; the panel never does
-            pending = changes_pending(changed, applied) and changed != failed_at
+                # domains on several nodes: only each node's runner can render its files
+                on_nodes = domains_on_nodes(session)
+            pending = (changes_pending(changed, applied) and changed != failed_at
+                       and not on_nodes)
             if once and not pending:
                 return outcome
             quiet = changed is not None and (

@@ -108,9 +108,12 @@ def run_node(
     tools: Tools | None = None,
     on_apply: Callable[[ApplyReport], None] | None = None,
     actor: Actor = NODE_RUNNER,
+    sandbox: nodes.NodeSandbox | None = None,
 ) -> RunResult:
     """Apply pending changes on this node until `stop` is set (`once`: one apply, or return
-    at once when nothing is pending). A failed apply is not retried until something changes."""
+    at once when nothing is pending). A failed apply is not retried until something changes.
+    `sandbox`: the node's servers run from a sandbox folder (`mailadmin sandbox start
+    --nodes`), not from the server settings' paths."""
     stop = stop or threading.Event()
     outcome = RunResult()
     failed_at: dt.datetime | None = None
@@ -127,7 +130,8 @@ def run_node(
                     settled = (utcnow() - check.changed_at).total_seconds()
                     if settled >= quiet_seconds:
                         with transaction(factory) as session:
-                            report = nodes.apply_on_node(session, actor, name, tools=tools)
+                            report = nodes.apply_on_node(session, actor, name, tools=tools,
+                                                         sandbox=sandbox)
                             session.expunge(report.revision)
                         outcome.applies += 1
                         outcome.last = report.revision

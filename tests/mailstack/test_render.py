@@ -316,7 +316,7 @@ def test_build_snapshot_uses_a_fixed_number_of_queries(tmp_path: Path) -> None:
         s.commit()
         statements.clear()
         snap = build_snapshot(s, SETTINGS)
-    assert len(statements) == 7, statements  # five + app passwords + the active DKIM keys
+    assert len(statements) == 8, statements  # five + app passwords + DKIM keys + mail nodes
     assert len(snap.mailboxes) == 26 and len(snap.forwarders) == 4
     assert snap.forwarders[-1].destinations  # grouped from the bulk destination query
     team = next(f for f in snap.forwarders if f.local_part == "team")

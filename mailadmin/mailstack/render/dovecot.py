@@ -23,6 +23,7 @@ from .. import names
 from ..snapshot import APP_PASSWORD_SLOTS, AppPasswordSnap, MailboxSnap, StackSnapshot
 from .common import HEADER, RenderError, mailbox_address
 from .dialect import Version
+from .routing import proxy_fields, routing
 
 #: The protocols with a deny list (``smtp`` is Postfix SASL logging in through Dovecot).
 DENY_PROTOCOLS = PROTOCOLS
@@ -37,10 +38,12 @@ def _app_protocol(a: AppPasswordSnap, protocol: Protocol) -> bool:
     return {Protocol.IMAP: a.imap, Protocol.POP3: a.pop3, Protocol.SMTP: a.smtp}[protocol]
 
 
-def dovecot_app_passwords(snapshot: StackSnapshot) -> dict[str, str]:
+def dovecot_app_passwords(snapshot: StackSnapshot,
+                          version: Version = "2.3") -> dict[str, str]:
     """``dovecot/app-passwords/<protocol>.<slot>`` for every protocol and slot, empty ones
     included (Dovecot refuses every login when a passdb's file is missing)."""
     known = {mailbox_address(m) for m in snapshot.mailboxes}
+    route = routing(snapshot)
     entries: dict[tuple[Protocol, int], list[str]] = {
         (p, slot): [] for p in DENY_PROTOCOLS for slot in app_password_slots()}
     for a in snapshot.app_passwords:
@@ -49,7 +52,10 @@ def dovecot_app_passwords(snapshot: StackSnapshot) -> dict[str, str]:
             raise RenderError(f"app password of {addr}, which is no mailbox here")
         if a.slot not in app_password_slots():
             raise RenderError(f"app password slot {a.slot!r} of {addr} out of range")
-        line = f"{addr}:{names.password_hash(a.password_hash)}\n"
+        proxy = proxy_fields(route, a.domain, version)
+        # a mailbox held by another node: the login is proxied to it (render.routing)
+        tail = f"::::::{proxy}" if proxy else ""
+        line = f"{addr}:{names.password_hash(a.password_hash)}{tail}\n"
         for protocol in DENY_PROTOCOLS:
             if _app_protocol(a, protocol):
                 entries[(protocol, a.slot)].append(line)
@@ -87,10 +93,15 @@ def dovecot_users(snapshot: StackSnapshot, root: str, version: Version = "2.3") 
     that does not change it links it from the one before (`apply._reusable`).
     """
     s = snapshot.settings
+    route = routing(snapshot)
     lines = [f"# {HEADER}\n"]
     for m in snapshot.mailboxes:
         addr = mailbox_address(m)
         extra = quota_field(m.quota, version)
+        proxy = proxy_fields(route, m.domain, version)
+        if proxy:
+            # held by another node: the hash stays (SASL here checks it), logins go there
+            extra += f" {proxy}"
         password = LOCKED_HASH if m.app_passwords_only else names.password_hash(m.password_hash)
         lines.append(
             f"{addr}:{password}:{s.vmail_uid}:{s.vmail_gid}::"

@@ -18,6 +18,7 @@ from .common import (
     mailbox_address,
     map_text,
 )
+from .routing import Routing, routing, transport_entries
 
 #: Maps that apply compiles with ``postmap hash:...`` (in every mode: SQL mode writes them
 #: with no entries except the transport map).
@@ -47,8 +48,13 @@ def hash_tables(root: str) -> dict[str, str]:
     return {key: f"hash:{root}/postfix/{name}" for key, name in HASH_TABLES.items()}
 
 
-def transport_map() -> str:
-    return map_text([(DISCARD_DOMAIN, "discard:discarded by the default address")])
+def transport_map(route: Routing | None = None, lmtp_port: int = 0) -> str:
+    """The discard domain, and on a mail node each domain another node holds
+    (`render.routing`)."""
+    entries = [(DISCARD_DOMAIN, "discard:discarded by the default address")]
+    if route is not None and route.remote:
+        entries += transport_entries(route, lmtp_port)
+    return map_text(entries)
 
 
 def sql_mode_maps() -> Files:
@@ -137,6 +143,12 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
             if a in mailboxes and a not in forwarded:
                 valias[d.name].append((a, a))
         valias[d.name].append((f"@{d.name}", target))
+    route = routing(snapshot)
+    for a, m in mailboxes.items():
+        if m.domain in route.remote and access[m.domain].get(a, "DUNNO") == "DUNNO":
+            # held by another node, whose LMTP checks the quota at RCPT: skip this node's
+            # quota-status, which would open (and create) an empty Maildir here
+            access[m.domain][a] = "OK"
     return {
         "postfix/vdomains": map_text((name, "OK") for name in domains),
         "postfix/vmailbox": map_text((a, "OK") for a in mailboxes),
@@ -147,5 +159,5 @@ def postfix_maps(snapshot: StackSnapshot) -> Files:
         "postfix/sasl_access": map_text(
             (a, SUSPENDED_OUTGOING_REPLY) for a, m in mailboxes.items() if m.suspend_outgoing
         ),
-        "postfix/transport": transport_map(),
+        "postfix/transport": transport_map(route, snapshot.settings.ports.lmtp),
     }

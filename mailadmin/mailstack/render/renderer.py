@@ -19,6 +19,7 @@ from .dovecot import (
 )
 from .opendkim import milter_address, opendkim_files
 from .postfix import hash_tables, postfix_maps, sql_mode_maps
+from .routing import listen_context, routing
 from .sieve import sieve_files
 from .sql import sql_context
 from .templates import render_template
@@ -41,7 +42,13 @@ class DialectRenderer:
     def __call__(self, snapshot: StackSnapshot, root: str) -> Files:
         d = self.dialect
         ctx = settings_context(snapshot.settings, root)
-        sql = sql_context(snapshot.settings, d, root) if d.sql else None
+        route = routing(snapshot)
+        sql = sql_context(snapshot.settings, d, root, source_ip=route.own_address) \
+            if d.sql else None
+        if sql is not None and route.remote and not sql.transport_table:
+            raise RenderError("mail nodes in SQL mode need SQLite or PostgreSQL (MariaDB's "
+                              "Postfix tables do not know the node yet)")
+        ctx.update(listen_context(route, str(ctx["listen"])))
         ctx.update(
             settings_digest=settings_digest(snapshot.settings),
             v24=d.v24,
@@ -63,7 +70,7 @@ class DialectRenderer:
             files["dovecot/users"] = dovecot_users(snapshot, root, d.version)
             for protocol in DENY_PROTOCOLS:
                 files[f"dovecot/deny.{protocol}"] = dovecot_deny(snapshot, protocol)
-            files.update(dovecot_app_passwords(snapshot))
+            files.update(dovecot_app_passwords(snapshot, d.version))
             files.update(postfix_maps(snapshot))
         else:
             if not d.v24:  # 2.4 has the queries in dovecot.conf itself

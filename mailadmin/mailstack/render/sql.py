@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import names
@@ -131,7 +132,7 @@ def _one_line(query: str) -> str:
 
 
 def dovecot_queries(settings: StackSettings, version: Version = "2.3",
-                    backend: str = "sqlite") -> dict[str, str]:
+                    backend: str = "sqlite", *, source_ip: str | None = None) -> dict[str, str]:
     """password / user / iterate / deny queries on the ``mailsrv_users`` view."""
     if backend not in DRIVER:
         raise RenderError(f"unknown SQL backend {backend!r}")
@@ -154,9 +155,11 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
                   "ELSE 'This protocol is disabled for this account' END AS reason")
     else:
         reason = ""
+    proxy, join, on = _proxy_columns(settings, version, source_ip)
     queries = {
         # no row for a mailbox set to "app passwords only": its app passwords come next
-        "password_query": (f"SELECT password FROM mailsrv_users WHERE {where} AND NOT EXISTS "
+        "password_query": (f"SELECT password{proxy} FROM mailsrv_users{join} WHERE "
+                           f"{on(where)} AND NOT EXISTS "
                            f"(SELECT 1 FROM mailsrv_app_passwords_only o WHERE o.{where_o})"),
         "user_query": (f"SELECT {home} AS home, {uid} AS uid, {gid} AS gid, "
                        f"{quota} FROM mailsrv_users WHERE {where}"),
@@ -173,7 +176,8 @@ def dovecot_queries(settings: StackSettings, version: Version = "2.3",
     return {key: _one_line(q) for key, q in queries.items()}
 
 
-def app_password_queries(settings: StackSettings, version: Version = "2.3") -> dict[int, str]:
+def app_password_queries(settings: StackSettings, version: Version = "2.3", *,
+                         source_ip: str | None = None) -> dict[int, str]:
     """slot -> the password query of that slot's passdb on ``mailsrv_app_passwords``: a row
     only when the app password may use the protocol logging in (its own switch and the
     mailbox's; any other service gets none)."""
@@ -181,11 +185,50 @@ def app_password_queries(settings: StackSettings, version: Version = "2.3") -> d
     where = f"local_part = '{v['local_part']}' AND domain = '{v['domain']}'"
     protocol_ok = (f"(CASE '{v['protocol']}' WHEN 'imap' THEN imap_ok WHEN 'pop3' THEN pop3_ok "
                    "WHEN 'smtp' THEN smtp_ok ELSE 0 END) = 1")
+    proxy, join, on = _proxy_columns(settings, version, source_ip)
     return {
-        slot: _one_line(f"SELECT password FROM mailsrv_app_passwords WHERE {where} "
-                        f"AND slot = {slot} AND {protocol_ok}")
+        slot: _one_line(f"SELECT password{proxy} FROM mailsrv_app_passwords{join} "
+                        f"WHERE {on(where)} AND slot = {slot} AND {protocol_ok}")
         for slot in app_password_slots()
     }
+
+
+#: The client's local port in a query (the same ports on every node: IMAP to IMAP).
+_LOCAL_PORT = {"2.3": "%{lport}", "2.4": "%{local_port}"}
+
+
+def _proxy_columns(settings: StackSettings, version: Version,
+                   source_ip: str | None) -> tuple[str, str, Callable[[str], str]]:
+    """On a mail node (`StackSettings.node_name`): the passdb columns that proxy a login to
+    the node holding the mailbox's domain (``mailsrv_domain_nodes``, migration 0015; NULL
+    columns are no fields, so a local mailbox gets none), the join, and the WHERE clause
+    with its columns qualified. Elsewhere nothing changes."""
+    if settings.node_name is None:
+        return "", "", lambda where: where
+    node = names.node_name(settings.node_name)
+    remote = f"r.node <> '{node}'"
+    columns = (f", CASE WHEN {remote} THEN 'y' END AS proxy, "
+               f"CASE WHEN {remote} THEN r.address END AS host, "
+               f"CASE WHEN {remote} THEN '{_LOCAL_PORT[version]}' END AS port")
+    if source_ip is not None:
+        # from this node's address, which the owner trusts (login_trusted_networks)
+        columns += f", CASE WHEN {remote} THEN '{names.ipv4_listen(source_ip)}' END AS source_ip"
+    join = " t LEFT JOIN mailsrv_domain_nodes r ON r.domain = t.domain"
+
+    def qualified(where: str) -> str:
+        return where.replace("local_part =", "t.local_part =").replace(
+            "domain =", "t.domain =")
+
+    return columns, join, qualified
+
+
+def transport_query(node: str, lmtp_port: int, backend: str) -> str:
+    """Postfix's SQL transport table on a mail node: a domain another node holds goes to that
+    node's LMTP over TCP (looked up live, as the other SQL tables)."""
+    node = names.node_name(node)
+    target = _concat(backend, "'lmtp:inet:['", "address", f"']:{names.port(lmtp_port)}'")
+    return _one_line(f"SELECT {target} FROM mailsrv_domain_nodes WHERE domain = '%s' "
+                     f"AND node <> '{node}'")
 
 
 # --------------------------------------------------------------------------- Postfix tables
@@ -291,10 +334,15 @@ class SqlContext:
     tables: dict[str, str]
     #: the Postfix tables written into the release (MariaDB's live outside it)
     postfix_files: dict[str, str]
+    #: On a mail node: the SQL transport table after the hash map ("" elsewhere, and on
+    #: MariaDB, whose tables `sql-access grant` writes without knowing the node).
+    transport_table: str = ""
 
 
-def sql_context(settings: StackSettings, dialect: Dialect, root: str) -> SqlContext:
-    """Reads ``access.json`` (and, for MariaDB, checks the tables `grant` wrote)."""
+def sql_context(settings: StackSettings, dialect: Dialect, root: str, *,
+                source_ip: str | None = None) -> SqlContext:
+    """Reads ``access.json`` (and, for MariaDB, checks the tables `grant` wrote).
+    `source_ip`: a mail node's own IPv4 address, which its proxied logins come from."""
     access = load_access(settings.config_dir)
     secrets_dir = names.path(str(access_dir(settings.config_dir)))
     kind = DRIVER[access.backend]
@@ -316,14 +364,22 @@ def sql_context(settings: StackSettings, dialect: Dialect, root: str) -> SqlCont
     main_cf_tables = {name: table(name) for name in (
         "domains", "mailboxes", "recipient_access", "sender_login", "sasl_access")}
     main_cf_tables["aliases"] = f"{table('aliases')}, {table('catchall')}"
+    transport_table = ""
+    if settings.node_name is not None and access.backend != "mysql":
+        postfix_files["postfix/sql/transport.cf"] = postfix_cf(
+            access, transport_query(settings.node_name, settings.ports.lmtp, access.backend),
+            secrets_dir)
+        transport_table = table("transport")
     connect = DOVECOT24_CONNECT if dialect.v24 else DOVECOT_CONNECT
     return SqlContext(
         backend=access.backend,
         driver=DRIVER[access.backend],
         path=names.path(access.path) if access.backend == "sqlite" else "",
         connect_file=f"{secrets_dir}/{connect}",
-        queries=dovecot_queries(settings, dialect.version, access.backend),
-        app_queries=app_password_queries(settings, dialect.version),
+        queries=dovecot_queries(settings, dialect.version, access.backend,
+                                source_ip=source_ip),
+        app_queries=app_password_queries(settings, dialect.version, source_ip=source_ip),
         tables=main_cf_tables,
         postfix_files=postfix_files,
+        transport_table=transport_table,
     )
