@@ -178,7 +178,9 @@ def mailboxes_index() -> ResponseReturnValue:
         domain_choices=_domain_choices(),
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
-        domain_usage=usage.domain_usage(db.session(), current_actor(), domain=filters["domain"]),
+        domain_usage=usage.domain_usage(db.session(), current_actor(), domain=filters["domain"],
+                                        limit=usage.USAGE_BARS + 1),
+        usage_bars=usage.USAGE_BARS,
     )
 
 

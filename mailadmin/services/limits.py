@@ -96,11 +96,11 @@ def count_domains(session: Session, customer_id: int) -> int:
 
 
 def count_mailboxes(session: Session, customer_id: int) -> int:
-    return (
+    """The customer's mailboxes, from its domains' counters (see `counters`)."""
+    return int(
         session.scalar(
-            select(func.count())
-            .select_from(Mailbox)
-            .where(Mailbox.domain_id.in_(_customer_domains(customer_id)))
+            select(func.coalesce(func.sum(Domain.mailbox_count), 0))
+            .where(Domain.owner_id == customer_id)
         )
         or 0
     )
@@ -126,12 +126,20 @@ def count_forwarders(session: Session, customer_id: int) -> int:
 
 
 def total_quota(session: Session, customer_id: int, *, excluding_mailbox: int | None = None) -> int:
-    query = select(func.coalesce(func.sum(Mailbox.quota), 0)).where(
-        Mailbox.domain_id.in_(_customer_domains(customer_id))
+    """The quotas of the customer's mailboxes added up (from its domains' counters), less
+    `excluding_mailbox`'s own."""
+    total = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Domain.quota_total), 0))
+            .where(Domain.owner_id == customer_id)
+        )
+        or 0
     )
     if excluding_mailbox is not None:
-        query = query.where(Mailbox.id != excluding_mailbox)
-    return int(session.scalar(query) or 0)
+        total -= session.scalar(
+            select(Mailbox.quota).where(Mailbox.id == excluding_mailbox)
+        ) or 0
+    return total
 
 
 def check_new_domain(session: Session, customer: PanelUser, limits: Limits) -> None:

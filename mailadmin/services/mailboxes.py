@@ -24,11 +24,11 @@ from ..names import (
 )
 from ..passwords import check_password_policy
 from ..protocols import Protocol
-from . import changes
+from . import changes, counters
 from . import limits as package_limits
 from .audit import record_event, record_events
 from .context import Actor
-from .pagination import Page, clamp, paginate_keys
+from .pagination import Page, capped_count, clamp
 from .scope import customer_ids_query, get_domain
 from .server import get_server_settings
 
@@ -228,6 +228,7 @@ def create_mailbox(
     )
     session.add(mailbox)
     session.flush()
+    counters.mailboxes_added(session, domain.id, [quota])
     _audit(session, actor, "mailbox.create", mailbox, domain, None, _state(mailbox))
     return mailbox
 
@@ -279,6 +280,7 @@ def update_mailbox(
     package_limits.check_protocols(limits, turning_on)
     if quota is not None and quota != mailbox.quota:
         package_limits.check_quota(session, owner, limits, quota, mailbox_id=mailbox.id)
+        counters.quota_changing(session, mailbox.id, quota)
         mailbox.quota = quota
     if imap is not None:
         mailbox.imap = imap
@@ -352,6 +354,7 @@ def _delete(session: Session, actor: Actor, mailbox: Mailbox) -> None:
     ).one_or_none()
     if forwarding is not None:
         session.delete(forwarding)
+    counters.mailbox_removing(session, mailbox.id)
     session.delete(mailbox)
     session.flush()
 
@@ -427,14 +430,31 @@ def list_mailboxes(
     }
     order = orders[sort]
     direction = [c.desc() if descending else c.asc() for c in order]
+    page, per_page = clamp(page, per_page)
+    exact, more = True, False
+    if search:
+        # Counting every match of a search would cost more than the page: count up to a cap,
+        # and look one row past the page to know whether there is a next one.
+        total, exact = capped_count(session, select(Mailbox.id).where(*conditions))
+    else:
+        # The domains' counters know how many mailboxes there are (see `counters`).
+        total = int(session.scalar(
+            select(func.coalesce(func.sum(Domain.mailbox_count), 0))
+            .where(Domain.id.in_(domain_ids))
+        ) or 0)
+    take = per_page + (0 if exact else 1)
+    offset = (page - 1) * per_page
     if sort in _MERGED_SORTS and isinstance(domain_ids, list) and 1 < len(domain_ids) <= \
             _MERGE_DOMAINS_MAX:
-        page, per_page = clamp(page, per_page)
-        total = session.scalar(select(func.count(Mailbox.id)).where(*conditions)) or 0
-        ids = _merged_page(session, domain_ids, conditions[1:], order, descending, page, per_page)
+        ids = _merged_page(session, domain_ids, conditions[1:], order, descending, offset, take)
+    elif sort == "address" and not search and offset:
+        ids = _address_page(session, domain_ids, descending, offset, take)
     else:
         query = select(Mailbox.id).where(*conditions).order_by(*direction)
-        ids, total, page, per_page = paginate_keys(session, query, page, per_page)
+        ids = list(session.scalars(query.limit(take).offset(offset)))
+    if not exact:
+        more = len(ids) > per_page
+        ids = ids[:per_page]
     loaded = {
         m.id: (m, name)
         for m, name in session.execute(
@@ -461,7 +481,8 @@ def list_mailboxes(
         )
         for m, name in (loaded[i] for i in ids if i in loaded)
     ]
-    return Page(items=rows, page=page, per_page=per_page, total=total)
+    return Page(items=rows, page=page, per_page=per_page, total=total, exact=exact,
+                more=more)
 
 
 #: Sorts that each domain's index delivers in order, merged across a customer's few domains.
@@ -475,19 +496,19 @@ def _merged_page(
     conditions: list[t.Any],
     order: list[t.Any],
     descending: bool,
-    page: int,
-    per_page: int,
+    offset: int,
+    limit: int,
 ) -> list[int]:
     """The ids of one page, ordered across several domains, without sorting all their rows.
 
     A database cannot walk one (domain, value) index in value order across a list of domains,
     so it would sort every mailbox of them for each page. Instead each domain gives only its
-    first page x per_page rows, in its own index's order, and the page is cut from those.
+    first offset + limit rows, in its own index's order, and the page is cut from those.
     """
     def ordered(columns: t.Sequence[t.Any]) -> list[t.Any]:
         return [c.desc() if descending else c.asc() for c in columns]
 
-    keep = page * per_page
+    keep = offset + limit
     parts = [
         select(Mailbox.id, *order).where(Mailbox.domain_id == domain_id, *conditions)
         .order_by(*ordered(order)).limit(keep).subquery()
@@ -497,7 +518,42 @@ def _merged_page(
     return list(session.scalars(
         select(merged.c.id)
         .order_by(*ordered([merged.c[c.key] for c in order]))
-        .limit(per_page).offset((page - 1) * per_page)
+        .limit(limit).offset(offset)
+    ))
+
+
+def _address_page(
+    session: Session, domain_ids: t.Any, descending: bool, offset: int, limit: int
+) -> list[int]:
+    """A deep page in address order (domain id, local part) without skipping `offset` rows.
+
+    The domains' mailbox counters, added up in order, say in which domain the page starts and
+    how far into it; only that domain's rows before the page are skipped (its (domain, local
+    part) index walked), not every mailbox of the domains before it.
+    """
+    direction = Domain.id.desc() if descending else Domain.id.asc()
+    running = func.sum(Domain.mailbox_count).over(order_by=direction)
+    counted = (
+        select(Domain.id.label("id"), running.label("upto"),
+               Domain.mailbox_count.label("count"))
+        .where(Domain.id.in_(domain_ids), Domain.mailbox_count > 0)
+        .subquery()
+    )
+    start = session.execute(
+        select(counted.c.id, counted.c.upto - counted.c["count"])
+        .where(counted.c.upto > offset)
+        .order_by(counted.c.upto).limit(1)
+    ).first()
+    if start is None:
+        return []
+    first_domain, before = start
+    from_there = (Mailbox.domain_id <= first_domain) if descending else \
+        (Mailbox.domain_id >= first_domain)
+    order = [Mailbox.domain_id, Mailbox.local_part]
+    return list(session.scalars(
+        select(Mailbox.id).where(Mailbox.domain_id.in_(domain_ids), from_there)
+        .order_by(*[c.desc() if descending else c.asc() for c in order])
+        .limit(limit).offset(offset - int(before))
     ))
 
 
@@ -728,6 +784,7 @@ def create_mailboxes(
         insert(Mailbox).returning(Mailbox.id, sort_by_parameter_order=True), rows
     ).scalars().all()
     changes.mark_changed(session)
+    counters.mailboxes_added(session, domain.id, [t.cast(int, row["quota"]) for row in rows])
     record_events(
         session, actor, "mailbox.create", object_type="mailbox",
         objects=[
