@@ -102,15 +102,30 @@ def find_oldest_reading(session: Session, domain_ids: Sequence[int]) -> None:
         )
 
 
+def lock_domains(session: Session, domain_ids: Iterable[int]) -> None:
+    """Lock the domains' rows (in id order) before their mailboxes' rows: every path that
+    changes counters takes the domain first, so two of them cannot wait for each other
+    (MariaDB's foreign key check would otherwise hold a shared lock on the domain while an
+    INSERT waits, and two such transactions deadlock on the counter UPDATE)."""
+    ids = sorted(set(domain_ids))
+    for start in range(0, len(ids), 1000):
+        session.execute(select(Domain.id).where(Domain.id.in_(ids[start:start + 1000]))
+                        .order_by(Domain.id).with_for_update())
+
+
 def locked_rows(session: Session, mailbox_ids: Sequence[int]) -> list[t.Any]:
     """(id, domain id, quota, usage bytes, messages, read at) of the mailboxes, locked for the
-    rest of the transaction where the database locks rows (the values the deltas start from)."""
+    rest of the transaction where the database locks rows (the values the deltas start from);
+    their domains are locked first (`lock_domains`)."""
     rows: list[t.Any] = []
     for start in range(0, len(mailbox_ids), 1000):
+        some = mailbox_ids[start:start + 1000]
+        lock_domains(session, session.scalars(
+            select(Mailbox.domain_id).where(Mailbox.id.in_(some)).distinct()))
         rows.extend(session.execute(
             select(Mailbox.id, Mailbox.domain_id, Mailbox.quota, Mailbox.usage_bytes,
                    Mailbox.usage_messages, Mailbox.usage_read_at)
-            .where(Mailbox.id.in_(mailbox_ids[start:start + 1000]))
+            .where(Mailbox.id.in_(some))
             .order_by(Mailbox.id)
             .with_for_update()
         ).all())
@@ -118,20 +133,23 @@ def locked_rows(session: Session, mailbox_ids: Sequence[int]) -> list[t.Any]:
 
 
 def mailboxes_added(session: Session, domain_id: int, quotas: Iterable[int]) -> None:
-    """New mailboxes (no usage reading yet) in one domain."""
+    """New mailboxes (no usage reading yet) in one domain; called before their rows are
+    inserted, so the domain's row is locked first (see `lock_domains`)."""
     delta = Delta()
     for quota in quotas:
         delta.add_mailbox(quota)
     apply(session, {domain_id: delta})
 
 
-def mailbox_removing(session: Session, mailbox_id: int) -> None:
-    """A mailbox about to be deleted in this transaction: take it out of its domain's counters
-    (locks its row first, so the values taken out are the ones deleted)."""
+def remove_mailbox(session: Session, mailbox: Mailbox) -> None:
+    """Delete `mailbox` and take it out of its domain's counters (its row locked first, so the
+    values taken out are the ones deleted; the oldest reading is found after the delete)."""
     deltas: dict[int, Delta] = defaultdict(Delta)
-    for _id, domain_id, quota, used, messages, read_at in locked_rows(session, [mailbox_id]):
+    for _id, domain_id, quota, used, messages, read_at in locked_rows(session, [mailbox.id]):
         deltas[domain_id].add_mailbox(quota, -1)
         deltas[domain_id].add_reading(read_at, used, messages, -1)
+    session.delete(mailbox)
+    session.flush()
     apply(session, deltas)
 
 

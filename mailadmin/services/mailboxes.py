@@ -226,9 +226,9 @@ def create_mailbox(
         updated_at=now,
         password_changed_at=now,
     )
+    counters.mailboxes_added(session, domain.id, [quota])
     session.add(mailbox)
     session.flush()
-    counters.mailboxes_added(session, domain.id, [quota])
     _audit(session, actor, "mailbox.create", mailbox, domain, None, _state(mailbox))
     return mailbox
 
@@ -354,9 +354,7 @@ def _delete(session: Session, actor: Actor, mailbox: Mailbox) -> None:
     ).one_or_none()
     if forwarding is not None:
         session.delete(forwarding)
-    counters.mailbox_removing(session, mailbox.id)
-    session.delete(mailbox)
-    session.flush()
+    counters.remove_mailbox(session, mailbox)
 
 
 def device_setup(session: Session, actor: Actor, address: str) -> ClientSetup:
@@ -780,11 +778,11 @@ def create_mailboxes(
     # One INSERT for all of them (an ORM object per row costs more than the row itself); the
     # change tracker does not see bulk statements, so it is told.
     session.flush()
+    counters.mailboxes_added(session, domain.id, [t.cast(int, row["quota"]) for row in rows])
     ids = session.execute(
         insert(Mailbox).returning(Mailbox.id, sort_by_parameter_order=True), rows
     ).scalars().all()
     changes.mark_changed(session)
-    counters.mailboxes_added(session, domain.id, [t.cast(int, row["quota"]) for row in rows])
     record_events(
         session, actor, "mailbox.create", object_type="mailbox",
         objects=[
