@@ -278,13 +278,7 @@ def _domain_forward(session: Session, domain: Domain, other: str) -> str:
 def list_domains(
     session: Session, actor: Actor, *, search: str | None = None, page: int = 1, per_page: int = 50
 ) -> Page[DomainRow]:
-    mailbox_count = (
-        select(func.count())
-        .select_from(Mailbox)
-        .where(Mailbox.domain_id == Domain.id)
-        .correlate(Domain)
-        .scalar_subquery()
-    )
+    mailbox_count = Domain.mailbox_count  # kept by services.counters
     forwarder_count = (
         select(func.count())
         .select_from(Forwarder)

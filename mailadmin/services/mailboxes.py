@@ -19,6 +19,7 @@ from ..names import (
     MAX_ADDRESS_LENGTH,
     domain_to_unicode,
     normalize_local_part,
+    shown_domain,
     split_address,
     split_partial,
 )
@@ -465,7 +466,7 @@ def list_mailboxes(
         MailboxRow(
             id=m.id,
             address=f"{m.local_part}@{name}",
-            unicode_address=f"{m.local_part}@{domain_to_unicode(name)}",
+            unicode_address=f"{m.local_part}@{shown_domain(name)}",
             quota=m.quota,
             imap=m.imap,
             pop3=m.pop3,

@@ -70,6 +70,9 @@ def upgrade() -> None:
     op.create_index("ix_mailboxes_domain_read_at", "mailboxes", ["domain_id", "usage_read_at"])
     op.create_index("ix_mailboxes_quota", "mailboxes", ["quota", "local_part", "domain_id"])
     op.create_index("ix_mailboxes_usage", "mailboxes", ["usage_bytes", "local_part", "domain_id"])
+    op.create_index("ix_mailboxes_status", "mailboxes", ["suspend_login", "suspend_incoming",
+                                                         "suspend_outgoing", "local_part",
+                                                         "domain_id"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         try:
@@ -103,7 +106,8 @@ def _views() -> object:
 
 
 def downgrade() -> None:
-    for index in ("ix_mailboxes_local_part_search", "ix_mailboxes_usage", "ix_mailboxes_quota",
+    for index in ("ix_mailboxes_local_part_search", "ix_mailboxes_status", "ix_mailboxes_usage",
+                  "ix_mailboxes_quota",
                   "ix_mailboxes_domain_read_at"):
         op.drop_index(index, table_name="mailboxes")
     views = _views()
