@@ -22,10 +22,11 @@ import re
 import statistics
 import tempfile
 import time
+import typing as t
 from pathlib import Path
 
 import click
-from sqlalchemy import insert, select, text
+from sqlalchemy import Engine, event, insert, select, text
 
 from mailadmin import migrate
 from mailadmin.db import make_engine, make_session_factory, transaction
@@ -105,15 +106,35 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def time_requests(client: object, urls: list[str]) -> list[float]:
-    timings = []
+class SqlClock:
+    """Time spent in the database per request (every engine's statements, summed)."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        event.listen(Engine, "before_cursor_execute", self._before)
+        event.listen(Engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: t.Any, *_args: t.Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    def _after(self, conn: t.Any, *_args: t.Any) -> None:
+        self.spent += time.perf_counter() - conn.info.pop("bench_started", time.perf_counter())
+
+
+def time_requests(client: object, urls: list[str], sql: SqlClock | None = None
+                  ) -> tuple[list[float], list[float]]:
+    """Milliseconds per request, and of them in SQL."""
+    timings, in_sql = [], []
     for url in urls:
+        if sql is not None:
+            sql.spent = 0.0
         started = time.perf_counter()
         response = client.get(url)  # type: ignore[attr-defined]
         elapsed = time.perf_counter() - started
         assert response.status_code == 200, (url, response.status_code)
         timings.append(elapsed * 1000)
-    return timings
+        in_sql.append(sql.spent * 1000 if sql is not None else 0.0)
+    return timings, in_sql
 
 
 def main() -> None:
@@ -168,11 +189,19 @@ def main() -> None:
         "dashboard": ["/dashboard"] * args.requests,
     }
     time_requests(client, ["/mailboxes"] * 3)  # warm caches and templates
-    print(f"{'scenario':<16} {'median ms':>10} {'p95 ms':>10}   (load {_load()})")
+    sql = SqlClock()
+    print(f"{'scenario':<16} {'median ms':>10} {'p95 ms':>10} {'SQL median':>11} {'SQL p95':>8}"
+          f"   (load {_load()})")
     for name, urls in scenarios.items():
-        timings = sorted(time_requests(client, urls))
-        p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
-        print(f"{name:<16} {statistics.median(timings):>10.1f} {p95:>10.1f}")
+        timings, in_sql = time_requests(client, urls, sql)
+        print(f"{name:<16} {statistics.median(timings):>10.1f} {_p95(timings):>10.1f} "
+              f"{statistics.median(in_sql):>11.1f} {_p95(in_sql):>8.1f}")
+    print(f"(load {_load()})")
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

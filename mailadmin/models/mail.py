@@ -117,10 +117,11 @@ class Mailbox(Base):
         Index("ix_mailboxes_domain_read_at", "domain_id", "usage_read_at"),
         # Sorting every mailbox in sight by quota or usage (the server admin's list, or a
         # customer holding thousands of domains) walks these instead of sorting all rows.
-        Index("ix_mailboxes_quota", "quota", "local_part", "domain_id"),
-        Index("ix_mailboxes_usage", "usage_bytes", "local_part", "domain_id"),
+        # The id at the end makes a page's ids an index-only scan on PostgreSQL.
+        Index("ix_mailboxes_quota", "quota", "local_part", "domain_id", "id"),
+        Index("ix_mailboxes_usage", "usage_bytes", "local_part", "domain_id", "id"),
         Index("ix_mailboxes_status", "suspend_login", "suspend_incoming", "suspend_outgoing",
-              "local_part", "domain_id"),
+              "local_part", "domain_id", "id"),
         # "Search anywhere" in the local part: a trigram index on PostgreSQL (migration 0017
         # falls back to a plain one where the pg_trgm extension cannot be created).
         Index("ix_mailboxes_local_part_search", "local_part", postgresql_using="gin",

@@ -68,11 +68,13 @@ def upgrade() -> None:
                                            server_default=sa.text("0")))
     op.add_column("domains", sa.Column("usage_oldest_read_at", sa.DateTime(), nullable=True))
     op.create_index("ix_mailboxes_domain_read_at", "mailboxes", ["domain_id", "usage_read_at"])
-    op.create_index("ix_mailboxes_quota", "mailboxes", ["quota", "local_part", "domain_id"])
-    op.create_index("ix_mailboxes_usage", "mailboxes", ["usage_bytes", "local_part", "domain_id"])
-    op.create_index("ix_mailboxes_status", "mailboxes", ["suspend_login", "suspend_incoming",
-                                                         "suspend_outgoing", "local_part",
-                                                         "domain_id"])
+    op.create_index("ix_mailboxes_quota", "mailboxes",
+                    ["quota", "local_part", "domain_id", "id"])
+    op.create_index("ix_mailboxes_usage", "mailboxes",
+                    ["usage_bytes", "local_part", "domain_id", "id"])
+    op.create_index("ix_mailboxes_status", "mailboxes",
+                    ["suspend_login", "suspend_incoming", "suspend_outgoing", "local_part",
+                     "domain_id", "id"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         try:
