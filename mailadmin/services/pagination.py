@@ -128,9 +128,11 @@ def paginate_keys(
 
 
 def capped_count(
-    session: Session, key_query: Select[t.Any], cap: int = COUNT_CAP
+    session: Session, key_query: Select[t.Any], cap: int | None = None
 ) -> tuple[int, bool]:
-    """How many rows `key_query` has, counting no further than `cap`: (count, exact)."""
+    """How many rows `key_query` has, counting no further than `cap` (`COUNT_CAP`):
+    (count, exact)."""
+    cap = COUNT_CAP if cap is None else cap
     counted = session.scalar(
         select(func.count()).select_from(key_query.order_by(None).limit(cap + 1).subquery())
     ) or 0
