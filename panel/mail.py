@@ -139,8 +139,11 @@ DOMAIN_SELECT_MAX = 100
 def _domain_choices(limit: int | None = None) -> list[tuple[str, str]]:
     from mailadmin.names import shown_domain
 
-    names = domains.domain_names_for(db.session(), current_actor())
-    return [(n, shown_domain(n)) for n in names[:limit]]
+    if limit is None:
+        names = domains.domain_names_for(db.session(), current_actor())
+    else:
+        names = domains.domain_names_for(db.session(), current_actor(), limit=limit)
+    return [(n, shown_domain(n)) for n in names]
 
 
 def _list_filters() -> dict[str, t.Any]:

@@ -4,6 +4,8 @@ says "more than" and still pages to its end. On each backend."""
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -97,3 +99,27 @@ def test_search_counts_up_to_the_cap(world: sessionmaker[Session],
         if not page.more:
             break
     assert len(paged) == exact.total and page.pages == number
+
+
+def test_many_domains_page(app: object, session_factory: sessionmaker[Session],
+                           make_user: t.Any) -> None:
+    """Past 100 domains the list's domain filter is a text field and the usage bars stop at
+    the first 24 by name; the counters give the total."""
+    from .web import sign_in
+
+    make_user("mona", "customer")
+    with transaction(session_factory) as s:
+        for i in range(101):
+            domains.add_domain(s, OP, f"m{i:03d}.example", customer="mona")
+        for i in range(30):
+            mailboxes.create_mailbox(s, OP, f"box@m{i:03d}.example", "Tr0ub4dor&3-horse",
+                                     quota=MiB)
+    client = app.test_client()  # type: ignore[attr-defined]
+    sign_in(client, "mona", "correct horse 9")
+    html = client.get("/mailboxes").get_data(as_text=True)
+    assert 'data-testid="domain-field"' in html and 'id="filter-domain" name="domain">' not in html
+    assert 'data-testid="more-domain-usage"' in html
+    assert html.count('data-domain="m0') == 24 and 'data-domain="m024.example"' not in html
+    assert "30 mailboxes" in html
+    one = client.get("/mailboxes?domain=m029.example").get_data(as_text=True)
+    assert "box@m029.example" in one and "1 mailbox<" in one
