@@ -4,7 +4,8 @@
         [--requests 40] [--database-url URL] [--reuse]
 
 `--domains N` spreads the mailboxes over N domains (mailbox i in domain i % N), all owned by
-one customer; with the default 2 (the old shape) nearly all are in one domain. Seeding uses
+one customer (or with `--customers K`, by K customers of a reseller who signs in); with the
+default 2 (the old shape) nearly all are in one domain. Seeding uses
 one precomputed hash and multi-row INSERTs (COPY on PostgreSQL), domains inserted as rows,
 then `counters.recount` fills the per-domain counters, so 1,000,000 mailboxes take minutes.
 `--reuse` skips seeding when the database already holds the bench customer (re-running
@@ -43,7 +44,7 @@ def _domain_name(i: int) -> str:
     return f"d{i:05d}.example"
 
 
-def seed(url: str, count: int, domain_count: int, reuse: bool) -> None:
+def seed(url: str, count: int, domain_count: int, reuse: bool, customers: int) -> None:
     engine = make_engine(url)
     migrate.upgrade(engine)
     factory = make_session_factory(engine)
@@ -52,15 +53,26 @@ def seed(url: str, count: int, domain_count: int, reuse: bool) -> None:
             print("reusing the seeded database")
             engine.dispose()
             return
-        accounts.create_panel_user(session, Actor.operator(), "bench", PASSWORD, Role.CUSTOMER)
-        owner_id = session.scalars(select(PanelUser.id).where(PanelUser.username == "bench")).one()
+        if customers > 1:
+            # a reseller ("bench") whose customers share the domains
+            accounts.create_panel_user(session, Actor.operator(), "bench", PASSWORD,
+                                       Role.RESELLER)
+            owners = [accounts.create_panel_user(session, Actor.operator(), f"cust{c:03d}",
+                                                 PASSWORD, Role.CUSTOMER,
+                                                 reseller_name="bench").id
+                      for c in range(customers)]
+        else:
+            accounts.create_panel_user(session, Actor.operator(), "bench", PASSWORD,
+                                       Role.CUSTOMER)
+            owners = [session.scalars(select(PanelUser.id)
+                                      .where(PanelUser.username == "bench")).one()]
         if domain_count <= 2:
             domains.add_domain(session, Actor.operator(), "big.example", customer="bench")
             domains.add_domain(session, Actor.operator(), "small.example", customer="bench")
         else:
             now = utcnow()
             session.execute(insert(Domain), [
-                {"name": _domain_name(i), "owner_id": owner_id, "created_at": now}
+                {"name": _domain_name(i), "owner_id": owners[i % len(owners)], "created_at": now}
                 for i in range(domain_count)])
     with transaction(factory) as session:
         if domain_count <= 2:
@@ -144,11 +156,13 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--domains", type=int, default=2)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--customers", type=int, default=1,
+                        help="Above 1: a reseller signs in, its customers own the domains.")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mailadmin-bench-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     started = time.perf_counter()
-    seed(url, args.mailboxes, args.domains, args.reuse)
+    seed(url, args.mailboxes, args.domains, args.reuse, args.customers)
     print(
         f"seeded {args.mailboxes:,} mailboxes over {args.domains:,} domains in "
         f"{time.perf_counter() - started:.1f} s ({url.split(':')[0]})"
@@ -186,6 +200,7 @@ def main() -> None:
         "quota, page 100": ["/mailboxes?sort=quota&desc=1&page=100"] * args.requests,
         "quota, 1 domain": [f"/mailboxes?domain={one}&sort=quota&desc=1"] * args.requests,
         "domain list": ["/domains/"] * args.requests,
+        **({"customer list": ["/customers/"] * args.requests} if args.customers > 1 else {}),
         "dashboard": ["/dashboard"] * args.requests,
     }
     time_requests(client, ["/mailboxes"] * 3)  # warm caches and templates

@@ -378,7 +378,7 @@ SCOPE_ID_LIST_MAX = 1000
 def scoped_domain_ids(session: Session, actor: Actor) -> t.Any:
     """The actor's domain ids: a literal list when short (the usual customer), so the database
     can walk the index per domain; otherwise a subquery."""
-    ids_query = select(Domain.id).where(_owned(actor))
+    ids_query = select(Domain.id).where(_owned(session, actor))
     ids = list(session.scalars(ids_query.limit(SCOPE_ID_LIST_MAX + 1)))
     if len(ids) <= SCOPE_ID_LIST_MAX:
         return ids
@@ -437,7 +437,7 @@ def list_mailboxes(
         # The domains' counters know how many mailboxes there are (see `counters`).
         total = int(session.scalar(
             select(func.coalesce(func.sum(Domain.mailbox_count), 0))
-            .where(_domains_in(actor, domain_ids))
+            .where(_domains_in(session, actor, domain_ids))
         ) or 0)
     take = per_page + (0 if exact else 1)
     offset = (page - 1) * per_page
@@ -445,8 +445,8 @@ def list_mailboxes(
             _MERGE_DOMAINS_MAX:
         ids = _merged_page(session, domain_ids, conditions[1:], order, descending, offset, take)
     elif sort == "address" and not search and offset:
-        ids = _address_page(session, _domains_in(actor, domain_ids), domain_ids, descending,
-                            offset, take)
+        ids = _address_page(session, _domains_in(session, actor, domain_ids), domain_ids,
+                            descending, offset, take)
     else:
         query = select(Mailbox.id).where(*conditions).order_by(*direction)
         ids = list(session.scalars(query.limit(take).offset(offset)))
@@ -520,21 +520,25 @@ def _merged_page(
     ))
 
 
-def _owned(actor: Actor) -> t.Any:
+def _owned(session: Session, actor: Actor) -> t.Any:
     """The condition on Domain "one of the actor's customers owns it". A customer's is a plain
-    owner comparison, which PostgreSQL can probe per mailbox row (memoized) while walking a
-    sort index, instead of joining with panel_users for every row."""
+    owner comparison, a reseller's a literal list of its customers: PostgreSQL can then probe
+    it per mailbox row (memoized) while walking a sort index, instead of joining with
+    panel_users for every row."""
     if actor.role is Role.CUSTOMER and actor.customer_id is not None:
         return Domain.owner_id == actor.customer_id
+    customers = list(session.scalars(customer_ids_query(actor).limit(SCOPE_ID_LIST_MAX + 1)))
+    if len(customers) <= SCOPE_ID_LIST_MAX:
+        return Domain.owner_id.in_(customers)
     return Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery())
 
 
-def _domains_in(actor: Actor, domain_ids: t.Any) -> t.Any:
+def _domains_in(session: Session, actor: Actor, domain_ids: t.Any) -> t.Any:
     """The condition on Domain for `domain_ids` (from `scoped_domain_ids`, or one domain): the
     list itself, or for a subquery the owners it stands for (no join of domains with itself)."""
     if isinstance(domain_ids, list):
         return Domain.id.in_(domain_ids)
-    return _owned(actor)
+    return _owned(session, actor)
 
 
 def _address_page(
