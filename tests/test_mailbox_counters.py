@@ -240,3 +240,29 @@ def test_concurrent_transactions_count_every_change(backend: str, tmp_path: Path
                                 .where(Domain.name == "one.example")) == 8 + 16 - 4
         finally:
             engine.dispose()
+
+
+def test_migration_fills_the_counters_from_existing_rows(backend_url: str) -> None:
+    """0017 on a database with mailboxes: every domain's counters equal its rows (made at head
+    behind the services' back, then down to 0014 and up again)."""
+    engine = make_engine(backend_url)
+    try:
+        migrate.upgrade(engine)
+        factory = make_session_factory(engine)
+        _world(factory)
+        with transaction(factory) as s:
+            ids = dict(s.execute(select(Domain.name, Domain.id)).all())
+            for i, quota in enumerate(QUOTAS * 2):
+                s.add(Mailbox(domain_id=ids[DOMAINS[i % 2]], local_part=f"x{i}",
+                              password_hash=_hash(), quota=quota, usage_bytes=i * MiB,
+                              usage_messages=i, usage_read_at=OP.now() if i % 3 else None))
+        with factory() as s:
+            assert set(counters.differences(s)) == {"one.example", "two.example"}
+        migrate.downgrade(engine, "0014")
+        migrate.upgrade(engine)
+        with factory() as s:
+            assert counters.differences(s) == {}
+            counts = dict(s.execute(select(Domain.name, Domain.mailbox_count)).all())
+        assert counts == {"one.example": 4, "two.example": 4, "three.example": 0}
+    finally:
+        engine.dispose()
