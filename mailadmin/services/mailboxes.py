@@ -453,31 +453,35 @@ def list_mailboxes(
     if not exact:
         more = len(ids) > per_page
         ids = ids[:per_page]
+    # Just the columns the row shows (no ORM objects to build and track for a list page).
     loaded = {
-        m.id: (m, name)
-        for m, name in session.execute(
-            select(Mailbox, Domain.name)
+        r.id: r
+        for r in session.execute(
+            select(Mailbox.id, Mailbox.local_part, Domain.name, Mailbox.quota, Mailbox.imap,
+                   Mailbox.pop3, Mailbox.smtp, Mailbox.suspend_login, Mailbox.suspend_incoming,
+                   Mailbox.suspend_outgoing, Mailbox.usage_bytes, Mailbox.usage_read_at,
+                   Mailbox.usage_messages)
             .join(Domain, Domain.id == Mailbox.domain_id)
             .where(Mailbox.id.in_(ids))
         ).all()
     }
     rows = [
         MailboxRow(
-            id=m.id,
-            address=f"{m.local_part}@{name}",
-            unicode_address=f"{m.local_part}@{shown_domain(name)}",
-            quota=m.quota,
-            imap=m.imap,
-            pop3=m.pop3,
-            smtp=m.smtp,
-            suspend_login=m.suspend_login,
-            suspend_incoming=m.suspend_incoming,
-            suspend_outgoing=m.suspend_outgoing,
-            usage_bytes=m.usage_bytes,
-            usage_read_at=m.usage_read_at,
-            usage_messages=m.usage_messages,
+            id=r.id,
+            address=f"{r.local_part}@{r.name}",
+            unicode_address=f"{r.local_part}@{shown_domain(r.name)}",
+            quota=r.quota,
+            imap=r.imap,
+            pop3=r.pop3,
+            smtp=r.smtp,
+            suspend_login=r.suspend_login,
+            suspend_incoming=r.suspend_incoming,
+            suspend_outgoing=r.suspend_outgoing,
+            usage_bytes=r.usage_bytes,
+            usage_read_at=r.usage_read_at,
+            usage_messages=r.usage_messages,
         )
-        for m, name in (loaded[i] for i in ids if i in loaded)
+        for r in (loaded[i] for i in ids if i in loaded)
     ]
     return Page(items=rows, page=page, per_page=per_page, total=total, exact=exact,
                 more=more)
