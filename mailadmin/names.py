@@ -278,6 +278,13 @@ def domain_to_unicode(value: str) -> str:
         raise InvalidName("The domain is not a valid internationalised domain name.") from None
 
 
+@functools.lru_cache(maxsize=8192)
+def shown_domain(stored: str) -> str:
+    """`domain_to_unicode` of a name as stored (already normalised IDNA ASCII), remembered:
+    list pages show the same domains on every row and every request."""
+    return domain_to_unicode(stored)
+
+
 def split_address(value: str, *, hosted: bool = False, field: str = "address") -> tuple[str, str]:
     """Split an address into its normalised ``(local_part, domain)``.
 

@@ -132,12 +132,18 @@ class ForwarderForm(FlaskForm):  # type: ignore[misc]
     keep_copy = BooleanField("Keep a copy in the mailbox (only when the address is a mailbox)")
 
 
-def _domain_choices() -> list[tuple[str, str]]:
-    from mailadmin.names import domain_to_unicode
+#: The mailbox list offers its domains in a drop-down up to this many; past it, a text field.
+DOMAIN_SELECT_MAX = 100
 
-    return [
-        (n, domain_to_unicode(n)) for n in domains.domain_names_for(db.session(), current_actor())
-    ]
+
+def _domain_choices(limit: int | None = None) -> list[tuple[str, str]]:
+    from mailadmin.names import shown_domain
+
+    if limit is None:
+        names = domains.domain_names_for(db.session(), current_actor())
+    else:
+        names = domains.domain_names_for(db.session(), current_actor(), limit=limit)
+    return [(n, shown_domain(n)) for n in names]
 
 
 def _list_filters() -> dict[str, t.Any]:
@@ -175,10 +181,13 @@ def mailboxes_index() -> ResponseReturnValue:
         filters=filters,
         page_sizes=mailboxes.PAGE_SIZES,
         bulk_actions=list(mailboxes.BulkAction),
-        domain_choices=_domain_choices(),
+        domain_choices=_domain_choices(DOMAIN_SELECT_MAX + 1),
+        domain_select_max=DOMAIN_SELECT_MAX,
         format_size=format_size,
         allowance=limits.allowance_for(db.session(), current_actor()),
-        domain_usage=usage.domain_usage(db.session(), current_actor(), domain=filters["domain"]),
+        domain_usage=usage.domain_usage(db.session(), current_actor(), domain=filters["domain"],
+                                        limit=usage.USAGE_BARS + 1),
+        usage_bars=usage.USAGE_BARS,
     )
 
 

@@ -137,6 +137,7 @@ def page_json(page: Page[t.Any]) -> dict[str, t.Any]:
         "per_page": page.per_page,
         "total": page.total,
         "pages": page.pages,
+        "total_exact": page.exact,
     }
 
 

@@ -56,7 +56,10 @@ def _echo_page(page: Page[t.Any], noun: str, headers: Sequence[str],
         click.echo(f"No {noun} on page {page.page}.")
     else:
         click.echo(f"No {noun}.")
-    if page.total:
+    if page.total and not page.exact:
+        more = "; more follow" if page.more else ""
+        click.echo(f"Page {page.page} (more than {page.total} {noun} match{more})")
+    elif page.total:
         counted = f"{page.total} {noun}" if page.total != 1 else f"1 {_SINGULAR[noun]}"
         click.echo(f"Page {page.page} of {page.pages} ({counted} in all)")
 

@@ -286,13 +286,7 @@ def _domain_forward(session: Session, domain: Domain, other: str) -> str:
 def list_domains(
     session: Session, actor: Actor, *, search: str | None = None, page: int = 1, per_page: int = 50
 ) -> Page[DomainRow]:
-    mailbox_count = (
-        select(func.count())
-        .select_from(Mailbox)
-        .where(Mailbox.domain_id == Domain.id)
-        .correlate(Domain)
-        .scalar_subquery()
-    )
+    mailbox_count = Domain.mailbox_count  # kept by services.counters
     forwarder_count = (
         select(func.count())
         .select_from(Forwarder)
@@ -330,14 +324,14 @@ def list_domains(
     return Page(items=rows, page=page_.page, per_page=page_.per_page, total=page_.total)
 
 
-def domain_names_for(session: Session, actor: Actor) -> list[str]:
-    """All domain names the actor manages (for selectors); customers have few."""
+def domain_names_for(session: Session, actor: Actor, *, limit: int = 1000) -> list[str]:
+    """The domain names the actor manages (for selectors; the first `limit` by name)."""
     return list(
         session.scalars(
             select(Domain.name)
             .where(Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery()))
             .order_by(Domain.name)
-            .limit(1000)
+            .limit(limit)
         )
     )
 

@@ -96,11 +96,11 @@ def count_domains(session: Session, customer_id: int) -> int:
 
 
 def count_mailboxes(session: Session, customer_id: int) -> int:
-    return (
+    """The customer's mailboxes, from its domains' counters (see `counters`)."""
+    return int(
         session.scalar(
-            select(func.count())
-            .select_from(Mailbox)
-            .where(Mailbox.domain_id.in_(_customer_domains(customer_id)))
+            select(func.coalesce(func.sum(Domain.mailbox_count), 0))
+            .where(Domain.owner_id == customer_id)
         )
         or 0
     )
@@ -126,12 +126,20 @@ def count_forwarders(session: Session, customer_id: int) -> int:
 
 
 def total_quota(session: Session, customer_id: int, *, excluding_mailbox: int | None = None) -> int:
-    query = select(func.coalesce(func.sum(Mailbox.quota), 0)).where(
-        Mailbox.domain_id.in_(_customer_domains(customer_id))
+    """The quotas of the customer's mailboxes added up (from its domains' counters), less
+    `excluding_mailbox`'s own."""
+    total = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Domain.quota_total), 0))
+            .where(Domain.owner_id == customer_id)
+        )
+        or 0
     )
     if excluding_mailbox is not None:
-        query = query.where(Mailbox.id != excluding_mailbox)
-    return int(session.scalar(query) or 0)
+        total -= session.scalar(
+            select(Mailbox.quota).where(Mailbox.id == excluding_mailbox)
+        ) or 0
+    return total
 
 
 def check_new_domain(session: Session, customer: PanelUser, limits: Limits) -> None:
@@ -283,11 +291,16 @@ class Allowance:
 
 def allowance(session: Session, customer: PanelUser) -> Allowance:
     limits = limits_for(session, customer)
-    allocated = total_quota(session, customer.id)
-    quota = Use(allocated, limits.max_total_quota)
-    boxes = Use(count_mailboxes(session, customer.id), limits.max_mailboxes)
+    # domains, mailboxes and quota in one pass over the customer's domains' counters
+    domain_count, mailbox_count, allocated = session.execute(
+        select(func.count(Domain.id), func.coalesce(func.sum(Domain.mailbox_count), 0),
+               func.coalesce(func.sum(Domain.quota_total), 0))
+        .where(Domain.owner_id == customer.id)
+    ).one()
+    quota = Use(int(allocated), limits.max_total_quota)
+    boxes = Use(int(mailbox_count), limits.max_mailboxes)
     forwarders = Use(count_forwarders(session, customer.id), limits.max_forwarders)
-    domain_use = Use(count_domains(session, customer.id), limits.max_domains)
+    domain_use = Use(int(domain_count), limits.max_domains)
     caps = [c for c in (limits.max_quota_per_mailbox, quota.left) if c is not None]
     new_max = min(caps) if caps else None
     ask = "Remove one, or ask your provider for a larger package."

@@ -14,21 +14,22 @@ from sqlalchemy.orm import Session
 from ..clientsetup import ClientSetup, build_setup
 from ..errors import Conflict, InvalidName, MailadminError, NotFound, ValidationError
 from ..hashing import hash_mailbox_password, validate_imported_hash
-from ..models import Domain, Forwarder, Mailbox, PanelUser
+from ..models import Domain, Forwarder, Mailbox, PanelUser, Role
 from ..names import (
     MAX_ADDRESS_LENGTH,
     domain_to_unicode,
     normalize_local_part,
+    shown_domain,
     split_address,
     split_partial,
 )
 from ..passwords import check_password_policy
 from ..protocols import Protocol
-from . import changes
+from . import changes, counters
 from . import limits as package_limits
 from .audit import record_event, record_events
 from .context import Actor
-from .pagination import Page, clamp, paginate_keys
+from .pagination import Page, capped_count, clamp
 from .scope import customer_ids_query, get_domain
 from .server import get_server_settings
 
@@ -226,6 +227,7 @@ def create_mailbox(
         updated_at=now,
         password_changed_at=now,
     )
+    counters.mailboxes_added(session, domain.id, [quota])
     session.add(mailbox)
     session.flush()
     _audit(session, actor, "mailbox.create", mailbox, domain, None, _state(mailbox))
@@ -279,6 +281,7 @@ def update_mailbox(
     package_limits.check_protocols(limits, turning_on)
     if quota is not None and quota != mailbox.quota:
         package_limits.check_quota(session, owner, limits, quota, mailbox_id=mailbox.id)
+        counters.quota_changing(session, mailbox.id, quota)
         mailbox.quota = quota
     if imap is not None:
         mailbox.imap = imap
@@ -352,8 +355,7 @@ def _delete(session: Session, actor: Actor, mailbox: Mailbox) -> None:
     ).one_or_none()
     if forwarding is not None:
         session.delete(forwarding)
-    session.delete(mailbox)
-    session.flush()
+    counters.remove_mailbox(session, mailbox)
 
 
 def device_setup(session: Session, actor: Actor, address: str) -> ClientSetup:
@@ -376,9 +378,7 @@ SCOPE_ID_LIST_MAX = 1000
 def scoped_domain_ids(session: Session, actor: Actor) -> t.Any:
     """The actor's domain ids: a literal list when short (the usual customer), so the database
     can walk the index per domain; otherwise a subquery."""
-    ids_query = select(Domain.id).where(
-        Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery())
-    )
+    ids_query = select(Domain.id).where(_owned(session, actor))
     ids = list(session.scalars(ids_query.limit(SCOPE_ID_LIST_MAX + 1)))
     if len(ids) <= SCOPE_ID_LIST_MAX:
         return ids
@@ -427,41 +427,64 @@ def list_mailboxes(
     }
     order = orders[sort]
     direction = [c.desc() if descending else c.asc() for c in order]
+    page, per_page = clamp(page, per_page)
+    exact, more = True, False
+    if search:
+        # Counting every match of a search would cost more than the page: count up to a cap,
+        # and look one row past the page to know whether there is a next one.
+        total, exact = capped_count(session, select(Mailbox.id).where(*conditions))
+    else:
+        # The domains' counters know how many mailboxes there are (see `counters`).
+        total = int(session.scalar(
+            select(func.coalesce(func.sum(Domain.mailbox_count), 0))
+            .where(_domains_in(session, actor, domain_ids))
+        ) or 0)
+    take = per_page + (0 if exact else 1)
+    offset = (page - 1) * per_page
     if sort in _MERGED_SORTS and isinstance(domain_ids, list) and 1 < len(domain_ids) <= \
             _MERGE_DOMAINS_MAX:
-        page, per_page = clamp(page, per_page)
-        total = session.scalar(select(func.count(Mailbox.id)).where(*conditions)) or 0
-        ids = _merged_page(session, domain_ids, conditions[1:], order, descending, page, per_page)
+        ids = _merged_page(session, domain_ids, conditions[1:], order, descending, offset, take)
+    elif sort == "address" and not search and offset:
+        ids = _address_page(session, _domains_in(session, actor, domain_ids), domain_ids,
+                            descending, offset, take)
     else:
         query = select(Mailbox.id).where(*conditions).order_by(*direction)
-        ids, total, page, per_page = paginate_keys(session, query, page, per_page)
+        ids = list(session.scalars(query.limit(take).offset(offset)))
+    if not exact:
+        more = len(ids) > per_page
+        ids = ids[:per_page]
+    # Just the columns the row shows (no ORM objects to build and track for a list page).
     loaded = {
-        m.id: (m, name)
-        for m, name in session.execute(
-            select(Mailbox, Domain.name)
+        r.id: r
+        for r in session.execute(
+            select(Mailbox.id, Mailbox.local_part, Domain.name, Mailbox.quota, Mailbox.imap,
+                   Mailbox.pop3, Mailbox.smtp, Mailbox.suspend_login, Mailbox.suspend_incoming,
+                   Mailbox.suspend_outgoing, Mailbox.usage_bytes, Mailbox.usage_read_at,
+                   Mailbox.usage_messages)
             .join(Domain, Domain.id == Mailbox.domain_id)
             .where(Mailbox.id.in_(ids))
         ).all()
     }
     rows = [
         MailboxRow(
-            id=m.id,
-            address=f"{m.local_part}@{name}",
-            unicode_address=f"{m.local_part}@{domain_to_unicode(name)}",
-            quota=m.quota,
-            imap=m.imap,
-            pop3=m.pop3,
-            smtp=m.smtp,
-            suspend_login=m.suspend_login,
-            suspend_incoming=m.suspend_incoming,
-            suspend_outgoing=m.suspend_outgoing,
-            usage_bytes=m.usage_bytes,
-            usage_read_at=m.usage_read_at,
-            usage_messages=m.usage_messages,
+            id=r.id,
+            address=f"{r.local_part}@{r.name}",
+            unicode_address=f"{r.local_part}@{shown_domain(r.name)}",
+            quota=r.quota,
+            imap=r.imap,
+            pop3=r.pop3,
+            smtp=r.smtp,
+            suspend_login=r.suspend_login,
+            suspend_incoming=r.suspend_incoming,
+            suspend_outgoing=r.suspend_outgoing,
+            usage_bytes=r.usage_bytes,
+            usage_read_at=r.usage_read_at,
+            usage_messages=r.usage_messages,
         )
-        for m, name in (loaded[i] for i in ids if i in loaded)
+        for r in (loaded[i] for i in ids if i in loaded)
     ]
-    return Page(items=rows, page=page, per_page=per_page, total=total)
+    return Page(items=rows, page=page, per_page=per_page, total=total, exact=exact,
+                more=more)
 
 
 #: Sorts that each domain's index delivers in order, merged across a customer's few domains.
@@ -475,19 +498,19 @@ def _merged_page(
     conditions: list[t.Any],
     order: list[t.Any],
     descending: bool,
-    page: int,
-    per_page: int,
+    offset: int,
+    limit: int,
 ) -> list[int]:
     """The ids of one page, ordered across several domains, without sorting all their rows.
 
     A database cannot walk one (domain, value) index in value order across a list of domains,
     so it would sort every mailbox of them for each page. Instead each domain gives only its
-    first page x per_page rows, in its own index's order, and the page is cut from those.
+    first offset + limit rows, in its own index's order, and the page is cut from those.
     """
     def ordered(columns: t.Sequence[t.Any]) -> list[t.Any]:
         return [c.desc() if descending else c.asc() for c in columns]
 
-    keep = page * per_page
+    keep = offset + limit
     parts = [
         select(Mailbox.id, *order).where(Mailbox.domain_id == domain_id, *conditions)
         .order_by(*ordered(order)).limit(keep).subquery()
@@ -497,7 +520,65 @@ def _merged_page(
     return list(session.scalars(
         select(merged.c.id)
         .order_by(*ordered([merged.c[c.key] for c in order]))
-        .limit(per_page).offset((page - 1) * per_page)
+        .limit(limit).offset(offset)
+    ))
+
+
+def _owned(session: Session, actor: Actor) -> t.Any:
+    """The condition on Domain "one of the actor's customers owns it". A customer's is a plain
+    owner comparison, a reseller's a literal list of its customers: PostgreSQL can then probe
+    it per mailbox row (memoized) while walking a sort index, instead of joining with
+    panel_users for every row."""
+    if actor.role is Role.CUSTOMER and actor.customer_id is not None:
+        return Domain.owner_id == actor.customer_id
+    customers = list(session.scalars(customer_ids_query(actor).limit(SCOPE_ID_LIST_MAX + 1)))
+    if len(customers) <= SCOPE_ID_LIST_MAX:
+        return Domain.owner_id.in_(customers)
+    return Domain.owner_id.in_(customer_ids_query(actor).scalar_subquery())
+
+
+def _domains_in(session: Session, actor: Actor, domain_ids: t.Any) -> t.Any:
+    """The condition on Domain for `domain_ids` (from `scoped_domain_ids`, or one domain): the
+    list itself, or for a subquery the owners it stands for (no join of domains with itself)."""
+    if isinstance(domain_ids, list):
+        return Domain.id.in_(domain_ids)
+    return _owned(session, actor)
+
+
+def _address_page(
+    session: Session, in_scope: t.Any, domain_ids: t.Any, descending: bool, offset: int,
+    limit: int,
+) -> list[int]:
+    """A deep page in address order (domain id, local part) without skipping `offset` rows.
+
+    The domains' mailbox counters, added up in order, say in which domain the page starts and
+    how far into it; only that domain's rows before the page are skipped (its (domain, local
+    part) index walked), not every mailbox of the domains before it.
+    """
+    direction = Domain.id.desc() if descending else Domain.id.asc()
+    running = func.sum(Domain.mailbox_count).over(order_by=direction)
+    counted = (
+        select(Domain.id.label("id"), running.label("upto"),
+               Domain.mailbox_count.label("count"))
+        .where(in_scope, Domain.mailbox_count > 0)
+        .subquery()
+    )
+    start = session.execute(
+        select(counted.c.id, counted.c.upto - counted.c["count"])
+        .where(counted.c.upto > offset)
+        # in the window's own order, so the scan stops at the page's domain
+        .order_by(counted.c.id.desc() if descending else counted.c.id.asc()).limit(1)
+    ).first()
+    if start is None:
+        return []
+    first_domain, before = start
+    from_there = (Mailbox.domain_id <= first_domain) if descending else \
+        (Mailbox.domain_id >= first_domain)
+    order = [Mailbox.domain_id, Mailbox.local_part]
+    return list(session.scalars(
+        select(Mailbox.id).where(Mailbox.domain_id.in_(domain_ids), from_there)
+        .order_by(*[c.desc() if descending else c.asc() for c in order])
+        .limit(limit).offset(offset - int(before))
     ))
 
 
@@ -724,6 +805,7 @@ def create_mailboxes(
     # One INSERT for all of them (an ORM object per row costs more than the row itself); the
     # change tracker does not see bulk statements, so it is told.
     session.flush()
+    counters.mailboxes_added(session, domain.id, [t.cast(int, row["quota"]) for row in rows])
     ids = session.execute(
         insert(Mailbox).returning(Mailbox.id, sort_by_parameter_order=True), rows
     ).scalars().all()

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import Domain, Forwarder, Mailbox, PanelUser, Role
+from ..models import Domain, Forwarder, PanelUser, Role
 from .context import Actor
 from .limits import Allowance, allowance_for
 from .stack import ApplyOverview, apply_overview
-from .usage import UsageSum, usage_summary
+from .usage import UsageSum, largest_usage
 
 USAGE_ROWS = 10
 
@@ -45,9 +45,10 @@ def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
     domains = session.scalar(
         select(func.count()).select_from(Domain).where(Domain.id.in_(domain_ids))
     ) or 0
-    mailboxes = session.scalar(
-        select(func.count()).select_from(Mailbox).where(Mailbox.domain_id.in_(domain_ids))
-    ) or 0
+    # the domains' counters (services.counters), not a count of every mailbox row
+    mailboxes = int(session.scalar(
+        select(func.coalesce(func.sum(Domain.mailbox_count), 0)).where(Domain.id.in_(domain_ids))
+    ) or 0)
     forwarders = session.scalar(
         select(func.count()).select_from(Forwarder).where(Forwarder.domain_id.in_(domain_ids))
     ) or 0
@@ -63,9 +64,7 @@ def dashboard_summary(session: Session, actor: Actor) -> DashboardSummary:
         customers = session.scalar(
             select(func.count()).select_from(PanelUser).where(PanelUser.parent_id == actor.user_id)
         )
-    sums = usage_summary(session, actor)
-    usage_rows = sums.domains if actor.role is Role.CUSTOMER else sums.customers
-    usage = tuple(sorted(usage_rows, key=lambda row: row.usage_bytes, reverse=True)[:USAGE_ROWS])
+    usage = largest_usage(session, actor, USAGE_ROWS)
     return DashboardSummary(
         allowance=allowance_for(session, actor),
         mail_servers=apply_overview(session, actor) if actor.role is Role.ADMIN else None,

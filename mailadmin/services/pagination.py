@@ -20,6 +20,10 @@ MAX_PER_PAGE = 200
 MAX_PAGE = 10_000_000
 #: Longest page number text looked at; anything longer is past every list anyway.
 _MAX_DIGITS = 20
+#: A search counts its matches up to this many; past it a page says "more than" and has a
+#: next page while rows remain (counting a million matches per page view would cost more
+#: than the page).
+COUNT_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,18 @@ class Page(t.Generic[T]):
     items: list[T]
     page: int
     per_page: int
+    #: How many rows the whole list has; when `exact` is False, at least this many (a search
+    #: stops counting at `COUNT_CAP` matches) and `more` says whether a next page exists.
     total: int
+    exact: bool = True
+    more: bool = False
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
+        counted = max(1, math.ceil(self.total / self.per_page))
+        if self.exact:
+            return counted
+        return max(counted, self.page + (1 if self.more else 0))
 
     @property
     def has_previous(self) -> bool:
@@ -39,7 +50,7 @@ class Page(t.Generic[T]):
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.more if not self.exact else self.page < self.pages
 
 
 def clamp(page: int, per_page: int) -> tuple[int, int]:
@@ -114,3 +125,15 @@ def paginate_keys(
     ) or 0
     keys = list(session.scalars(key_query.limit(per_page).offset((page - 1) * per_page)))
     return keys, total, page, per_page
+
+
+def capped_count(
+    session: Session, key_query: Select[t.Any], cap: int | None = None
+) -> tuple[int, bool]:
+    """How many rows `key_query` has, counting no further than `cap` (`COUNT_CAP`):
+    (count, exact)."""
+    cap = COUNT_CAP if cap is None else cap
+    counted = session.scalar(
+        select(func.count()).select_from(key_query.order_by(None).limit(cap + 1).subquery())
+    ) or 0
+    return min(counted, cap), counted <= cap

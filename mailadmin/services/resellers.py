@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, LimitReached, NotFound, ValidationError
-from ..models import Domain, Mailbox, Package, PanelUser, ResellerAllocation, Role
+from ..models import Domain, Package, PanelUser, ResellerAllocation, Role
 from . import accounts, packages
 from . import limits as package_limits
 from .audit import record_event
@@ -229,10 +229,10 @@ def _use_by_owner() -> tuple[t.Any, t.Any]:
         select(func.count()).select_from(Domain)
         .where(Domain.owner_id == PanelUser.id).correlate(PanelUser).scalar_subquery()
     )
-    in_domains = select(Domain.id).where(Domain.owner_id == PanelUser.id).correlate(PanelUser)
+    # the domains' mailbox counters (services.counters), not a count of every mailbox row
     mailboxes = (
-        select(func.count()).select_from(Mailbox)
-        .where(Mailbox.domain_id.in_(in_domains.scalar_subquery()))
+        select(func.coalesce(func.sum(Domain.mailbox_count), 0))
+        .where(Domain.owner_id == PanelUser.id)
         .correlate(PanelUser).scalar_subquery()
     )
     return domains, mailboxes
@@ -256,9 +256,9 @@ def list_resellers(
         domains = session.scalar(
             select(func.count()).select_from(Domain).where(
                 Domain.owner_id.in_(of_reseller.scalar_subquery()))) or 0
-        mailboxes = session.scalar(
-            select(func.count()).select_from(Mailbox).join(Domain).where(
-                Domain.owner_id.in_(of_reseller.scalar_subquery()))) or 0
+        mailboxes = int(session.scalar(
+            select(func.coalesce(func.sum(Domain.mailbox_count), 0)).where(
+                Domain.owner_id.in_(of_reseller.scalar_subquery()))) or 0)
         rows.append(ResellerRow(
             id=reseller.id, username=reseller.username, is_suspended=reseller.is_suspended,
             allocation=AllocationSpec.of(session.get(ResellerAllocation, reseller.id)),
@@ -340,10 +340,9 @@ def list_customers(
     require_seller(actor)
     reseller = PanelUser.__table__.alias("reseller")
     domains, mailboxes = _use_by_owner()
-    in_domains = select(Domain.id).where(Domain.owner_id == PanelUser.id).correlate(PanelUser)
-    quota = (
-        select(func.coalesce(func.sum(Mailbox.quota), 0))
-        .where(Mailbox.domain_id.in_(in_domains.scalar_subquery()))
+    quota = (  # the domains' quota counters (services.counters)
+        select(func.coalesce(func.sum(Domain.quota_total), 0))
+        .where(Domain.owner_id == PanelUser.id)
         .correlate(PanelUser).scalar_subquery()
     )
     query = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import typing as t
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import func, select, update
@@ -27,7 +28,8 @@ from ..mailstack import usage as dovecot_usage
 from ..mailstack.doveadm import Endpoint
 from ..mailstack.usage import Usage
 from ..models import Domain, Mailbox, MailNode, PanelUser, Role
-from ..names import domain_to_unicode
+from ..names import shown_domain
+from . import counters
 from .audit import record_event
 from .context import Actor
 from .mailboxes import get_mailbox, scoped_domain_ids
@@ -37,6 +39,9 @@ from .server import get_server_settings
 #: The mailbox list and the mailbox user's page warn from these percentages of the quota.
 WARN_PERCENT = 80
 CRITICAL_PERCENT = 95
+#: The mailbox list shows a usage bar for this many domains at most (a customer with
+#: thousands of domains filters by domain to see the others).
+USAGE_BARS = 24
 
 #: Called with (mailboxes stored so far, mailboxes to store).
 Progress = Callable[[int, int], None]
@@ -148,8 +153,15 @@ def _store(
         progress(0, total)
     for start in range(0, total, _BATCH):
         batch = rows[start:start + _BATCH]
+        # The domains' usage counters move by the difference to the readings replaced (rows
+        # locked until the transaction ends, so a concurrent store waits).
+        before = counters.locked_rows(session, [t.cast(int, r["id"]) for r in batch])
         # bulk UPDATE by primary key: one statement per batch, not one per mailbox
         session.execute(update(Mailbox), batch)
+        counters.apply(session, counters.readings_replaced(before, {
+            t.cast(int, r["id"]): (t.cast(int, r["usage_bytes"]),
+                                   t.cast(int, r["usage_messages"]), now)
+            for r in batch}))
         if progress is not None:
             progress(start + len(batch), total)
     session.flush()
@@ -267,59 +279,84 @@ class UsageSummary:
 
 
 def _sum_columns() -> tuple[object, ...]:
+    """The usage sums over domains, from their counters (see `counters`)."""
     return (
-        func.count(Mailbox.id),
-        func.count(Mailbox.usage_read_at),
-        func.coalesce(func.sum(Mailbox.usage_bytes), 0),
-        func.coalesce(func.sum(Mailbox.usage_messages), 0),
-        func.coalesce(func.sum(Mailbox.quota), 0),
-        func.min(Mailbox.quota),
-        func.min(Mailbox.usage_read_at),
+        func.coalesce(func.sum(Domain.mailbox_count), 0),
+        func.coalesce(func.sum(Domain.usage_read_count), 0),
+        func.coalesce(func.sum(Domain.usage_bytes_total), 0),
+        func.coalesce(func.sum(Domain.usage_messages_total), 0),
+        func.coalesce(func.sum(Domain.quota_total), 0),
+        func.coalesce(func.sum(Domain.unlimited_count), 0),
+        func.min(Domain.usage_oldest_read_at),
     )
 
 
+def _domain_columns() -> tuple[object, ...]:
+    """`_sum_columns` of a single domain (no aggregation)."""
+    return (Domain.mailbox_count, Domain.usage_read_count, Domain.usage_bytes_total,
+            Domain.usage_messages_total, Domain.quota_total, Domain.unlimited_count,
+            Domain.usage_oldest_read_at)
+
+
 def _sum(name: str, unicode_name: str, row: tuple[object, ...]) -> UsageSum:
-    count, read, used, messages, quota, min_quota, oldest = row
-    assert isinstance(count, int)
+    count, read, used, messages, quota, unlimited, oldest = row
     return UsageSum(
-        name=name, unicode_name=unicode_name, mailboxes=count, read=int(read or 0),  # type: ignore[call-overload]
+        name=name, unicode_name=unicode_name, mailboxes=int(count or 0),  # type: ignore[call-overload]
+        read=int(read or 0),  # type: ignore[call-overload]
         usage_bytes=int(used or 0), usage_messages=int(messages or 0),  # type: ignore[call-overload]
-        quota=None if min_quota == 0 else int(quota or 0),  # type: ignore[call-overload]
+        quota=None if unlimited else int(quota or 0),  # type: ignore[call-overload]
         oldest_read_at=oldest if isinstance(oldest, dt.datetime) else None,
     )
 
 
 def domain_usage(
-    session: Session, actor: Actor, *, domain: str | None = None
+    session: Session, actor: Actor, *, domain: str | None = None, limit: int | None = None
 ) -> tuple[UsageSum, ...]:
-    """Stored usage summed per domain of the actor (or just `domain`), for the usage bars.
-
-    Grouped by domain id alone, which the covering (domain, usage, ...) index answers
-    without reading the mailbox rows: fast at 100,000 mailboxes.
+    """Stored usage summed per domain of the actor (or just `domain`), for the usage bars;
+    domains without mailboxes are left out. Read from the domains' counters: one row per
+    domain, however many mailboxes. With `limit`, only the first `limit` domains by name.
     """
     require_mail_manager(actor)
     if domain is not None:
         domain_ids: object = [get_domain(session, actor, domain).id]
     else:
         domain_ids = scoped_domain_ids(session, actor)
-    sums = session.execute(
-        select(Mailbox.domain_id, *_sum_columns())
-        .where(Mailbox.domain_id.in_(domain_ids))  # type: ignore[arg-type]
-        .group_by(Mailbox.domain_id)
+    # One row per domain, no GROUP BY: walking the name index stops after `limit` domains.
+    query = (
+        select(Domain.name, *_domain_columns())
+        .where(Domain.id.in_(domain_ids), Domain.mailbox_count > 0)  # type: ignore[arg-type]
+        .order_by(Domain.name)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return tuple(_sum(r[0], shown_domain(r[0]), tuple(r[1:]))
+                 for r in session.execute(query))
+
+
+def largest_usage(session: Session, actor: Actor, limit: int) -> tuple[UsageSum, ...]:
+    """The `limit` largest usage sums, largest first: per domain for a customer, per customer
+    for a reseller or the server admin (the dashboard's table)."""
+    require_mail_manager(actor)
+    domain_ids = scoped_domain_ids(session, actor)
+    if actor.role is Role.CUSTOMER:
+        rows = session.execute(
+            select(Domain.name, *_domain_columns())
+            .where(Domain.id.in_(domain_ids), Domain.mailbox_count > 0)
+            .order_by(Domain.usage_bytes_total.desc(), Domain.name).limit(limit)
+        ).all()
+        return tuple(_sum(r[0], shown_domain(r[0]), tuple(r[1:])) for r in rows)
+    used = func.coalesce(func.sum(Domain.usage_bytes_total), 0)
+    rows = session.execute(
+        select(PanelUser.username, *_sum_columns())
+        .join(Domain, Domain.owner_id == PanelUser.id)
+        .where(Domain.id.in_(domain_ids), Domain.mailbox_count > 0)
+        .group_by(PanelUser.username).order_by(used.desc(), PanelUser.username).limit(limit)
     ).all()
-    names: dict[int, str] = {
-        domain_id: name for domain_id, name in session.execute(
-            select(Domain.id, Domain.name).where(Domain.id.in_([r[0] for r in sums]))
-        )
-    }
-    return tuple(sorted(
-        (_sum(names[r[0]], domain_to_unicode(names[r[0]]), tuple(r[1:])) for r in sums),
-        key=lambda one: one.name,
-    ))
+    return tuple(_sum(r[0], r[0], tuple(r[1:])) for r in rows)
 
 
 def usage_summary(session: Session, actor: Actor, *, domain: str | None = None) -> UsageSummary:
-    """Stored usage summed per domain and per customer, in the database (GROUP BY)."""
+    """Stored usage summed per domain and per customer, from the domains' counters."""
     require_mail_manager(actor)
     if domain is not None:
         domain_ids: object = [get_domain(session, actor, domain).id]
@@ -327,15 +364,13 @@ def usage_summary(session: Session, actor: Actor, *, domain: str | None = None) 
         domain_ids = scoped_domain_ids(session, actor)
     per_domain = session.execute(
         select(Domain.name, *_sum_columns())
-        .join(Mailbox, Mailbox.domain_id == Domain.id)
-        .where(Domain.id.in_(domain_ids))  # type: ignore[arg-type]
+        .where(Domain.id.in_(domain_ids), Domain.mailbox_count > 0)  # type: ignore[arg-type]
         .group_by(Domain.name).order_by(Domain.name)
     ).all()
     per_customer = session.execute(
         select(PanelUser.username, *_sum_columns())
         .join(Domain, Domain.owner_id == PanelUser.id)
-        .join(Mailbox, Mailbox.domain_id == Domain.id)
-        .where(Domain.id.in_(domain_ids))  # type: ignore[arg-type]
+        .where(Domain.id.in_(domain_ids), Domain.mailbox_count > 0)  # type: ignore[arg-type]
         .group_by(PanelUser.username).order_by(PanelUser.username)
     ).all()
     boxes: tuple[MailboxUsage, ...] = ()
@@ -351,7 +386,7 @@ def usage_summary(session: Session, actor: Actor, *, domain: str | None = None) 
             )
         )
     return UsageSummary(
-        domains=tuple(_sum(r[0], domain_to_unicode(r[0]), tuple(r[1:])) for r in per_domain),
+        domains=tuple(_sum(r[0], shown_domain(r[0]), tuple(r[1:])) for r in per_domain),
         customers=tuple(_sum(r[0], r[0], tuple(r[1:])) for r in per_customer),
         mailboxes=boxes,
     )

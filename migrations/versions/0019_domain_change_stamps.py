@@ -39,12 +39,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_domains_config_changed_at"), table_name="domains")
     if op.get_bind().dialect.name == "sqlite":
-        # SQLite drops a column by rebuilding the table, which the views over it do not
-        # survive: drop and re-create them as 0014 does
+        # SQLite's own DROP COLUMN (a batch rebuild would drop a table the mailboxes' foreign
+        # keys point at: refused while they hold rows); it checks every view over the table,
+        # so they are dropped and re-created as 0014 does
         views = _views()
         views.drop()
-        with op.batch_alter_table("domains") as batch:
-            batch.drop_column("config_changed_at")
+        op.execute("ALTER TABLE domains DROP COLUMN config_changed_at")
         views.create()
     else:
         op.drop_column("domains", "config_changed_at")

@@ -268,6 +268,9 @@ class PageOut(Output, t.Generic[T]):
     per_page: int
     total: int
     pages: int
+    total_exact: bool = Field(
+        True, description="False when a search stopped counting its matches: `total` is then a "
+        "lower bound, and `pages` counts up to the next page only while more rows follow.")
 
 
 class DomainSummary(Output):

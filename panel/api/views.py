@@ -45,7 +45,7 @@ def jsonable(value: t.Any) -> t.Any:
 
 def _page(model: type[s.PageOut[t.Any]], page: Page[t.Any], items: list[t.Any]) -> t.Any:
     return model(items=items, page=page.page, per_page=page.per_page, total=page.total,
-                 pages=page.pages)
+                 pages=page.pages, total_exact=page.exact)
 
 
 def _verification(status: domain_ownership.Verification) -> s.VerificationOut:

@@ -316,3 +316,15 @@ def test_customer_reads_usage_now_from_the_mailbox_list(service_stack: ServiceSt
     # Another customer's mailboxes were not read by this customer's button.
     assert stored(svc, "sam@susp.test").usage_read_at is None or \
         stored(svc, "sam@susp.test").usage_read_at != box.usage_read_at
+    # The bar of svc.test comes from its counters, which the refresh moved by exactly what
+    # the real Dovecot reported: they equal a fresh sum of the stored rows, and so does the bar.
+    from mailadmin.models import Domain
+    from mailadmin.services import counters
+    from mailadmin.sizes import format_size
+
+    with svc.factory() as s:
+        assert "svc.test" not in counters.differences(s)
+        used = sum(m.usage_bytes or 0 for m in s.scalars(
+            select(Mailbox).join(Domain).where(Domain.name == "svc.test")))
+    bar = re.search(r'data-domain="svc\.test">(.*?)</li>', html, re.S)
+    assert bar and used >= kib * 1024 and f": {format_size(used)}" in bar.group(1), bar
