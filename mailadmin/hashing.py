@@ -74,6 +74,7 @@ from passlib.hash import (
 )
 
 from mailadmin.errors import ValidationError, WeakPassword
+from mailadmin.security import memory_hard_slot
 
 __all__ = [
     "DEFAULT_SCHEME",
@@ -267,7 +268,8 @@ def hash_mailbox_password(password: str, scheme: StorageScheme = DEFAULT_SCHEME)
     elif scheme == "BLF-CRYPT":
         body = _bcrypt.hash(_bcrypt_secret(password))
     elif scheme == "ARGON2ID":
-        body = _argon2id.hash(_utf8(password))
+        with memory_hard_slot:  # 64 MiB each: one at a time per process
+            body = _argon2id.hash(_utf8(password))
     else:
         raise ValueError(
             f"unknown mailbox password scheme {scheme!r}; use one of {STORAGE_SCHEMES}"
@@ -323,6 +325,11 @@ def _parse(handler: Any, text: str) -> None:
         raise ValueError("hash without a checksum")
 
 
+def _argon2_verify(password: bytes, body: str) -> bool:
+    with memory_hard_slot:  # its memory cost each: one at a time per process
+        return bool(argon2.verify(password, body))
+
+
 def _verifier(stored: str) -> Callable[[str], bool]:
     """Parse a stored hash and return the function that checks a password against it.
 
@@ -349,7 +356,7 @@ def _verifier(stored: str) -> Callable[[str], bool]:
         if encoding is not None or not body.startswith(_ARGON2_TYPES[scheme]):
             raise ValueError(f"not a {scheme} hash")
         _parse(argon2, body)
-        return lambda password: bool(argon2.verify(_utf8(password), body))
+        return lambda password: _argon2_verify(_utf8(password), body)
     if scheme in _SALTED_SCHEMES:
         salted = _SALTED_SCHEMES[scheme]
         if encoding is not None:

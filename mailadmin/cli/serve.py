@@ -11,6 +11,7 @@ no longer queues every other behind the same interpreter lock.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import typing as t
 from collections.abc import Callable
@@ -29,6 +30,27 @@ DEFAULT_PORT = 2082
 DEFAULT_TLS_PORT = 2083
 
 WsgiApp = t.Callable[..., t.Any]
+
+#: glibc's mallopt() parameter for the size from which an allocation gets its own mapping.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 1024 * 1024
+
+
+def _return_big_blocks_to_the_system() -> None:
+    """Make glibc give every allocation of 1 MiB or more its own mapping, unmapped when freed.
+
+    By default glibc raises that threshold to the size of the largest block freed so far, so
+    after the first sign-in (Argon2 allocates 19 MiB and frees it) every later 19 MiB buffer
+    came from the heap of the thread that asked, and stayed there: one waitress process that
+    had signed in 8 people from its 8 threads kept 8 x 19 MiB (276 MiB peak, 133 with this; a
+    gunicorn worker 208, 122). Setting the threshold turns that adjustment off. Called before
+    any thread starts or worker is forked; not glibc (musl): nothing to do.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 @click.command("serve")
@@ -49,6 +71,7 @@ def serve_command(state: CliState, host: str, port: int | None, threads: int, wo
     """Migrate the database, create the first admin if needed, and serve the panel."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together.")
+    _return_big_blocks_to_the_system()
     tls = tls_cert is not None
     if port is None:
         port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
