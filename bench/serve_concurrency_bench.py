@@ -211,7 +211,7 @@ def run(instance: Path, workers: int, threads: int | None, clients: int, request
         client_ms = 1000 * client_cpu / count
         cores = os.cpu_count() or 1
         bound = clients * (server_ms + client_ms) / cores
-        label = (f"waitress, 1 process" if workers == 1
+        label = ("waitress, 1 process" if workers == 1
                  else f"gunicorn, {workers} workers")
         if threads is not None:
             label += f", {threads} thr"
@@ -233,7 +233,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=100, help="per client")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3, 4])
-    parser.add_argument("--threads", type=int, help="`mailadmin serve --threads` (default: its own)")
+    parser.add_argument("--threads", type=int,
+                        help="`mailadmin serve --threads` (default: its own)")
     args = parser.parse_args()
     instance = Path(tempfile.mkdtemp(prefix="mailadmin-serve-bench-")) / "instance"
     instance.mkdir(mode=0o700)
