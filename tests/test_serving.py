@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import typing as t
+from pathlib import Path
 
 import pytest
 from flask import render_template_string, url_for
+
+from .test_serve import free_port
 
 ADDRESSES = [
     "info@shop.example",
@@ -40,3 +46,30 @@ def test_domain_names_are_decoded_once(app: t.Any) -> None:
     hits = domain_to_unicode.cache_info().hits
     assert domain_to_unicode("xn--bcher-kva.example") == "bücher.example"
     assert domain_to_unicode.cache_info().hits == hits + 1
+
+
+def test_serve_stops_when_the_database_cannot_be_prepared(tmp_path: Path) -> None:
+    """The migration runs in a child process (the server keeps none of its memory); its failure
+    still stops `serve` with a message, before any port is opened."""
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o700)
+    (instance / "mailadmin.db").write_bytes(b"this is not a SQLite database" * 100)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILADMIN_")}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mailadmin"), "--instance", str(instance), "serve",
+         "--port", str(free_port())],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert result.returncode == 1, result
+    assert "Preparing the database failed" in result.stderr
+    assert "not a database" in result.stderr  # the child's own error
+    assert "mailadmin panel on" not in result.stdout
+
+
+def test_serve_keeps_alembic_out_of_the_serving_process() -> None:
+    """Alembic is loaded only by the child that migrates, not by the command's own imports."""
+    code = ("import sys, mailadmin.cli.serve, mailadmin.workers.apply_watcher; "
+            "print('alembic' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "False"

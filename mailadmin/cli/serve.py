@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import os
+import sys
+import traceback
 import typing as t
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from .. import migrate
 from ..db import transaction
 from ..services import accounts
 from ..services.context import Actor
@@ -76,19 +78,7 @@ def serve_command(state: CliState, host: str, port: int | None, threads: int, wo
     if port is None:
         port = DEFAULT_TLS_PORT if tls else DEFAULT_PORT
 
-    before = migrate.current_revision(state.engine)
-    migrate.upgrade(state.engine)
-    after = migrate.current_revision(state.engine)
-    if before != after:
-        click.echo(f"Database migrated to revision {after}.")
-    with transaction(state.session_factory) as session:
-        first_admin = accounts.ensure_first_admin(session, Actor.operator(source="serve"))
-    if first_admin is not None:
-        click.echo("")
-        click.echo("  First server admin created. This password is shown only once:")
-        click.echo(f"    user name: {first_admin.username}")
-        click.echo(f"    password:  {first_admin.password}")
-        click.echo("")
+    _in_a_child_process(lambda: _prepare_database(state))
 
     overrides = {"INSTANCE_PATH": state.config["INSTANCE_PATH"], **_overrides(state)}
 
@@ -116,6 +106,59 @@ def serve_command(state: CliState, host: str, port: int | None, threads: int, wo
     _serve_prefork(build_app, host=host, port=port, workers=workers, threads=threads,
                    tls_cert=tls_cert, tls_key=tls_key,
                    after_fork=lambda: state.engine.dispose(close=False))
+
+
+def _prepare_database(state: CliState) -> None:
+    """Migrate the database and create the first admin if there is none (printing its
+    password once)."""
+    from .. import migrate
+
+    before = migrate.current_revision(state.engine)
+    migrate.upgrade(state.engine)
+    after = migrate.current_revision(state.engine)
+    if before != after:
+        click.echo(f"Database migrated to revision {after}.")
+    with transaction(state.session_factory) as session:
+        first_admin = accounts.ensure_first_admin(session, Actor.operator(source="serve"))
+    if first_admin is not None:
+        click.echo("")
+        click.echo("  First server admin created. This password is shown only once:")
+        click.echo(f"    user name: {first_admin.username}")
+        click.echo(f"    password:  {first_admin.password}")
+        click.echo("")
+    state.engine.dispose()
+
+
+def _in_a_child_process(work: Callable[[], None]) -> None:
+    """Run `work` in a forked child and wait for it; a failure there fails the command.
+
+    Why: whatever the serving process loads before it forks (gunicorn's workers) or serves
+    (waitress) stays in every process's resident memory, and the migration loads Alembic, its
+    scripts and the first admin's Argon2 buffer (~10 MiB of Alembic alone) only to run once.
+    The child also takes its own database connections with it when it exits.
+    """
+    sys.stdout.flush()  # or the child would print what is buffered a second time
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
+        code = 0
+        try:
+            work()
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise click.ClickException(
+            f"Preparing the database failed (exit status {code}); nothing is served.")
 
 
 def _serve_prefork(build_app: Callable[[], WsgiApp], *, host: str, port: int, workers: int,
