@@ -15,14 +15,17 @@ import ctypes
 import importlib
 import os
 import sys
+import threading
 import traceback
 import typing as t
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
-from ..db import transaction
+from ..db import make_engine, make_session_factory, transaction
 from ..services import accounts
 from ..services.context import Actor
 from ..workers import apply_watcher
@@ -101,8 +104,21 @@ def serve_command(state: CliState, host: str, port: int | None, threads: int | N
 
     scheme = "https" if tls else "http"
     # coalescing auto-apply: acts only while the apply_automatically setting is on; one watcher
-    # per serve command (gunicorn's master), and applies are serialised by a lock anyway
-    apply_watcher.start_auto_apply(state.session_factory)
+    # per serve command (gunicorn's master), and applies are serialised by a lock anyway.
+    # No database connection of this process may be open when gunicorn forks a worker (at
+    # start and whenever a worker exits): a SQLite connection carried into a worker and closed
+    # there (by its garbage collector, after dispose) closes a file descriptor of the database,
+    # which drops every POSIX lock the worker holds on it; another process then took the
+    # worker's WAL for unused and deleted it, and the worker's sign-ins waited for a write lock
+    # nobody held (1 start in ~10 of `serve --workers 2` once the master kept no connection).
+    # So the watcher's engine keeps no connection between checks (NullPool), and a check and
+    # a fork never overlap (_no_connection_across_fork).
+    os.register_at_fork(before=_no_connection_across_fork.acquire,
+                        after_in_parent=_no_connection_across_fork.release,
+                        after_in_child=_no_connection_across_fork.release)
+    watcher_engine = make_engine(state.config["DATABASE_URL"], poolclass=NullPool)
+    apply_watcher.start_auto_apply(
+        make_session_factory(watcher_engine, class_=_ForkGuardedSession))
     how = f"{workers} worker processes" if workers > 1 else "one process"
     click.echo(f"mailadmin panel on {scheme}://{host}:{port}/ ({how}; Ctrl+C stops it)",
                nl=True)
@@ -111,11 +127,29 @@ def serve_command(state: CliState, host: str, port: int | None, threads: int | N
 
         waitress.serve(build_app(), host=host, port=port, threads=threads, ident="mailadmin")
         return
-    # Connections the master opened (migration, first admin, the watcher) must never be used
-    # or closed by a forked worker: they share the socket with the master.
+    # A connection the master has open (the watcher's, during a check) must never be used or
+    # closed by a forked worker: it shares the socket with the master.
     _serve_prefork(build_app, host=host, port=port, workers=workers, threads=threads,
                    tls_cert=tls_cert, tls_key=tls_key,
-                   after_fork=lambda: state.engine.dispose(close=False))
+                   after_fork=lambda: watcher_engine.dispose(close=False))
+
+
+#: Held by the watcher's database sessions and around every os.fork() of this process.
+_no_connection_across_fork = threading.Lock()
+
+
+class _ForkGuardedSession(Session):
+    """A session during which this process does not fork (its connection closes with it)."""
+
+    def __enter__(self) -> _ForkGuardedSession:
+        _no_connection_across_fork.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.close()
+        finally:
+            _no_connection_across_fork.release()
 
 
 def _prepare_database(state: CliState) -> None:
