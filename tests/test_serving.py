@@ -73,3 +73,36 @@ def test_serve_keeps_alembic_out_of_the_serving_process() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_gunicorn_master_keeps_no_database_connection(tmp_path: Path) -> None:
+    """Workers are forked from the master at any time; a SQLite connection it held would be
+    carried into them (see mailadmin/cli/serve.py). The watcher opens one only for a check."""
+    from .test_serve_workers import children, serving, sign_in
+
+    port = free_port()
+    database = str(tmp_path / "instance" / "mailadmin.db")
+    with serving(tmp_path / "instance", "--port", str(port), "--workers", "2") as (process, out):
+        import http.cookiejar
+        import urllib.request
+
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        sign_in(opener, f"http://127.0.0.1:{port}", out)  # checks it lands on the dashboard
+
+        def open_files(pid: int) -> set[str]:
+            found = set()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    found.add(os.readlink(fd))
+                except OSError:
+                    continue
+            return found
+
+        workers = children(process.pid)
+        assert len(workers) == 2
+        # a worker that served the sign-in keeps its pooled connection
+        assert any(database in open_files(pid) for pid in workers)
+        # the master: none, except for the instant of a watcher check
+        samples = [database in open_files(process.pid) for _ in range(20)]
+        assert samples.count(True) <= 2, samples
