@@ -6,12 +6,12 @@ choose, and each is checked against the real ``doveadm pw -t`` in the tests:
 =============  ======================================  ==========================================
 scheme         stored as                               cost; time per hash on the 2-core machine
 =============  ======================================  ==========================================
-SHA512-CRYPT   ``{SHA512-CRYPT}$6$rounds=100000$...``  100,000 rounds, 37-55 ms (the default) *
+SHA512-CRYPT   ``{SHA512-CRYPT}$6$rounds=100000$...``  100,000 rounds, 37-55 ms (*) (default)
 BLF-CRYPT      ``{BLF-CRYPT}$2y$10$...``               cost 10, 60-85 ms
 ARGON2ID       ``{ARGON2ID}$argon2id$v=19$m=65536...`` 64 MiB, 3 passes, 1 lane, 165-270 ms
 =============  ======================================  ==========================================
 
-\* computed by libxcrypt (below); 55 ms and one hash at a time per process in passlib's Python.
+(*) computed by libxcrypt (below); 55 ms and one hash at a time per process in passlib's Python.
 
 Why these costs: Dovecot pays the same cost on every IMAP, POP3 and SMTP login (its auth cache is
 off by default and phones open many connections), so the cost that protects a stolen table also
