@@ -6,16 +6,27 @@ choose, and each is checked against the real ``doveadm pw -t`` in the tests:
 =============  ======================================  ==========================================
 scheme         stored as                               cost; time per hash on the 2-core machine
 =============  ======================================  ==========================================
-SHA512-CRYPT   ``{SHA512-CRYPT}$6$rounds=100000$...``  100,000 rounds, 60-110 ms (the default)
+SHA512-CRYPT   ``{SHA512-CRYPT}$6$rounds=100000$...``  100,000 rounds, 37-55 ms (*) (default)
 BLF-CRYPT      ``{BLF-CRYPT}$2y$10$...``               cost 10, 60-85 ms
 ARGON2ID       ``{ARGON2ID}$argon2id$v=19$m=65536...`` 64 MiB, 3 passes, 1 lane, 165-270 ms
 =============  ======================================  ==========================================
+
+(*) computed by libxcrypt (below); 55 ms and one hash at a time per process in passlib's Python.
 
 Why these costs: Dovecot pays the same cost on every IMAP, POP3 and SMTP login (its auth cache is
 off by default and phones open many connections), so the cost that protects a stolen table also
 loads the mail server. SHA512-CRYPT and BLF-CRYPT are 20 and 32 times Dovecot's own defaults (5000
 rounds, cost 5); ARGON2ID uses Dovecot's own parameters, which fit the default ``vsz_limit`` of its
 auth process.
+
+Who computes SHA512-CRYPT: libxcrypt (``crypt_rn`` in ``libcrypt.so.1``, the library Dovecot
+itself verifies with), called through ctypes, when it is there and gives passlib's answer on a
+test vector; else passlib's pure-Python code. libpass has no C backend left, and its builtin one
+holds the interpreter lock for the whole hash (55 ms at 100,000 rounds): a panel process could
+hash one password at a time whatever its threads. ctypes releases the lock during the call, and
+the C code is faster (37 ms), so one process hashes on every core. Same format, same salt
+alphabet and length, same rounds: only who does the arithmetic changes. A password libxcrypt
+refuses (over 512 bytes) is left to passlib as before.
 
 Why ``$2y$`` for BLF-CRYPT: it is the ident ``doveadm pw -s BLF-CRYPT`` writes itself. Dovecot hands
 the hash to the system's ``crypt()`` (libxcrypt on Debian), which accepts ``$2a$``, ``$2b$`` and
@@ -42,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ctypes
 import hashlib
 import hmac
 import logging
@@ -64,6 +76,7 @@ from passlib.hash import (
 )
 
 from mailadmin.errors import ValidationError, WeakPassword
+from mailadmin.security import memory_hard_slot
 
 __all__ = [
     "DEFAULT_SCHEME",
@@ -100,6 +113,67 @@ _argon2id: Any = argon2.using(
 )
 
 _CLEARTEXT_SCHEMES: Final = frozenset({"PLAIN", "CLEAR", "CLEARTEXT", "PLAIN-TRUNC"})
+
+#: sizeof(struct crypt_data) in libxcrypt: the scratch space `crypt_rn` works in.
+_CRYPT_DATA_SIZE: Final = 32768
+_HASH64: Final = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SHA512_SALT_CHARS: Final = 16
+
+
+def _load_crypt_rn() -> Callable[[bytes, bytes], bytes | None] | None:
+    """libxcrypt's ``crypt_rn(phrase, setting)``, or None when it is missing or disagrees with
+    passlib on a test vector. The call releases the interpreter lock (ctypes does for CDLL)."""
+    try:
+        function = ctypes.CDLL("libcrypt.so.1").crypt_rn
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_char_p
+    function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+
+    def crypt_rn(phrase: bytes, setting: bytes) -> bytes | None:
+        if b"\0" in phrase or b"\0" in setting:
+            return None  # C would stop at the NUL: "abc\0def" must not be "abc"
+        data = ctypes.create_string_buffer(_CRYPT_DATA_SIZE)
+        try:
+            result: bytes | None = function(phrase, setting, data, _CRYPT_DATA_SIZE)
+            return result
+        finally:
+            ctypes.memset(data, 0, _CRYPT_DATA_SIZE)  # it held a copy of the password
+
+    probe = sha512_crypt.using(rounds=1000, salt="saltsaltsaltsalt").hash(b"probe")
+    try:
+        agrees = crypt_rn(b"probe", probe.encode("ascii")) == probe.encode("ascii")
+    except (OSError, ValueError):  # pragma: no cover - a broken library
+        agrees = False
+    return crypt_rn if agrees else None
+
+
+_crypt_rn = _load_crypt_rn()
+
+
+def _sha512_crypt_hash(password: bytes, rounds: int) -> str:
+    """``$6$...`` for `password`, as passlib's ``sha512_crypt.using(rounds=rounds).hash`` makes
+    it (5000 rounds, the default, are not written), computed by libxcrypt when it can."""
+    if _crypt_rn is not None:
+        salt = "".join(secrets.choice(_HASH64) for _ in range(_SHA512_SALT_CHARS))
+        setting = f"$6${'' if rounds == 5000 else f'rounds={rounds}$'}{salt}"
+        result = _crypt_rn(password, setting.encode("ascii"))
+        if result is not None:
+            return result.decode("ascii")
+    handler = _sha512_crypt if rounds == SHA512_CRYPT_ROUNDS else sha512_crypt.using(rounds=rounds)
+    return str(handler.hash(password))
+
+
+def _sha512_crypt_verify(password: bytes, body: str) -> bool:
+    """Whether `password` matches the ``$6$...`` hash `body` (libxcrypt when it can)."""
+    if _crypt_rn is not None:
+        result = _crypt_rn(password, body.encode("ascii"))
+        # The same settings back (libxcrypt cuts long salts and raises low rounds; passlib
+        # decides those cases, as it always has): then the checksums tell.
+        if result is not None and result.rsplit(b"$", 1)[0] == body.encode("ascii").rsplit(
+                b"$", 1)[0]:
+            return hmac.compare_digest(result, body.encode("ascii"))
+    return bool(sha512_crypt.verify(password, body))
 
 
 def _bcrypt_secret(password: str) -> bytes:
@@ -192,11 +266,12 @@ def hash_mailbox_password(password: str, scheme: StorageScheme = DEFAULT_SCHEME)
     if "\0" in password:
         raise WeakPassword("The password may not contain a NUL character.", field="password")
     if scheme == "SHA512-CRYPT":
-        body: str = _sha512_crypt.hash(_utf8(password))
+        body: str = _sha512_crypt_hash(_utf8(password), SHA512_CRYPT_ROUNDS)
     elif scheme == "BLF-CRYPT":
         body = _bcrypt.hash(_bcrypt_secret(password))
     elif scheme == "ARGON2ID":
-        body = _argon2id.hash(_utf8(password))
+        with memory_hard_slot:  # 64 MiB each: one at a time per process
+            body = _argon2id.hash(_utf8(password))
     else:
         raise ValueError(
             f"unknown mailbox password scheme {scheme!r}; use one of {STORAGE_SCHEMES}"
@@ -208,7 +283,6 @@ def hash_mailbox_password(password: str, scheme: StorageScheme = DEFAULT_SCHEME)
 #: bits), so no number of rounds would make guessing one feasible or infeasible; every round is
 #: paid again for each slot passdb Dovecot walks at every login.
 APP_PASSWORD_ROUNDS: Final = 5000
-_app_sha512_crypt: Any = sha512_crypt.using(rounds=APP_PASSWORD_ROUNDS)
 #: Lower-case letters without look-alikes (no l, o), typed on a phone in four groups of six.
 _APP_PASSWORD_ALPHABET: Final = "abcdefghijkmnpqrstuvwxyz23456789"  # noqa: S105 - an alphabet
 APP_PASSWORD_GROUPS: Final = 4
@@ -231,7 +305,7 @@ def hash_app_password(password: str) -> str:
     if not password or "\0" in password:
         raise WeakPassword("An app password must be a non-empty text without NUL.",
                            field="password")
-    return "{SHA512-CRYPT}" + str(_app_sha512_crypt.hash(_utf8(password)))
+    return "{SHA512-CRYPT}" + _sha512_crypt_hash(_utf8(password), APP_PASSWORD_ROUNDS)
 
 
 def _decode(body: str, encoding: str | None, raw_size: int | None) -> bytes:
@@ -253,6 +327,11 @@ def _parse(handler: Any, text: str) -> None:
         raise ValueError("hash without a checksum")
 
 
+def _argon2_verify(password: bytes, body: str) -> bool:
+    with memory_hard_slot:  # its memory cost each: one at a time per process
+        return bool(argon2.verify(password, body))
+
+
 def _verifier(stored: str) -> Callable[[str], bool]:
     """Parse a stored hash and return the function that checks a password against it.
 
@@ -272,12 +351,14 @@ def _verifier(stored: str) -> Callable[[str], bool]:
             raise ValueError(f"not a {scheme} hash")
         handler, secret = crypt_scheme.handler, crypt_scheme.secret
         _parse(handler, body)
+        if handler is sha512_crypt:
+            return lambda password: _sha512_crypt_verify(secret(password), body)
         return lambda password: bool(handler.verify(secret(password), body))
     if scheme in _ARGON2_TYPES:
         if encoding is not None or not body.startswith(_ARGON2_TYPES[scheme]):
             raise ValueError(f"not a {scheme} hash")
         _parse(argon2, body)
-        return lambda password: bool(argon2.verify(_utf8(password), body))
+        return lambda password: _argon2_verify(_utf8(password), body)
     if scheme in _SALTED_SCHEMES:
         salted = _SALTED_SCHEMES[scheme]
         if encoding is not None:

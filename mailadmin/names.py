@@ -264,10 +264,13 @@ def _check_ascii_domain(name: str, *, field: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)
 def domain_to_unicode(value: str) -> str:
     """Return a domain in Unicode for display (``xn--bcher-kva.de`` becomes ``bücher.de``).
 
-    Accepts anything `normalize_domain` accepts.
+    Accepts anything `normalize_domain` accepts. Remembers the last 4096 names: a list page
+    shows the same few domains on every row, and decoding one costs ~50 µs (UTS 46 and IDNA
+    checks), 2.5 ms of a 50-row page before it was remembered.
 
     :raises InvalidName: when the domain is not valid.
     """

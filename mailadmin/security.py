@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 
 from passlib.context import CryptContext
 
@@ -19,25 +20,35 @@ _panel_context = CryptContext(
     argon2__parallelism=1,
 )
 
+#: Held while an Argon2 hash is computed (panel passwords here, ARGON2ID mailbox passwords in
+#: `mailadmin.hashing`): each takes its memory cost (19 or 64 MiB) for the time of the hash, and
+#: the C code runs outside the interpreter lock, so N sign-ins at once in one process took N
+#: times that (8 at once: +130 MiB measured on a waitress process). One at a time per process
+#: bounds the peak to one hash's memory; it costs no throughput on a 2-core machine with a
+#: worker per core, and a burst of sign-ins waits ~60 ms per sign-in ahead of it.
+memory_hard_slot = threading.BoundedSemaphore(1)
+
 # Verified against when the account does not exist, so a missing user takes as long to refuse
 # as a wrong password and sign-in timing does not reveal which user names exist.
 _DUMMY_HASH = _panel_context.hash(secrets.token_urlsafe(16))
 
 
 def hash_panel_password(password: str) -> str:
-    return str(_panel_context.hash(password))
+    with memory_hard_slot:
+        return str(_panel_context.hash(password))
 
 
 def verify_panel_password(password: str, stored_hash: str | None) -> tuple[bool, str | None]:
     """Check a password; the second value is a replacement hash when the stored one is outdated."""
-    if stored_hash is None:
-        _panel_context.verify(password, _DUMMY_HASH)
-        return False, None
-    try:
-        ok, new_hash = _panel_context.verify_and_update(password, stored_hash)
-        return bool(ok), new_hash
-    except ValueError:
-        return False, None
+    with memory_hard_slot:
+        if stored_hash is None:
+            _panel_context.verify(password, _DUMMY_HASH)
+            return False, None
+        try:
+            ok, new_hash = _panel_context.verify_and_update(password, stored_hash)
+            return bool(ok), new_hash
+        except ValueError:
+            return False, None
 
 
 def generate_password(length: int = 20) -> str:

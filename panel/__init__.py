@@ -288,6 +288,22 @@ def _register_template_helpers(app: Flask) -> None:
 
         return {"webmail_url": lambda: server.webmail_url(db.session())}
 
+    @app.template_global("url_pattern")
+    def url_pattern(endpoint: str, argument: str, **values: t.Any) -> t.Callable[[str], str]:
+        """`url_for(endpoint, **{argument: value}, **values)` for many values (the rows of a
+        list): the URL is built once around a marker, and each value, quoted by the routing's
+        own converter, takes the marker's place. A row's URLs cost a string join instead of a
+        route build (~6 µs each, four per row)."""
+        from flask import url_for
+
+        marker = "urlpatternmarker7f3a"
+        built = url_for(endpoint, **{argument: marker}, **values)
+        if built.count(marker) != 1:  # pragma: no cover - a marker in a fixed part
+            return lambda value: url_for(endpoint, **{argument: value}, **values)
+        before, after = built.split(marker)
+        to_url = app.url_map.converters["default"](app.url_map).to_url
+        return lambda value: f"{before}{to_url(value)}{after}"
+
     @app.template_filter("unicode_address")
     def unicode_address(value: str) -> str:
         from mailadmin.names import address_to_unicode

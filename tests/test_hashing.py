@@ -308,3 +308,49 @@ def test_hashing_is_fast_enough_for_a_panel(scheme: StorageScheme) -> None:
         hash_mailbox_password(PASSWORD, scheme)
         timings.append(time.perf_counter() - started)
     assert sorted(timings)[1] < 1.0
+
+
+def test_sha512_crypt_is_computed_by_libxcrypt_outside_the_interpreter_lock() -> None:
+    """Debian's libcrypt.so.1 is libxcrypt: the panel hashes with it (the lock is released, so
+    one process hashes on every core) and passlib agrees with every hash it makes."""
+    from mailadmin import hashing
+
+    assert hashing._crypt_rn is not None
+    stored = hash_mailbox_password(PASSWORD, "SHA512-CRYPT")
+    assert STORED_FORMAT["SHA512-CRYPT"].fullmatch(stored)
+    assert sha512_crypt.verify(PASSWORD.encode(), stored.removeprefix("{SHA512-CRYPT}"))
+    assert not sha512_crypt.verify(WRONG.encode(), stored.removeprefix("{SHA512-CRYPT}"))
+
+
+def test_app_password_hashes_keep_passlibs_format(doveadm: Doveadm) -> None:
+    from mailadmin.hashing import generate_app_password, hash_app_password
+
+    password = generate_app_password()
+    stored = hash_app_password(password)
+    # 5000 rounds, Dovecot's and passlib's default, are not written (as passlib wrote them).
+    assert re.fullmatch(r"\{SHA512-CRYPT\}\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}", stored)
+    assert sha512_crypt.verify(password.encode(), stored.removeprefix("{SHA512-CRYPT}"))
+    assert verify_mailbox_password(password, stored)
+    assert doveadm_accepts(doveadm, stored, password)
+
+
+def test_what_libxcrypt_refuses_or_rewrites_is_left_to_passlib(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailadmin import hashing
+
+    # Over libxcrypt's 512 bytes: passlib hashes and verifies it, as before.
+    long_password = "é" * 400
+    stored = hash_mailbox_password(long_password, "SHA512-CRYPT")
+    assert STORED_FORMAT["SHA512-CRYPT"].fullmatch(stored)
+    assert verify_mailbox_password(long_password, stored)
+    assert not verify_mailbox_password(long_password[:-1], stored)
+    # Hashes passlib made earlier (default rounds not written, short salts) still verify.
+    for handler in (sha512_crypt.using(rounds=5000), sha512_crypt.using(salt_size=8)):
+        body = handler.hash(PASSWORD)
+        assert verify_mailbox_password(PASSWORD, "{SHA512-CRYPT}" + body)
+        assert not verify_mailbox_password(WRONG, "{SHA512-CRYPT}" + body)
+    # Without libxcrypt, passlib does it all, in the same format.
+    monkeypatch.setattr(hashing, "_crypt_rn", None)
+    stored = hash_mailbox_password(PASSWORD, "SHA512-CRYPT")
+    assert STORED_FORMAT["SHA512-CRYPT"].fullmatch(stored)
+    assert verify_mailbox_password(PASSWORD, stored)
