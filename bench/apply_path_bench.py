@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import imaplib
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mailstack_bench import dovecot_hash
+from bench.mailstack_bench import _SourcedIMAP, dovecot_hash
 from mailadmin import migrate
 from mailadmin.db import make_engine, make_session_factory, transaction
 from mailadmin.lab.sandbox import (
@@ -53,16 +52,6 @@ from mailadmin.workers.node_runner import run_node
 
 OP = Actor.operator()
 PORTS = {"imap": 143, "pop3": 110, "submission": 587, "smtp": 25, "lmtp": 24, "reinject": 26}
-
-
-class _SourcedIMAP(imaplib.IMAP4):
-    def __init__(self, source: str, port: int) -> None:
-        self.source = source
-        super().__init__("127.0.0.1", port, timeout=10)
-
-    def _create_socket(self, timeout: float | None) -> socket.socket:
-        return socket.create_connection((self.host, self.port), timeout,
-                                        source_address=(self.source, 0))
 
 
 def fill(factory: object, count: int, per_domain: int) -> None:
