@@ -28,7 +28,7 @@ from ..mailstack import usage as dovecot_usage
 from ..mailstack.doveadm import Endpoint
 from ..mailstack.usage import Usage
 from ..models import Domain, Mailbox, MailNode, PanelUser, Role
-from ..names import shown_domain
+from ..names import domain_of, shown_domain
 from . import counters
 from .audit import record_event
 from .context import Actor
@@ -86,7 +86,7 @@ def _nodes_of(session: Session, addresses: list[str]) -> dict[str, Endpoint | No
         select(Domain.name, MailNode.address).join(MailNode, MailNode.id == Domain.node_id)
     ):
         where[name] = Endpoint(address, port)
-    return {a: where.get(a.rpartition("@")[2]) for a in addresses}
+    return {a: where.get(domain_of(a)) for a in addresses}
 
 
 def _read_by_node(session: Session, config_dir: str, addresses: list[str], *, every: bool,

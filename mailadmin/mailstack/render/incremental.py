@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 
+from ...names import domain_of
 from .common import RELEASE_PLACEHOLDER, Files, RenderError
 
 #: path -> the character ending an entry's key (passwd-style ":" or a Postfix map's " ").
@@ -63,12 +64,12 @@ def key_separator(rel: str) -> str | None:
 def sieve_domain(rel: str) -> str | None:
     """The domain a Sieve script belongs to (``dovecot/sieve/<address>.sieve``)."""
     if rel.startswith(SIEVE_FOLDER) and rel.endswith(".sieve"):
-        return rel[len(SIEVE_FOLDER):-len(".sieve")].rpartition("@")[2] or None
+        return domain_of(rel[len(SIEVE_FOLDER):-len(".sieve")]) or None
     return None
 
 
 def _key_domain(key: str) -> str:
-    return key.rpartition("@")[2]
+    return domain_of(key)
 
 
 def _header_end(text: str) -> int:
