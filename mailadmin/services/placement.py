@@ -11,24 +11,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import NotFound
-from ..models import Domain, Mailbox, MailNode
+from ..models import Domain, MailNode
 from .context import Actor
 from .scope import require_admin
 
 
 def least_loaded_node(session: Session) -> MailNode | None:
     """The node a new domain goes to, or None when there are no nodes (a single server)."""
-    mailboxes = (select(Domain.node_id, func.count(Mailbox.id).label("n"))
-                 .join(Mailbox, Mailbox.domain_id == Domain.id)
-                 .group_by(Domain.node_id).subquery())
-    domains = (select(Domain.node_id, func.count(Domain.id).label("n"))
-               .group_by(Domain.node_id).subquery())
+    # the per-domain counters (services.counters), not a count over every mailbox row
+    load = (select(Domain.node_id, func.sum(Domain.mailbox_count).label("mailboxes"),
+                   func.count(Domain.id).label("domains"))
+            .where(Domain.node_id.is_not(None))
+            .group_by(Domain.node_id).subquery())
     query = (
         select(MailNode)
-        .outerjoin(mailboxes, mailboxes.c.node_id == MailNode.id)
-        .outerjoin(domains, domains.c.node_id == MailNode.id)
+        .outerjoin(load, load.c.node_id == MailNode.id)
         .where(MailNode.role == "mail")
-        .order_by(func.coalesce(mailboxes.c.n, 0), func.coalesce(domains.c.n, 0),
+        .order_by(func.coalesce(load.c.mailboxes, 0), func.coalesce(load.c.domains, 0),
                   MailNode.name)
         .limit(1)
     )
