@@ -214,3 +214,31 @@ def test_a_node_renders_its_doveadm_server_without_the_password() -> None:
 def test_a_hostile_node_address_is_refused_by_the_renderer(address: str) -> None:
     with pytest.raises(UnsafeName):
         render(_snapshot(doveadm_address=address), "/etc/mailadmin/stack/releases/x")
+
+
+def test_doveadm_password_file_that_someone_else_placed_is_refused(tmp_path: t.Any) -> None:
+    """Dovecot includes the password file as root: a symlink planted there, or a file anyone
+    can rewrite, is refused instead of trusted; a missing one is made 0600/0640."""
+    import os
+
+    from mailadmin.lab.sandbox import sandbox_settings
+    from mailadmin.mailstack.doveadm import doveadm_secret_file, ensure_secret
+
+    settings = sandbox_settings(tmp_path, 20000)
+    path = tmp_path / "secret.conf"
+    settings = dataclasses.replace(settings, doveadm_secret_file=str(path))
+    assert doveadm_secret_file(settings) == str(path)
+    target = tmp_path / "attacker.conf"
+    target.write_text("doveadm_password = known\n")
+    path.symlink_to(target)
+    with pytest.raises(OSError, match="refusing"):
+        ensure_secret(settings)
+    path.unlink()
+    target.chmod(0o666)
+    os.replace(target, path)
+    with pytest.raises(OSError, match="refusing"):
+        ensure_secret(settings)
+    path.unlink()
+    made = ensure_secret(settings)
+    assert made == path and path.stat().st_mode & 0o077 in (0, 0o040)
+    assert "doveadm_password = " in path.read_text()

@@ -87,6 +87,13 @@ def ensure_secret(settings: StackSettings) -> Path:
     every node (copy it, or point `doveadm_secret_file` at a shared secret store).
     """
     path = Path(doveadm_secret_file(settings))
+    if path.is_symlink() or (path.exists() and (
+            not path.is_file() or path.stat().st_uid not in (0, os.geteuid())
+            or path.stat().st_mode & 0o002)):
+        # Dovecot (as root) includes this file: one that somebody else could have placed or
+        # can rewrite would let them set the password between the nodes, or more
+        raise OSError(f"refusing the doveadm password file {path}: a symlink, not a plain "
+                      "file, owned by another user or writable by anyone")
     if path.exists():
         return path
     created = not path.parent.exists()
